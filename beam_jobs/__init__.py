@@ -1,0 +1,1 @@
+"""Apache Beam jobs of bertpipe (run locally or on Dataflow, Flink, Spark)."""

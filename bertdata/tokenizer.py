@@ -1,0 +1,234 @@
+"""Train and load the project's SentencePiece BPE tokenizer.
+
+Usage:
+    python -m bertdata.tokenizer --input=data/ko_sample.txt --model_prefix=runs/ko \
+        --vocab_size=4000
+
+Writes `runs/ko.model` and `runs/ko.vocab` with vocab_size + 7 pieces laid out as
+[PAD]=0 [UNK]=1 [BOS]=2 [EOS]=3 [SEP]=4 [CLS]=5 [MASK]=6, then the learned pieces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sentencepiece as spm
+
+# The fixed layout every other part of the project relies on.
+PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
+SEP, CLS, MASK = "[SEP]", "[CLS]", "[MASK]"
+SPECIAL_PIECES = (PAD, UNK, BOS, EOS, SEP, CLS, MASK)
+NUM_SPECIAL = len(SPECIAL_PIECES)
+WORD_START = "\u2581"  # SentencePiece's '▁', marks a piece that begins a word.
+
+NORMALIZATIONS = ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity")
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """Ids of the special pieces; identical for every model this project trains."""
+
+    pad: int = 0
+    unk: int = 1
+    bos: int = 2
+    eos: int = 3
+    sep: int = 4
+    cls: int = 5
+    mask: int = 6
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+SPECIAL_IDS = SpecialIds()
+
+
+def train_tokenizer(
+    inputs: Sequence[str],
+    model_prefix: str,
+    vocab_size: int,
+    *,
+    character_coverage: float = 0.9995,
+    normalization: str = "nmt_nfkc",
+    byte_fallback: bool = False,
+    input_sentence_size: int = 2_000_000,
+    max_sentence_length: int = 8192,
+    num_threads: int | None = None,
+) -> str:
+    """Trains a SentencePiece BPE model with the project's special-piece layout.
+
+    Args:
+      inputs: corpus files, one sentence per line (blank lines are ignored by the trainer).
+      model_prefix: output path prefix; `.model` and `.vocab` are appended.
+      vocab_size: number of learned pieces; the model holds vocab_size + 7.
+      character_coverage: share of characters the vocabulary must cover; 1.0 keeps every
+        character seen (with Hangul, 0.9995 keeps all common syllables and drops rare ones
+        to [UNK]).
+      normalization: SentencePiece normalization rule. All choices keep precomposed Hangul
+        syllables intact (NFKC composes; nothing here strips accents or decomposes to NFD).
+      byte_fallback: encode characters outside the vocabulary as UTF-8 byte pieces
+        instead of [UNK].
+      input_sentence_size: at most this many lines are sampled (uniformly, shuffled) from
+        the inputs, so a multi-GB corpus trains in bounded memory.
+      max_sentence_length: longer lines (in bytes) are skipped by the trainer.
+      num_threads: trainer threads, default all cores.
+
+    Returns:
+      The path of the written `.model` file.
+    """
+    if vocab_size < 1:
+        raise ValueError(f"--vocab_size must be positive, got {vocab_size}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"--normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    for path in inputs:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--input file not found: {path}")
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"--input file is empty: {path}")
+    parent = os.path.dirname(model_prefix)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        input=list(inputs),
+        model_prefix=model_prefix,
+        model_type="bpe",
+        vocab_size=vocab_size + NUM_SPECIAL,
+        pad_id=SPECIAL_IDS.pad,
+        unk_id=SPECIAL_IDS.unk,
+        bos_id=SPECIAL_IDS.bos,
+        eos_id=SPECIAL_IDS.eos,
+        pad_piece=PAD,
+        unk_piece=UNK,
+        bos_piece=BOS,
+        eos_piece=EOS,
+        user_defined_symbols=[SEP, CLS, MASK],
+        character_coverage=character_coverage,
+        normalization_rule_name=normalization,
+        byte_fallback=byte_fallback,
+        input_sentence_size=input_sentence_size,
+        shuffle_input_sentence=True,
+        max_sentence_length=max_sentence_length,
+        num_threads=num_threads or os.cpu_count() or 1,
+        minloglevel=2,
+    )
+    return model_prefix + ".model"
+
+
+def file_sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Tokenizer:
+    """A loaded SentencePiece model plus the id tables example building needs.
+
+    Attributes:
+      vocab_size: total number of pieces, special pieces included.
+      special: the special ids (same for every model of this project).
+      word_start: bool array over the vocabulary, True where a piece begins a word ('▁...').
+      is_special: bool array, True for the 7 special pieces.
+      replacement_ids: ids a masked piece may be replaced with: every ordinary piece, never a
+        special piece, [UNK] or a control piece.
+      sha256: checksum of the serialized model, recorded in metadata.json.
+    """
+
+    def __init__(self, model_proto: bytes, name: str = "<memory>"):
+        self.name = name
+        self.sha256 = hashlib.sha256(model_proto).hexdigest()
+        self._sp = spm.SentencePieceProcessor()
+        try:
+            self._sp.LoadFromSerializedProto(model_proto)
+        except Exception as e:  # sentencepiece raises a bare RuntimeError/OSError
+            raise ValueError(f"{name}: not a SentencePiece model ({e})") from None
+        self.vocab_size = self._sp.get_piece_size()
+        pieces = [self._sp.id_to_piece(i) for i in range(self.vocab_size)]
+        for want_id, want in enumerate(SPECIAL_PIECES):
+            got = pieces[want_id] if want_id < len(pieces) else None
+            if got != want:
+                raise ValueError(
+                    f"{name}: piece {want_id} is {got!r}, expected {want!r}; train the model "
+                    "with `python -m bertdata.tokenizer` so the special ids match"
+                )
+        self.special = SPECIAL_IDS
+        self.pieces = pieces
+        self.word_start = np.array([p.startswith(WORD_START) for p in pieces], dtype=bool)
+        self.is_special = np.zeros(self.vocab_size, dtype=bool)
+        self.is_special[:NUM_SPECIAL] = True
+        ordinary = np.array(
+            [
+                not (self._sp.is_control(i) or self._sp.is_unknown(i) or self._sp.is_unused(i))
+                for i in range(self.vocab_size)
+            ],
+            dtype=bool,
+        )
+        ordinary[:NUM_SPECIAL] = False
+        self.replacement_ids = np.flatnonzero(ordinary).astype(np.int32)
+
+    @classmethod
+    def load(cls, path: str) -> Tokenizer:
+        """Loads a `.model` file (local path); raises naming the file when it is unusable."""
+        try:
+            with open(path, "rb") as f:
+                proto = f.read()
+        except OSError as e:
+            raise FileNotFoundError(f"cannot read SentencePiece model {path}: {e}") from None
+        return cls(proto, name=path)
+
+    def encode(self, lines: Sequence[str]) -> list[list[int]]:
+        """Tokenizes a batch of lines into lists of ids."""
+        return self._sp.encode(list(lines), out_type=int)
+
+    def encode_line(self, line: str) -> list[int]:
+        return self._sp.encode(line, out_type=int)
+
+    def decode(self, ids) -> str:
+        return self._sp.decode([int(i) for i in ids])
+
+    def id_to_piece(self, i: int) -> str:
+        return self.pieces[int(i)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Train the project's SentencePiece BPE tokenizer.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--input", required=True, help="corpus file(s), comma-separated")
+    parser.add_argument("--model_prefix", required=True, help="writes PREFIX.model, PREFIX.vocab")
+    parser.add_argument("--vocab_size", type=int, required=True, help="learned pieces (+7 special)")
+    parser.add_argument("--character_coverage", type=float, default=0.9995)
+    parser.add_argument("--normalization", default="nmt_nfkc", choices=NORMALIZATIONS)
+    parser.add_argument("--byte_fallback", action="store_true")
+    parser.add_argument("--input_sentence_size", type=int, default=2_000_000)
+    parser.add_argument("--num_threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    inputs = [p for p in args.input.split(",") if p]
+    try:
+        path = train_tokenizer(
+            inputs,
+            args.model_prefix,
+            args.vocab_size,
+            character_coverage=args.character_coverage,
+            normalization=args.normalization,
+            byte_fallback=args.byte_fallback,
+            input_sentence_size=args.input_sentence_size,
+            num_threads=args.num_threads,
+        )
+    except (OSError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tok = Tokenizer.load(path)
+    logging.info("wrote %s and %s.vocab: %d pieces", path, args.model_prefix, tok.vocab_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
