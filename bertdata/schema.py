@@ -1,8 +1,11 @@
 """The record schema: the one place that names every feature of a pretraining example.
 
 Two record formats:
-  compact (default): the variable-length lists stored unpadded; `input_mask` and
-    `masked_lm_weights` are left out because the input function derives them.
+  compact (default): the variable-length lists stored unpadded; `input_mask`,
+    `masked_lm_weights` and `segment_ids` are left out because the input function derives
+    them (the mask and weights from the list lengths, the segments from the first [SEP]:
+    0 up to and including it, 1 after). Parsing is the input function's main cost, and
+    segment ids would be half of the values to parse.
   padded: google-research/bert's exact fixed-length layout (every list padded with 0 to
     max_seq_length or max_predictions_per_seq, plus input_mask and masked_lm_weights), for
     models built on that format.
@@ -36,9 +39,8 @@ METADATA_VERSION = 1
 NSP_LABEL_CONVENTION = "1 = B is not the continuation of A (swapped or random); 0 = B follows A"
 
 # Features stored per format (and per masking mode for compact records).
-COMPACT_FEATURES = (INPUT_IDS, SEGMENT_IDS, MASKED_LM_POSITIONS, MASKED_LM_IDS,
-                    NEXT_SENTENCE_LABELS)
-COMPACT_UNMASKED_FEATURES = (INPUT_IDS, SEGMENT_IDS, NEXT_SENTENCE_LABELS)
+COMPACT_FEATURES = (INPUT_IDS, MASKED_LM_POSITIONS, MASKED_LM_IDS, NEXT_SENTENCE_LABELS)
+COMPACT_UNMASKED_FEATURES = (INPUT_IDS, NEXT_SENTENCE_LABELS)
 PADDED_FEATURES = (INPUT_IDS, INPUT_MASK, SEGMENT_IDS, MASKED_LM_POSITIONS, MASKED_LM_IDS,
                    MASKED_LM_WEIGHTS, NEXT_SENTENCE_LABELS)
 
@@ -118,13 +120,14 @@ def encode_example(int_features: dict, float_features: dict | None = None) -> by
 
 # ---- the two record formats ----------------------------------------------------------------
 
-def serialize_compact(input_ids, segment_ids, masked_lm_positions, masked_lm_ids,
+def serialize_compact(input_ids, masked_lm_positions, masked_lm_ids,
                       next_sentence_label: int, *, masked: bool = True) -> bytes:
-    """A compact record: lists unpadded; mask and weights are derived on reading.
+    """A compact record: lists unpadded; mask, weights and segments are derived on reading.
 
-    With masked=False (dynamic masking) the masked_lm_* features are left out.
+    input_ids must be laid out as [CLS] A [SEP] B [SEP] with no other [SEP] (masking never
+    inserts one). With masked=False (dynamic masking) the masked_lm_* features are left out.
     """
-    feats = {INPUT_IDS: input_ids, SEGMENT_IDS: segment_ids}
+    feats = {INPUT_IDS: input_ids}
     if masked:
         feats[MASKED_LM_POSITIONS] = masked_lm_positions
         feats[MASKED_LM_IDS] = masked_lm_ids
@@ -167,9 +170,9 @@ def serialize_instance(instance, record_format: str, *, masked: bool, max_seq_le
                        max_predictions_per_seq: int) -> bytes:
     """Serializes a `bertdata.pretraining.Instance` in the given format."""
     if record_format == "compact":
-        return serialize_compact(instance.input_ids, instance.segment_ids,
-                                 instance.masked_lm_positions, instance.masked_lm_ids,
-                                 instance.next_sentence_label, masked=masked)
+        return serialize_compact(instance.input_ids, instance.masked_lm_positions,
+                                 instance.masked_lm_ids, instance.next_sentence_label,
+                                 masked=masked)
     if record_format == "padded":
         return serialize_padded(instance.input_ids, instance.segment_ids,
                                 instance.masked_lm_positions, instance.masked_lm_ids,

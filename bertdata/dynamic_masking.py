@@ -1,0 +1,96 @@
+"""Dynamic (RoBERTa-style) whole-word masking inside the tf.data pipeline.
+
+Records written with `--masking=dynamic` keep the unmasked ids; every pass over the data
+draws new masks here, with the same rules as the Beam job: candidates are ordinary pieces
+(never [CLS]/[SEP]/[PAD] or another special piece), a '▁' piece starts a word and the pieces
+after it belong to it, whole words are chosen, each chosen word draws once between [MASK]
+(80%), unchanged (10%) and a random ordinary piece per piece (10%), and random pieces never
+are special pieces or [UNK].
+
+One difference from the Beam job, on purpose: the Beam job skips a word that would overflow
+the budget and keeps looking for smaller ones; here words are taken in random order while
+they fit, which vectorizes (the masked share is at most one word short of the budget).
+
+tensorflow-text's `mask_language_model` was not used: its selector budgets by number of
+words rather than pieces and its value chooser draws per piece and from the whole
+vocabulary, special pieces included, which would break the rules above.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from bertdata.tokenizer import SPECIAL_IDS, Tokenizer
+
+
+def masking_options(spm_model: str | Tokenizer, *, masked_lm_prob: float = 0.15,
+                    mask_token_rate: float = 0.8, random_token_rate: float = 0.1) -> dict:
+    """The `dynamic_masking=` argument of make_dataset, from a tokenizer model."""
+    tok = spm_model if isinstance(spm_model, Tokenizer) else Tokenizer.load(spm_model)
+    return {
+        "word_start": tok.word_start.astype(np.bool_),
+        "is_special": tok.is_special.astype(np.bool_),
+        "replacement_ids": tok.replacement_ids.astype(np.int32),
+        "masked_lm_prob": masked_lm_prob,
+        "mask_token_rate": mask_token_rate,
+        "random_token_rate": random_token_rate,
+    }
+
+
+def mask_batch(ids, mask, *, num_preds, word_start, is_special, replacement_ids,
+               masked_lm_prob, mask_token_rate, random_token_rate, seeds=None):
+    """Masks a padded batch. ids, mask: int32 (B, L).
+
+    Returns (masked ids (B, L), positions (B, P), original ids (B, P), weights (B, P)).
+    """
+    word_start = tf.constant(word_start)
+    is_special = tf.constant(is_special)
+    replacement_ids = tf.constant(replacement_ids)
+    shape = tf.shape(ids)
+    b, n = shape[0], shape[1]
+    lengths = tf.reduce_sum(mask, axis=1)
+    budget = tf.minimum(num_preds, tf.cast(
+        tf.floor(tf.cast(lengths - 3, tf.float32) * masked_lm_prob), tf.int32))
+    budget = tf.maximum(budget, 0)
+    candidate = tf.logical_and(mask > 0, tf.logical_not(tf.gather(is_special, ids)))
+    prev_candidate = tf.pad(candidate[:, :-1], [[0, 0], [1, 0]])
+    starts = tf.logical_and(candidate, tf.logical_or(tf.gather(word_start, ids),
+                                                      tf.logical_not(prev_candidate)))
+    # Word index per position within the row; non-candidates go to a dummy word n.
+    word = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1
+    word = tf.where(candidate, word, n)
+    row = tf.range(b)[:, None]
+    flat_word = word + row * (n + 1)  # (B, L) ids in [0, B * (n + 1))
+    num_segments = b * (n + 1)
+    word_len = tf.math.unsorted_segment_sum(tf.cast(candidate, tf.int32), flat_word,
+                                            num_segments)
+    word_len = tf.reshape(word_len, [b, n + 1])
+    exists = tf.logical_and(word_len > 0, tf.range(n + 1)[None, :] < n)
+    if seeds is None:
+        seeds = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+    seeds = tf.cast(seeds, tf.int64)
+    score = tf.random.stateless_uniform([b, n + 1], seed=seeds)
+    score = tf.where(exists, score, 2.0)  # absent words sort last
+    order = tf.argsort(score, axis=1)
+    sorted_len = tf.gather(word_len, order, batch_dims=1)
+    taken_sorted = tf.logical_and(tf.cumsum(sorted_len, axis=1) <= budget[:, None],
+                                  tf.gather(exists, order, batch_dims=1))
+    # Scatter the decision back from sorted order to word order.
+    inverse = tf.argsort(order, axis=1)
+    taken_word = tf.gather(taken_sorted, inverse, batch_dims=1)  # (B, n + 1)
+    draw_word = tf.random.stateless_uniform([b, n + 1], seed=seeds + 1)
+    selected = tf.logical_and(candidate, tf.gather(taken_word, word, batch_dims=1))
+    draw = tf.gather(draw_word, word, batch_dims=1)
+    to_mask = tf.logical_and(selected, draw < mask_token_rate)
+    to_random = tf.logical_and(selected, tf.logical_and(
+        draw >= mask_token_rate, draw < mask_token_rate + random_token_rate))
+    random_ids = tf.gather(replacement_ids, tf.random.stateless_uniform(
+        [b, n], seed=seeds + 2, maxval=tf.shape(replacement_ids)[0], dtype=tf.int32))
+    masked_ids = tf.where(to_mask, SPECIAL_IDS.mask, tf.where(to_random, random_ids, ids))
+    # Positions of the selected pieces, ascending, padded to num_preds.
+    positions = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(n)[None, :], [b, n]), selected)
+    weights = tf.sequence_mask(positions.row_lengths(), num_preds, dtype=tf.float32)
+    positions = positions.to_tensor(default_value=0, shape=[None, num_preds])
+    original = tf.gather(ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
+    return masked_ids, positions, original, weights
