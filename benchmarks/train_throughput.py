@@ -1,0 +1,213 @@
+"""Training throughput of the project's BERT against keras-hub's BertMaskedLM, same size.
+
+Usage:
+    python benchmarks/train_throughput.py --config=seed --batch_size=64 --seq_length=128 \
+        --max_predictions=20 --steps=12 --repeats=3 [--mixed_precision=auto|fp32|bf16|fp16]
+        [--jit_compile=auto|true|false]
+
+--jit_compile=auto applies the trainer's rule to the project's model; keras-hub keeps Keras'
+own default (no XLA on a CPU-only machine). Both models train with model.fit on the same
+synthetic batch (full-length sequences, so
+padding cannot flatter either), the same optimizer and the same precision, alternating run
+by run in this one process. Each run times its steps after two warm-up steps with a
+callback and keeps the median step; the figure per model is the median over runs.
+keras-hub is a benchmark-only extra: pip install -e .[benchmark].
+
+FLOPs per sequence (forward + backward) = 6*N_enc*S + 12*L*d*S^2 + 6*(d^2 + d*V)*P, with
+N_enc the encoder-block parameters; MFU divides achieved FLOP/s by the device's peak
+(--peak_tflops, or an estimate printed with its assumptions). The last line reads
+`seq_per_s=<project> baseline_seq_per_s=<keras-hub> mfu=<x>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def synthetic_batch(batch, seq, preds, vocab, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(7, vocab, (batch, seq)).astype("int32")
+    segments = np.zeros((batch, seq), "int32")
+    segments[:, seq // 2:] = 1
+    positions = np.sort(np.stack([rng.choice(np.arange(1, seq), preds, replace=False)
+                                  for _ in range(batch)]), axis=1).astype("int32")
+    labels = rng.integers(7, vocab, (batch, preds)).astype("int32")
+    nsp = rng.integers(0, 2, batch).astype("int32")
+    return ids, segments, positions, labels, nsp
+
+
+class StepTimer:
+    """Keras callback recording the wall time of each training step."""
+
+    def __init__(self):
+        import tensorflow as tf
+
+        class _Cb(tf.keras.callbacks.Callback):
+            def __init__(cb):
+                super().__init__()
+                cb.times = []
+                cb.last = None
+
+            def on_train_batch_end(cb, batch, logs=None):
+                if logs:  # force the step's results to exist before reading the clock
+                    float(next(iter(logs.values())))
+                now = time.perf_counter()
+                if cb.last is not None:
+                    cb.times.append(now - cb.last)
+                cb.last = now
+
+        self.callback = _Cb()
+
+
+def encoder_params(hidden, layers, intermediate):
+    per_block = 4 * hidden * hidden + 4 * hidden + 2 * hidden * intermediate \
+        + intermediate + hidden + 4 * hidden
+    return layers * per_block
+
+
+def flops_per_sequence(cfg, seq, preds):
+    n_enc = encoder_params(cfg.hidden_size, cfg.num_layers, cfg.intermediate_size)
+    d, v, n_layers = cfg.hidden_size, cfg.vocab_size, cfg.num_layers
+    return 6 * n_enc * seq + 12 * n_layers * d * seq * seq + 6 * (d * d + d * v) * preds
+
+
+def _cpu_ghz(cpuinfo: str) -> float:
+    """The CPU clock /proc/cpuinfo reports (a VM's nominal clock; turbo is not counted)."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("cpu MHz"):
+            return float(line.split(":")[1]) / 1000.0
+    return 2.5
+
+
+def peak_flops(precision):
+    """(peak FLOP/s, description) for the device TensorFlow will use."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+        dense_bf16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
+        dense_fp32 = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12, "L4": 30e12}
+        for key in dense_bf16:
+            if key in name:
+                table = dense_fp32 if precision == "fp32" else dense_bf16
+                return table[key], f"{name}, dense {precision} spec"
+        return None, f"{name}: unknown peak, pass --peak_tflops"
+    cores = os.cpu_count() or 1
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    ghz = _cpu_ghz(flags)
+    per_cycle = 32 if "avx512f" in flags else 16  # fp32 FMA lanes * 2
+    if precision != "fp32" and "avx512_bf16" in flags:
+        per_cycle *= 2
+    return cores * ghz * 1e9 * per_cycle, (f"CPU estimate: {cores} cores x {ghz} GHz x "
+                                           f"{per_cycle} FLOP/cycle")
+
+
+def build_project(cfg, jit):
+    from bertmodel.model import BertPretrainer
+    from bertmodel.schedule import WarmupCosine, make_optimizer
+
+    model = BertPretrainer(config=cfg)
+    model.compile(optimizer=make_optimizer("adam", WarmupCosine(2.5e-4, 100, 10_000)),
+                  jit_compile=jit)
+    return model
+
+
+def build_keras_hub(cfg):
+    import keras_hub
+    import tensorflow as tf
+
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=cfg.vocab_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+        hidden_dim=cfg.hidden_size, intermediate_dim=cfg.intermediate_size,
+        dropout=cfg.dropout_rate, max_sequence_length=cfg.max_position_embeddings)
+    model = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
+    model.compile(optimizer=tf.keras.optimizers.Adam(2.5e-4, beta_1=0.9, beta_2=0.98,
+                                                     epsilon=1e-9),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  weighted_metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
+    return model
+
+
+def time_fit(model, data, steps):
+    timer = StepTimer()
+    model.fit(data, steps_per_epoch=steps + 2, epochs=1, verbose=0,
+              callbacks=[timer.callback])
+    return statistics.median(timer.callback.times[1:])  # drop the warm-up step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="seed")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--seq_length", type=int, default=128)
+    p.add_argument("--max_predictions", type=int, default=20)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--mixed_precision", default="fp32",
+                   help="fp32, bf16, fp16, or auto (what the trainer picks on this machine)")
+    p.add_argument("--jit_compile", default="auto", choices=("auto", "true", "false"))
+    p.add_argument("--no_baseline", action="store_true")
+    p.add_argument("--peak_tflops", type=float, default=None)
+    args = p.parse_args(argv)
+
+    import tensorflow as tf
+
+    from bertmodel.config import load_config
+    from bertmodel.train import resolve_jit, resolve_precision
+
+    precision = resolve_precision(args.mixed_precision)
+    policy = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[precision]
+    tf.keras.mixed_precision.set_global_policy(policy)
+    cfg = load_config(args.config)
+    jit = resolve_jit(args.jit_compile, 1, precision)
+    b, s, pr = args.batch_size, args.seq_length, args.max_predictions
+    ids, seg, pos, labels, nsp = synthetic_batch(b, s, pr, cfg.vocab_size)
+    mask = np.ones_like(ids)
+    weights = np.ones((b, pr), "float32")
+    ours = tf.data.Dataset.from_tensors((
+        {"input_ids": ids, "input_mask": mask, "segment_ids": seg,
+         "masked_lm_positions": pos},
+        {"masked_lm_ids": labels, "masked_lm_weights": weights, "next_sentence_labels": nsp},
+    )).repeat()
+    theirs = tf.data.Dataset.from_tensors((
+        {"token_ids": ids, "segment_ids": seg, "padding_mask": mask, "mask_positions": pos},
+        labels, weights)).repeat()
+
+    models = {"project": build_project(cfg, jit)}
+    if not args.no_baseline:
+        models["keras_hub"] = build_keras_hub(cfg)
+    data = {"project": ours, "keras_hub": theirs}
+    rates = {k: [] for k in models}
+    for r in range(args.repeats):
+        for name, model in models.items():
+            step = time_fit(model, data[name], args.steps)
+            rates[name].append(b / step)
+            print(f"run {r}: {name}: {b / step:.1f} seq/s ({step * 1000:.0f} ms/step)",
+                  flush=True)
+    ours_rate = statistics.median(rates["project"])
+    base_rate = statistics.median(rates["keras_hub"]) if "keras_hub" in rates else float("nan")
+    flops = flops_per_sequence(cfg, s, pr)
+    peak, peak_note = peak_flops(precision)
+    if args.peak_tflops:
+        peak, peak_note = args.peak_tflops * 1e12, "--peak_tflops"
+    mfu = ours_rate * flops / peak if peak else float("nan")
+    print(f"\nconfig={args.config} precision={precision} jit_compile={jit} batch={b} seq={s} "
+          f"preds={pr}; medians of {args.repeats} runs of {args.steps} steps")
+    print(f"project params: {models['project'].count_params():,}; "
+          f"FLOPs/sequence {flops / 1e9:.2f} G; peak {peak_note}")
+    print(f"project {ours_rate:.1f} seq/s, keras-hub BertMaskedLM {base_rate:.1f} seq/s, "
+          f"ratio {ours_rate / base_rate:.2f}x")
+    print(f"seq_per_s={ours_rate:.1f} baseline_seq_per_s={base_rate:.1f} mfu={mfu:.3f}")
+
+
+if __name__ == "__main__":
+    main()

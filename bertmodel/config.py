@@ -1,0 +1,89 @@
+"""Model configuration: one frozen dataclass, named presets, strict JSON loading."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    """Sizes of a BERT encoder (post-LN, learned positions, tied MLM output)."""
+
+    # Pieces in the tokenizer, the 7 special pieces included; must match the records.
+    vocab_size: int = 32_007
+    # Width of every token vector.
+    hidden_size: int = 256
+    # Encoder blocks.
+    num_layers: int = 3
+    # Attention heads per block; hidden_size must divide by it.
+    num_heads: int = 4
+    # Width of the feed-forward layer inside each block.
+    intermediate_size: int = 1024
+    # Learned position embeddings; the longest sequence the model accepts.
+    max_position_embeddings: int = 256
+    # Segment (token type) embeddings: A and B.
+    type_vocab_size: int = 2
+    # Dropout after embeddings, attention output and feed-forward output.
+    dropout_rate: float = 0.1
+    # Dropout on attention probabilities.
+    attention_dropout_rate: float = 0.1
+    # LayerNorm epsilon (the reference used Keras' default, 1e-3).
+    layer_norm_epsilon: float = 1e-3
+    # Stddev of the truncated-normal initializer.
+    initializer_range: float = 0.02
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by "
+                             f"num_heads {self.num_heads}")
+        for f in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                  "max_position_embeddings", "type_vocab_size"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"{f} must be positive, got {getattr(self, f)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> BertConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        return cls(**d)
+
+
+PRESETS = {
+    # For tests: a few thousand parameters, trains in seconds.
+    "tiny": BertConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                       max_position_embeddings=128),
+    # The reference model of the course notebook (10.7 M parameters at 32,007 pieces).
+    "seed": BertConfig(),
+    # BERT-base and BERT-large sizes (Devlin et al.), with 512 positions.
+    "base": BertConfig(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
+                       max_position_embeddings=512, layer_norm_epsilon=1e-12),
+    "large": BertConfig(hidden_size=1024, num_layers=24, num_heads=16,
+                        intermediate_size=4096, max_position_embeddings=512,
+                        layer_norm_epsilon=1e-12),
+}
+
+
+def load_config(name_or_path: str, **overrides) -> BertConfig:
+    """A preset name or a JSON file (strict: unknown keys are an error), plus overrides."""
+    if name_or_path in PRESETS:
+        cfg = PRESETS[name_or_path]
+    elif name_or_path.endswith(".json") or os.path.exists(name_or_path):
+        if not os.path.exists(name_or_path):
+            raise ValueError(f"--config file {name_or_path} does not exist")
+        with open(name_or_path) as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"--config {name_or_path}: not valid JSON ({e})") from None
+        cfg = BertConfig.from_dict(data, source=name_or_path)
+    else:
+        raise ValueError(f"--config {name_or_path!r} is neither a preset "
+                         f"({', '.join(PRESETS)}) nor a JSON file")
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg

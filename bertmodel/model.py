@@ -1,0 +1,187 @@
+"""The BERT backbone and the pretraining model (MLM + NSP heads, losses and metrics)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from bertmodel.config import BertConfig
+from bertmodel.layers import (
+    BertEmbeddings,
+    MaskedLMHead,
+    TransformerBlock,
+    attention_bias,
+    initializer,
+)
+
+keras = tf.keras
+
+INPUT_IDS, INPUT_MASK, SEGMENT_IDS = "input_ids", "input_mask", "segment_ids"
+MASKED_LM_POSITIONS = "masked_lm_positions"
+MASKED_LM_IDS, MASKED_LM_WEIGHTS = "masked_lm_ids", "masked_lm_weights"
+NEXT_SENTENCE_LABELS = "next_sentence_labels"
+
+
+@keras.utils.register_keras_serializable(package="bertpipe")
+class BertBackbone(keras.Model):
+    """Embeddings + post-LN encoder blocks + [CLS] pooler; knows nothing of MLM or NSP.
+
+    Inputs: {"input_ids", "input_mask", "segment_ids"}, int32 (batch, seq).
+    Outputs: {"sequence_output": (batch, seq, hidden), "pooled_output": (batch, hidden)}.
+    """
+
+    def __init__(self, config: BertConfig | dict, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config if isinstance(config, BertConfig) else BertConfig(**config)
+        c = self.config
+        self.embeddings = BertEmbeddings(
+            c.vocab_size, c.hidden_size, c.max_position_embeddings, c.type_vocab_size,
+            c.dropout_rate, c.layer_norm_epsilon, c.initializer_range, name="embeddings")
+        self.blocks = [
+            TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size, c.dropout_rate,
+                             c.attention_dropout_rate, c.layer_norm_epsilon,
+                             c.initializer_range, name=f"block_{i}")
+            for i in range(c.num_layers)
+        ]
+        self.pooler = keras.layers.Dense(c.hidden_size, activation="tanh",
+                                         kernel_initializer=initializer(c.initializer_range),
+                                         name="pooler")
+
+    @property
+    def token_embedding(self):
+        return self.embeddings.token_embedding
+
+    def call(self, inputs, training=None):
+        x = self.embeddings(inputs[INPUT_IDS], inputs[SEGMENT_IDS], training=training)
+        bias = attention_bias(inputs[INPUT_MASK])
+        for block in self.blocks:
+            x = block(x, bias, training=training)
+        pooled = self.pooler(x[:, 0])  # the [CLS] vector
+        return {"sequence_output": x, "pooled_output": pooled}
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class _Perplexity(keras.metrics.Metric):
+    """exp(mean MLM cross-entropy over real masked positions)."""
+
+    def __init__(self, name="mlm_perplexity", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_weight(name="total", shape=(), initializer="zeros")
+        self.count = self.add_weight(name="count", shape=(), initializer="zeros")
+
+    def update_state(self, ce_sum, weight_sum):
+        self.total.assign_add(tf.cast(ce_sum, tf.float32))
+        self.count.assign_add(tf.cast(weight_sum, tf.float32))
+
+    def result(self):
+        return tf.exp(tf.math.divide_no_nan(self.total, self.count))
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+
+def _global_sum(value):
+    """Sum of a per-replica value over all replicas (identity on one replica)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+@keras.utils.register_keras_serializable(package="bertpipe")
+class BertPretrainer(keras.Model):
+    """Backbone + tied MLM head (masked positions only) + NSP classifier.
+
+    Takes the `(features, labels)` batches of `bertdata.make_dataset` directly:
+    outputs {"mlm_logits": float32 (batch, preds, vocab), "nsp_logits": float32 (batch, 2)},
+    loss = mlm_loss_weight * MLM cross-entropy over real masked positions + NSP
+    cross-entropy. Both are normalised by the GLOBAL count (masked positions, examples), so
+    any number of replicas gives the loss and gradients of one device on the same batch.
+    """
+
+    def __init__(self, backbone: BertBackbone | None = None, *, config=None,
+                 mlm_loss_weight: float = 20.0, **kwargs):
+        super().__init__(**kwargs)
+        if backbone is None:
+            backbone = BertBackbone(config, name="backbone")
+        self.backbone = backbone
+        c = backbone.config
+        self.mlm_loss_weight = float(mlm_loss_weight)
+        self.mlm_head = MaskedLMHead(backbone.token_embedding, c.hidden_size,
+                                     c.layer_norm_epsilon, c.initializer_range, name="mlm_head")
+        self.nsp_head = keras.layers.Dense(2, kernel_initializer=initializer(c.initializer_range),
+                                           name="nsp_head")
+        self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
+        self.nsp_loss_tracker = keras.metrics.Mean(name="nsp_loss")
+        self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
+        self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
+        self.mlm_perplexity = _Perplexity()
+
+    def call(self, inputs, training=None):
+        out = self.backbone(inputs, training=training)
+        mlm_logits = self.mlm_head(out["sequence_output"], inputs[MASKED_LM_POSITIONS])
+        nsp_logits = tf.cast(self.nsp_head(out["pooled_output"]), tf.float32)
+        return {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits}
+
+    def _loss_sums(self, y, y_pred):
+        ids = tf.cast(y[MASKED_LM_IDS], tf.int32)
+        weights = tf.cast(y[MASKED_LM_WEIGHTS], tf.float32)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids,
+                                                            logits=y_pred["mlm_logits"])
+        mlm_sum = tf.reduce_sum(ce * weights)
+        weight_sum = tf.reduce_sum(weights)
+        nsp_labels = tf.cast(tf.reshape(y[NEXT_SENTENCE_LABELS], [-1]), tf.int32)
+        nsp_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nsp_labels,
+                                                                logits=y_pred["nsp_logits"])
+        examples = tf.cast(tf.shape(nsp_ce)[0], tf.float32)
+        return mlm_sum, weight_sum, tf.reduce_sum(nsp_ce), examples
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        mlm_sum, weight_sum, nsp_sum, examples = self._loss_sums(y, y_pred)
+        # This replica's share of the global means: summing over replicas gives the loss of
+        # the whole global batch (Keras sums replica gradients).
+        mlm = mlm_sum / tf.maximum(_global_sum(weight_sum), 1.0)
+        nsp = nsp_sum / tf.maximum(_global_sum(examples), 1.0)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.mlm_loss_tracker.update_state(mlm * replicas)
+        self.nsp_loss_tracker.update_state(nsp * replicas)
+        self.mlm_perplexity.update_state(mlm_sum, weight_sum)
+        return self.mlm_loss_weight * mlm + nsp
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.mlm_accuracy.update_state(y[MASKED_LM_IDS], y_pred["mlm_logits"],
+                                       sample_weight=y[MASKED_LM_WEIGHTS])
+        self.nsp_accuracy.update_state(tf.reshape(y[NEXT_SENTENCE_LABELS], [-1]),
+                                       y_pred["nsp_logits"])
+        return self.get_metrics_result()
+
+    @property
+    def metrics(self):
+        base = [m for m in super().metrics if m.name == "loss"]
+        return base + [self.mlm_loss_tracker, self.nsp_loss_tracker, self.mlm_accuracy,
+                       self.nsp_accuracy, self.mlm_perplexity]
+
+    def get_config(self):
+        return {"config": self.backbone.config.to_dict(),
+                "mlm_loss_weight": self.mlm_loss_weight, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config=BertConfig(**config["config"]),
+                   mlm_loss_weight=config.get("mlm_loss_weight", 20.0), name=config.get("name"))
+
+
+def dummy_inputs(config: BertConfig, batch: int = 2, seq: int = 16, preds: int = 4):
+    """A batch of zeros with the right structure, for building a model's weights."""
+    return {
+        INPUT_IDS: tf.zeros([batch, seq], tf.int32),
+        INPUT_MASK: tf.ones([batch, seq], tf.int32),
+        SEGMENT_IDS: tf.zeros([batch, seq], tf.int32),
+        MASKED_LM_POSITIONS: tf.zeros([batch, preds], tf.int32),
+    }
