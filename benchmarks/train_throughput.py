@@ -102,7 +102,10 @@ def peak_flops(precision):
                 return table[key], f"{name}, dense {precision} spec"
         return None, f"{name}: unknown peak, pass --peak_tflops"
     cores = os.cpu_count() or 1
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    flags = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
     ghz = _cpu_ghz(flags)
     per_cycle = 32 if "avx512f" in flags else 16  # fp32 FMA lanes * 2
     if precision != "fp32" and "avx512_bf16" in flags:

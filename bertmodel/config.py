@@ -59,6 +59,9 @@ PRESETS = {
     # For tests: a few thousand parameters, trains in seconds.
     "tiny": BertConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
                        max_position_embeddings=128),
+    # The demo's size: trains to a visible MLM accuracy on the sample corpus in minutes.
+    "mini": BertConfig(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512,
+                       max_position_embeddings=128),
     # The reference model of the course notebook (10.7 M parameters at 32,007 pieces).
     "seed": BertConfig(),
     # BERT-base and BERT-large sizes (Devlin et al.), with 512 positions.

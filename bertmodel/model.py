@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from bertmodel import schedule as _schedule  # noqa: F401  (registers WarmupCosine for loading)
 from bertmodel.config import BertConfig
 from bertmodel.layers import (
     BertEmbeddings,
@@ -60,6 +61,10 @@ class BertBackbone(keras.Model):
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name}
+
+    def build_from_config(self, config):
+        # Weights are created by one call on a dummy batch (the inputs are a dict).
+        self(dummy_inputs(self.config))
 
     @classmethod
     def from_config(cls, config):
@@ -148,9 +153,12 @@ class BertPretrainer(keras.Model):
         # the whole global batch (Keras sums replica gradients).
         mlm = mlm_sum / tf.maximum(_global_sum(weight_sum), 1.0)
         nsp = nsp_sum / tf.maximum(_global_sum(examples), 1.0)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.mlm_loss_tracker.update_state(mlm * replicas)
-        self.nsp_loss_tracker.update_state(nsp * replicas)
+        # Trackers weighted by their own counts: exact means over batches and replicas (an
+        # empty padding batch at the end of an eval set adds nothing).
+        self.mlm_loss_tracker.update_state(tf.math.divide_no_nan(mlm_sum, weight_sum),
+                                           sample_weight=weight_sum)
+        self.nsp_loss_tracker.update_state(tf.math.divide_no_nan(nsp_sum, examples),
+                                           sample_weight=examples)
         self.mlm_perplexity.update_state(mlm_sum, weight_sum)
         return self.mlm_loss_weight * mlm + nsp
 
@@ -170,6 +178,9 @@ class BertPretrainer(keras.Model):
     def get_config(self):
         return {"config": self.backbone.config.to_dict(),
                 "mlm_loss_weight": self.mlm_loss_weight, "name": self.name}
+
+    def build_from_config(self, config):
+        self(dummy_inputs(self.backbone.config))
 
     @classmethod
     def from_config(cls, config):

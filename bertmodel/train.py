@@ -210,14 +210,14 @@ def run(argv=None) -> dict:
     args = make_parser().parse_args(argv)
     if args.batch_size < 1:
         raise TrainError(f"--batch_size must be positive, got {args.batch_size}")
-    from bertmodel.config import load_config
+    from bertmodel.config import PRESETS, load_config
 
     try:
         cfg = load_config(args.config)
     except ValueError as e:
         raise TrainError(str(e)) from None
     files, meta = _dataset_metadata(args.tfrecords)
-    if args.config in ("tiny", "seed", "base", "large"):
+    if args.config in PRESETS:
         cfg = dataclasses.replace(cfg, vocab_size=meta["vocab_size"])
     elif cfg.vocab_size != meta["vocab_size"]:
         raise TrainError(f"--config {args.config} has vocab_size={cfg.vocab_size} but the "
@@ -305,8 +305,11 @@ def run(argv=None) -> dict:
                                      append=True),
         tf.keras.callbacks.TerminateOnNaN(),
     ]
+    eval_steps = args.eval_steps
+    if eval_ds is not None and eval_steps is None:
+        eval_steps = _eval_steps(args.eval_tfrecords, args.batch_size)
     history = model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        validation_data=eval_ds, validation_steps=args.eval_steps,
+                        validation_data=eval_ds, validation_steps=eval_steps,
                         callbacks=callbacks, verbose=args.verbose)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     _write_json(os.path.join(args.model_dir, "history.json"), hist)
@@ -327,10 +330,20 @@ def run(argv=None) -> dict:
     summary["best_checkpoint"] = best
     if eval_ds is not None:
         summary["eval"] = {k: float(v) for k, v in model.evaluate(
-            eval_ds, steps=args.eval_steps, verbose=0, return_dict=True).items()}
+            eval_ds, steps=eval_steps, verbose=0, return_dict=True).items()}
     summary["plots"] = os.path.join(args.model_dir, "plots.png")
     summary["logs"] = os.path.join(args.model_dir, "logs")
     return summary
+
+
+def _eval_steps(pattern: str, batch_size: int) -> int | None:
+    """Batches in one pass over the eval split, from its metadata (None when unknown)."""
+    from bertdata import input_pipeline, schema
+
+    files = input_pipeline.list_files(pattern)
+    meta = schema.read_metadata(os.path.dirname(files[0]))
+    count = (meta or {}).get("splits", {}).get("eval", {}).get("num_examples")
+    return math.ceil(count / batch_size) if count else None
 
 
 def _write_json(path, obj):
