@@ -114,11 +114,16 @@ def document_key(lines: Sequence[str]) -> bytes:
     return h.digest()
 
 
-def document_rng(seed: int, key: bytes, dupe: int = 0) -> np.random.Generator:
-    """The random stream for one pass (dupe) over one document."""
+def document_rng(seed: int, key: bytes, dupe: int = 0, stream: int = 0) -> np.random.Generator:
+    """A random stream for one pass (dupe) over one document.
+
+    stream 0 cuts the pairs, stream 1 draws the masks: separate streams keep the pairs the
+    same whatever the masking settings (static, dynamic, another masked_lm_prob).
+    """
     h = hashlib.blake2b(key, digest_size=16, person=b"bertpipe-doc")
     h.update(int(seed).to_bytes(8, "little", signed=True))
     h.update(int(dupe).to_bytes(4, "little"))
+    h.update(int(stream).to_bytes(4, "little"))
     return np.random.Generator(np.random.PCG64(int.from_bytes(h.digest(), "little")))
 
 
@@ -277,8 +282,11 @@ def create_instances(
     key: bytes = b"",
     pool: RandomDocumentPool | None = None,
     counts: collections.Counter | None = None,
+    mask_rng: np.random.Generator | None = None,
 ) -> list[Instance]:
     """Turns one tokenized document into examples (one pass; call once per dupe).
+
+    `rng` cuts the pairs and `mask_rng` (default: `rng`) draws the masks.
 
     Chunks: lines are gathered until the chunk holds more than one line and either the
     document ends or the chunk reaches the target length (max_seq_length - 3, or a random
@@ -292,6 +300,7 @@ def create_instances(
     an example with a random B, as in google-research/bert.
     """
     counts = counts if counts is not None else collections.Counter()
+    mask_rng = mask_rng if mask_rng is not None else rng
     max_tokens = config.max_seq_length - 3
     target = max_tokens
     if config.short_seq_prob > 0 and rng.random() < config.short_seq_prob:
@@ -332,7 +341,7 @@ def create_instances(
                     a, b = b, a
                     label = 1
             if b is not None:
-                instances.append(_make_instance(a, b, label, rng, config, vocab, counts))
+                instances.append(_make_instance(a, b, label, mask_rng, config, vocab, counts))
             chunk, chunk_len = [], 0
         elif last and chunk:
             counts[LINES_TRAILING_DROPPED] += len(chunk)
@@ -374,6 +383,7 @@ def create_document_instances(
     """All examples of one document over `dupe_factor` passes, each with its own stream."""
     out = []
     for dupe in range(config.dupe_factor):
-        rng = document_rng(config.seed, key, dupe)
-        out.extend(create_instances(doc, rng, config, vocab, key=key, pool=pool, counts=counts))
+        out.extend(create_instances(
+            doc, document_rng(config.seed, key, dupe), config, vocab, key=key, pool=pool,
+            counts=counts, mask_rng=document_rng(config.seed, key, dupe, stream=1)))
     return out

@@ -1,0 +1,69 @@
+import collections
+import io
+
+import pytest
+
+from bertdata import corpus
+
+
+def read_all(data: bytes, split: int | None = None, **kw):
+    counts = collections.Counter()
+    if split is None:
+        docs = [d for _, d in corpus.read_documents(io.BytesIO(data), counts=counts, **kw)]
+        return docs, counts
+    docs = []
+    for start, end in corpus.split_ranges(len(data), split):
+        docs += [d for _, d in corpus.read_documents(io.BytesIO(data), start, end,
+                                                     counts=counts, **kw)]
+    return docs, counts
+
+
+def test_reference_layout():
+    data = b"a1\na2\n\nb1\n\n\n  \nc1\nc2\nc3\n"
+    docs, counts = read_all(data)
+    assert docs == [["a1", "a2"], ["b1"], ["c1", "c2", "c3"]]
+    assert counts[corpus.LINES_WHITESPACE_ONLY] == 1
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 5, 7, 16, 100, 4096])
+def test_any_split_reads_each_document_exactly_once(split, sample_lines):
+    data = ("\n".join(sample_lines[:300]) + "\n").encode()
+    whole, _ = read_all(data)
+    parts, _ = read_all(data, split)
+    assert parts == whole
+    assert len(whole) > 3
+
+
+def test_split_inside_whitespace_separators_and_crlf():
+    data = b"x1\r\nx2\r\n \t \r\n\r\ny1\r\n\r\n\r\nz1\r\nz2"
+    whole, _ = read_all(data)
+    assert whole == [["x1", "x2"], ["y1"], ["z1", "z2"]]
+    for split in range(1, len(data) + 1):
+        assert read_all(data, split)[0] == whole, split
+
+
+def test_invalid_utf8_is_repaired_and_counted():
+    data = b"good\nbad \xff\xfe line\n\nnext\n"
+    docs, counts = read_all(data)
+    assert docs == [["good", "bad \ufffd\ufffd line"], ["next"]]
+    assert counts[corpus.LINES_INVALID_UTF8] == 1
+
+
+def test_huge_line_without_newline_is_skipped_and_counted():
+    data = b"first\nsecond\n\n" + b"x" * (10 << 20)
+    docs, counts = read_all(data, max_line_bytes=1 << 20)
+    assert docs == [["first", "second"]]
+    assert counts[corpus.LINES_TOO_LONG] == 1
+
+
+def test_bom_is_removed_and_long_documents_are_cut():
+    data = "\ufeffone\ntwo\nthree\nfour\nfive\n".encode()
+    docs, counts = read_all(data, max_document_lines=2)
+    assert docs == [["one", "two"], ["three", "four"], ["five"]]
+    assert counts[corpus.DOCUMENTS_SPLIT] == 2
+
+
+def test_empty_input():
+    assert read_all(b"")[0] == []
+    assert read_all(b"\n\n  \n")[0] == []
+    assert corpus.split_ranges(0, 10) == [(0, 0)]

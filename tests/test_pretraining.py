@@ -1,0 +1,244 @@
+import collections
+
+import numpy as np
+import pytest
+
+from bertdata import pretraining as pt
+from bertdata.tokenizer import SPECIAL_IDS
+
+CLS, SEP, MASK = SPECIAL_IDS.cls, SPECIAL_IDS.sep, SPECIAL_IDS.mask
+
+
+def reference_trim(a, b, max_tokens):
+    """The reference's loop, literally."""
+    a, b = list(a), list(b)
+    while len(a) + len(b) > max_tokens:
+        if len(a) > len(b):
+            a.pop(0)
+        else:
+            b.pop()
+    return a, b
+
+
+def test_closed_form_trim_matches_the_reference_loop():
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        la, lb, m = (int(x) for x in rng.integers(1, 60, 3))
+        a, b = reference_trim(range(la), range(100, 100 + lb), m)
+        assert pt.truncated_lengths(la, lb, m) == (len(a), len(b))
+
+
+def test_pack_pair_layout_and_trimming():
+    a = np.arange(10, 20, dtype=np.int32)  # 10 pieces
+    b = np.arange(30, 34, dtype=np.int32)  # 4 pieces
+    ids, seg, truncated = pt.pack_pair(a, b, max_seq_length=13)  # room for 10
+    want_a, want_b = reference_trim(a, b, 10)
+    assert truncated
+    assert ids.tolist() == [CLS, *want_a, SEP, *want_b, SEP]
+    assert want_a[0] == 14 and want_b[-1] == 33  # A lost its front, B kept its end
+    assert seg.tolist() == [0] * (len(want_a) + 2) + [1] * (len(want_b) + 1)
+
+
+class Vocab:
+    """A hand-made vocabulary: ids 7..26 start words ('▁x'), 27..46 continue them."""
+
+    size = 47
+
+    @classmethod
+    def tables(cls):
+        word_start = np.zeros(cls.size, bool)
+        word_start[7:27] = True
+        is_special = np.zeros(cls.size, bool)
+        is_special[:7] = True
+        return pt.VocabTables(word_start, is_special, np.arange(7, cls.size, dtype=np.int32))
+
+
+def sequence(rng, n_words=30):
+    pieces = []
+    for _ in range(n_words):
+        pieces.append(int(rng.integers(7, 27)))
+        pieces += [int(x) for x in rng.integers(27, 47, int(rng.integers(0, 3)))]
+    half = len(pieces) // 2
+    return np.array([CLS, *pieces[:half], SEP, *pieces[half:], SEP], dtype=np.int32)
+
+
+def words_of(ids, vocab):
+    """Position groups of whole words (the masking unit)."""
+    groups, current = [], []
+    for i, t in enumerate(ids):
+        if vocab.is_special[t]:
+            current = []
+            continue
+        if vocab.word_start[t] or not current:
+            current = [i]
+            groups.append(current)
+        else:
+            current.append(i)
+    return groups
+
+
+@pytest.mark.parametrize("rates,expect", [((1.0, 0.0), "mask"), ((0.0, 0.0), "keep"),
+                                          ((0.0, 1.0), "random")])
+def test_forced_rates_give_exact_ids(rates, expect):
+    vocab = Vocab.tables()
+    rng = np.random.default_rng(1)
+    ids = sequence(rng)
+    out, pos, labels = pt.mask_whole_words(ids, rng, vocab, masked_lm_prob=0.15,
+                                           max_predictions=100, mask_token_rate=rates[0],
+                                           random_token_rate=rates[1])
+    assert len(pos) == int((len(ids) - 3) * 0.15)  # this vocabulary always fills the budget
+    assert labels.tolist() == ids[pos].tolist()
+    untouched = np.setdiff1d(np.arange(len(ids)), pos)
+    assert out[untouched].tolist() == ids[untouched].tolist()
+    if expect == "mask":
+        assert set(out[pos].tolist()) == {MASK}
+    elif expect == "keep":
+        assert out.tolist() == ids.tolist()
+    else:
+        assert not np.any(vocab.is_special[out[pos]])
+        assert np.all(np.isin(out[pos], vocab.replacement_ids))
+
+
+def test_whole_words_budget_cap_and_specials():
+    vocab = Vocab.tables()
+    rng = np.random.default_rng(2)
+    for trial in range(500):
+        ids = sequence(rng, n_words=int(rng.integers(3, 60)))
+        cap = int(rng.integers(1, 25))
+        out, pos, labels = pt.mask_whole_words(ids, rng, vocab, masked_lm_prob=0.15,
+                                               max_predictions=cap)
+        budget = min(cap, int((len(ids) - 3) * 0.15))
+        assert len(pos) <= budget
+        assert list(pos) == sorted(pos) and len(set(pos.tolist())) == len(pos)
+        assert not np.any(vocab.is_special[ids[pos]]), "a special piece was chosen"
+        assert not np.any(vocab.is_special[out[pos]] & (out[pos] != MASK))
+        chosen = set(pos.tolist())
+        for word in words_of(ids, vocab):
+            inside = [p in chosen for p in word]
+            assert all(inside) or not any(inside), f"word {word} split in trial {trial}"
+        # Special pieces stay where they were.
+        assert np.all(out[vocab.is_special[ids]] == ids[vocab.is_special[ids]])
+
+
+def test_masked_fraction_and_80_10_10_over_10000_examples():
+    vocab = Vocab.tables()
+    rng = np.random.default_rng(3)
+    masked = tokens = 0
+    outcome = collections.Counter()
+    for _ in range(10_000):
+        ids = sequence(rng, n_words=40)
+        out, pos, labels = pt.mask_whole_words(ids, rng, vocab, masked_lm_prob=0.15,
+                                               max_predictions=1000)
+        masked += len(pos)
+        tokens += len(ids) - 3
+        for word in words_of(ids, vocab):
+            if word[0] in set(pos.tolist()):
+                w = np.array(word)
+                if np.all(out[w] == MASK):
+                    outcome["mask"] += 1
+                elif np.all(out[w] == ids[w]):
+                    outcome["keep"] += 1
+                else:
+                    outcome["random"] += 1
+    assert abs(masked / tokens - 0.15) < 0.01
+    total = sum(outcome.values())
+    assert abs(outcome["mask"] / total - 0.8) < 0.01
+    # A random draw may land on the original piece (1 in 40 here); it then counts as kept.
+    assert abs(outcome["keep"] / total - 0.1 - 0.1 / 40) < 0.01
+    assert abs(outcome["random"] / total - 0.1 * 39 / 40) < 0.01
+
+
+def tokenized_docs(tokenizer, sample_lines):
+    from bertdata.corpus import documents_from_lines
+
+    return [(pt.document_key(d), [np.array(x, np.int32) for x in tokenizer.encode(d)])
+            for d in documents_from_lines(sample_lines)]
+
+
+def test_pairs_segments_labels_and_determinism(tokenizer, sample_lines):
+    vocab = pt.VocabTables.from_tokenizer(tokenizer)
+    docs = tokenized_docs(tokenizer, sample_lines)
+    cfg = pt.ExampleConfig(max_seq_length=64, dupe_factor=5, seed=11)
+    counts = collections.Counter()
+    instances = [i for key, d in docs
+                 for i in pt.create_document_instances(d, cfg, vocab, key=key, counts=counts)]
+    assert len(instances) > 500
+    labels = [i.next_sentence_label for i in instances]
+    assert abs(np.mean(labels) - 0.5) < 0.05
+    for inst in instances:
+        ids, seg = inst.input_ids, inst.segment_ids
+        assert len(ids) <= 64 and ids[0] == CLS and ids[-1] == SEP
+        seps = np.flatnonzero(ids == SEP)
+        assert len(seps) == 2
+        assert seg.tolist() == [0] * (seps[0] + 1) + [1] * (len(ids) - seps[0] - 1)
+        assert np.all(inst.masked_lm_positions > 0) and np.all(inst.masked_lm_positions < len(ids))
+        assert len(inst.masked_lm_positions) <= cfg.max_predictions_per_seq
+    again = [i for key, d in docs for i in pt.create_document_instances(d, cfg, vocab, key=key)]
+    assert all(np.array_equal(x.input_ids, y.input_ids) for x, y in zip(instances, again,
+                                                                           strict=True))
+    other = pt.ExampleConfig(max_seq_length=64, dupe_factor=5, seed=12)
+    changed = [i for key, d in docs for i in pt.create_document_instances(d, other, vocab,
+                                                                          key=key)]
+    assert [x.input_ids.tolist() for x in instances] != [x.input_ids.tolist() for x in changed]
+    assert counts[pt.EXAMPLES] == len(instances)
+
+
+def test_swap_mode_b_is_the_continuation_or_the_swap():
+    vocab = Vocab.tables()
+    doc = [np.array([7 + i, 27], np.int32) for i in range(6)]  # line i: word 7+i
+    cfg = pt.ExampleConfig(max_seq_length=64, masked_lm_prob=0.0, seed=5)
+    for dupe in range(50):
+        rng = pt.document_rng(5, b"doc", dupe)
+        for inst in pt.create_instances(doc, rng, cfg, vocab):
+            ids = inst.input_ids.tolist()
+            a = ids[1:ids.index(SEP)]
+            b = ids[ids.index(SEP) + 1:-1]
+            first = a if inst.next_sentence_label == 0 else b
+            second = b if inst.next_sentence_label == 0 else a
+            assert first + second == [t for line in doc for t in line.tolist()]
+
+
+def test_single_line_documents_and_trailing_lines_are_counted():
+    vocab = Vocab.tables()
+    cfg = pt.ExampleConfig(max_seq_length=8, masked_lm_prob=0.0)
+    counts = collections.Counter()
+    single = [np.array([7, 8, 9], np.int32)]
+    assert pt.create_instances(single, np.random.default_rng(0), cfg, vocab,
+                               counts=counts) == []
+    assert counts[pt.DOCUMENTS_SINGLE_LINE] == 1
+    # Lines of 5 pieces with a target of 5: two lines per chunk, the fifth line is alone.
+    doc = [np.array([7, 8, 9, 10, 11], np.int32)] * 5
+    out = pt.create_instances(doc, np.random.default_rng(0), cfg, vocab, counts=counts)
+    assert len(out) == 2
+    assert counts[pt.LINES_TRAILING_DROPPED] == 1
+
+
+def test_random_doc_mode_draws_b_from_other_documents_and_puts_lines_back():
+    vocab = Vocab.tables()
+    own = [np.array([7 + i], np.int32) for i in range(8)]  # ids 7..14
+    others = [(bytes([k]), [np.array([20 + k, 21 + k], np.int32)] * 3) for k in range(4)]
+    pool = pt.RandomDocumentPool(others + [(b"self", own)])
+    cfg = pt.ExampleConfig(max_seq_length=7, masked_lm_prob=0.0, nsp_mode="random_doc")
+    labels = []
+    for dupe in range(200):
+        rng = pt.document_rng(1, b"self", dupe)
+        for inst in pt.create_instances(own, rng, cfg, vocab, key=b"self", pool=pool):
+            ids = inst.input_ids.tolist()
+            b = ids[ids.index(SEP) + 1:-1]
+            labels.append(inst.next_sentence_label)
+            if inst.next_sentence_label:
+                assert all(t >= 20 for t in b), "random B came from the same document"
+            else:
+                assert all(7 <= t <= 14 for t in b)
+    assert abs(np.mean(labels) - 0.5) < 0.1
+    # A lone line still makes an example with a random B.
+    lone = pt.create_instances([np.array([7, 8], np.int32)], np.random.default_rng(0), cfg,
+                               vocab, key=b"lone", pool=pool)
+    assert len(lone) == 1 and lone[0].next_sentence_label == 1
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="dupe_factor"):
+        pt.ExampleConfig(dupe_factor=0)
+    with pytest.raises(ValueError, match="nsp_mode"):
+        pt.ExampleConfig(nsp_mode="other")

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bertdata import schema
+
+
+def parse_one(record, fmt, **kw):
+    spec = schema.parse_spec(fmt, **kw)
+    return tf.io.parse_example(tf.constant([record]), spec)
+
+
+def test_compact_round_trip_with_the_input_functions_spec():
+    ids = np.array([5, 70000, 3000, 6, 4, 127, 128, 4], np.int32)  # 1-, 2- and 3-byte varints
+    rec = schema.serialize_compact(ids, [3], [31], 1)
+    parsed = parse_one(rec, "compact")
+    assert parsed["input_ids"].to_list() == [ids.tolist()]
+    assert parsed["masked_lm_positions"].to_list() == [[3]]
+    assert parsed["masked_lm_ids"].to_list() == [[31]]
+    assert parsed["next_sentence_labels"].numpy().tolist() == [[1]]
+    assert "segment_ids" not in parsed  # derived on reading
+    # The hand-written wire format is a valid tf.train.Example with exactly these features.
+    ex = tf.train.Example.FromString(rec)
+    assert sorted(ex.features.feature) == sorted(schema.COMPACT_FEATURES)
+    assert list(ex.features.feature["input_ids"].int64_list.value) == ids.tolist()
+
+
+def test_unmasked_compact_record_has_no_masked_lm_features():
+    rec = schema.serialize_compact(np.array([5, 9, 4, 4]), [], [], 0, masked=False)
+    ex = tf.train.Example.FromString(rec)
+    assert sorted(ex.features.feature) == sorted(schema.COMPACT_UNMASKED_FEATURES)
+
+
+def test_padded_record_is_google_research_bert_layout():
+    rec = schema.serialize_padded([5, 9, 4, 11, 4], [0, 0, 0, 1, 1], [1, 3], [9, 11], 0,
+                                  max_seq_length=8, max_predictions_per_seq=4)
+    p = parse_one(rec, "padded", max_seq_length=8, max_predictions_per_seq=4)
+    assert p["input_ids"].numpy().tolist() == [[5, 9, 4, 11, 4, 0, 0, 0]]
+    assert p["input_mask"].numpy().tolist() == [[1, 1, 1, 1, 1, 0, 0, 0]]
+    assert p["segment_ids"].numpy().tolist() == [[0, 0, 0, 1, 1, 0, 0, 0]]
+    assert p["masked_lm_positions"].numpy().tolist() == [[1, 3, 0, 0]]
+    assert p["masked_lm_ids"].numpy().tolist() == [[9, 11, 0, 0]]
+    assert p["masked_lm_weights"].numpy().tolist() == [[1.0, 1.0, 0.0, 0.0]]
+    assert p["next_sentence_labels"].numpy().tolist() == [[0]]
+    with pytest.raises(ValueError, match="exceeds"):
+        schema.serialize_padded(list(range(9)), [0] * 9, [], [], 0, max_seq_length=8,
+                                max_predictions_per_seq=4)
+
+
+def test_negative_values_are_refused():
+    with pytest.raises(ValueError, match="negative"):
+        schema.serialize_compact([5, -1, 4], [], [], 0)
+
+
+def test_metadata_validation_names_the_problem():
+    good = {"metadata_version": 1, "record_format": "compact", "masking": "static",
+            "compression": "", "max_seq_length": 128, "max_predictions_per_seq": 20,
+            "vocab_size": 100, "special_ids": {}, "tokenizer": {"sha256": "x"},
+            "splits": {}, "seed": 1, "next_sentence_labels": schema.NSP_LABEL_CONVENTION}
+    assert schema.validate_metadata(dict(good)) == good
+    with pytest.raises(ValueError, match="m.json: invalid metadata: missing 'seed'"):
+        schema.validate_metadata({k: v for k, v in good.items() if k != "seed"}, "m.json")
+    with pytest.raises(ValueError, match="record_format 'other'"):
+        schema.validate_metadata({**good, "record_format": "other"})
