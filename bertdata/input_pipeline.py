@@ -290,6 +290,13 @@ def _make_decode_fn(record_format, seq_len, num_preds, masked):
         if record_format == "compact":
             ids = parsed[schema.INPUT_IDS]
             row_lengths = ids.row_lengths()
+            # A missing list parses as an empty one; a record without input_ids is not ours.
+            names = schema.COMPACT_FEATURES if masked else schema.COMPACT_UNMASKED_FEATURES
+            check = tf.debugging.Assert(tf.reduce_all(row_lengths > 0), [
+                "a record has no 'input_ids' feature (or an empty one); compact records "
+                f"hold {', '.join(names)}"])
+            with tf.control_dependencies([check]):
+                row_lengths = tf.identity(row_lengths)
             ids = tf.cast(ids.to_tensor(default_value=0), tf.int32)
             mask = tf.sequence_mask(row_lengths, tf.shape(ids)[1], dtype=tf.int32)
             # Segment 0 up to and including the first [SEP], 1 after it, 0 on padding.

@@ -1,5 +1,6 @@
 """Shared fixtures: a real tokenizer and a real Beam-built dataset from the sample corpus."""
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,11 +17,10 @@ def _split_cpu():
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
+    # RuntimeError: already initialized by an earlier import; tests needing two devices skip.
+    with contextlib.suppress(RuntimeError):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    except RuntimeError:
-        pass  # already initialized by an earlier import; the tests that need two skip
 
 
 _split_cpu()

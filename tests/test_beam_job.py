@@ -19,6 +19,11 @@ from bertdata.corpus import documents_from_lines
 FNAPI = ["--runner=FnApiRunner"]
 
 
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def read_records(pattern):
     files = sorted(tf.io.gfile.glob(pattern))
     comp = "GZIP" if files and files[0].endswith(".gz") else ""
@@ -44,7 +49,8 @@ def test_create_examples_transform_equals_the_pure_functions(tmp_path, spm_model
     path = tmp_path / "part.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cfg = pt.ExampleConfig(max_seq_length=64, dupe_factor=2, seed=3)
-    proto = open(spm_model, "rb").read()
+    with open(spm_model, "rb") as f:
+        proto = f.read()
     size = os.path.getsize(path)
     ranges = [(str(path), s, min(s + 1000, size)) for s in range(0, size, 1000)]
     want = expected_records(lines, tokenizer, cfg)
@@ -57,7 +63,7 @@ def test_create_examples_transform_equals_the_pure_functions(tmp_path, spm_model
 
 def test_sample_corpus_end_to_end(sample_dataset, tokenizer):
     out, stats = sample_dataset
-    meta = json.load(open(os.path.join(out, schema.METADATA_FILE)))
+    meta = load_json(os.path.join(out, schema.METADATA_FILE))
     assert meta["tokenizer"]["sha256"] == tokenizer.sha256
     assert meta["vocab_size"] == tokenizer.vocab_size and meta["record_format"] == "compact"
     assert not [f for f in os.listdir(out) if f.startswith(job.STAGING_PREFIX)]
@@ -126,8 +132,8 @@ def test_same_records_whatever_the_workers_and_splits(tmp_path, spm_model, sampl
         ra = sorted(read_records(os.path.join(a, f"{split}-*")))
         rb = sorted(read_records(os.path.join(b, f"{split}-*")))
         assert ra == rb and len(ra) > 0
-    sa = json.load(open(os.path.join(a, "stats.json")))
-    sb = json.load(open(os.path.join(b, "stats.json")))
+    sa = load_json(os.path.join(a, "stats.json"))
+    sb = load_json(os.path.join(b, "stats.json"))
     assert sa["counts"] == sb["counts"]
 
 
@@ -157,7 +163,7 @@ def test_random_doc_mode_runs_on_the_whole_corpus(tmp_path, spm_model, sample_co
                      "--random_doc_pool_size=50", *FNAPI])
     assert stats["examples"] > 100
     assert 0.4 < stats["not_next_fraction"] < 0.6
-    assert json.load(open(os.path.join(out, "metadata.json")))["nsp_mode"] == "random_doc"
+    assert load_json(os.path.join(out, "metadata.json"))["nsp_mode"] == "random_doc"
 
 
 def test_bad_inputs_are_skipped_and_counted(tmp_path, spm_model, sample_lines):
@@ -218,7 +224,7 @@ def test_finished_output_is_protected_and_overwrite_replaces_it(tmp_path, spm_mo
     job.run([*base, "--overwrite", "--seed=99"])
     after = read_records(os.path.join(out, "train-*"))
     assert sorted(after) != sorted(before) and len(after) == len(before)
-    assert json.load(open(os.path.join(out, "metadata.json")))["seed"] == 99
+    assert load_json(os.path.join(out, "metadata.json"))["seed"] == 99
 
 
 def test_failed_run_leaves_nothing_that_looks_finished(tmp_path, spm_model, sample_lines,

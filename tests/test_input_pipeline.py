@@ -1,0 +1,232 @@
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bertdata
+from bertdata import dynamic_masking as dm
+from bertdata import schema
+
+
+def write(directory, records, name="train-00000-of-00001.tfrecord", meta=None, **meta_kw):
+    os.makedirs(directory, exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(directory, name)) as w:
+        for r in records:
+            w.write(r)
+    if meta is not False:
+        m = {"metadata_version": 1, "record_format": "compact", "masking": "static",
+             "compression": "", "max_seq_length": 32, "max_predictions_per_seq": 4,
+             "vocab_size": 50, "special_ids": {}, "tokenizer": {"sha256": "abc"},
+             "splits": {"train": {"num_examples": len(records)}}, "seed": 1,
+             "next_sentence_labels": schema.NSP_LABEL_CONVENTION, **meta_kw}
+        with open(os.path.join(directory, schema.METADATA_FILE), "w") as f:
+            json.dump(m, f)
+    return str(directory)
+
+
+def hand_records():
+    a = schema.serialize_compact([5, 10, 11, 4, 12, 4], [2], [11], 1)  # 6 tokens
+    b = schema.serialize_compact([5, 13, 14, 15, 16, 4, 17, 18, 19, 20, 4], [1, 7], [13, 18],
+                                 0)  # 11 tokens
+    return [a, b]
+
+
+def test_exact_padding_masks_and_derived_features(tmp_path):
+    d = write(tmp_path / "d", hand_records())
+    features, labels = next(iter(bertdata.make_dataset(d, 2, is_training=False)))
+    assert features["input_ids"].shape == (2, 16)  # longest 11 rounded up to 8
+    assert features["input_ids"][0].numpy().tolist() == [5, 10, 11, 4, 12, 4] + [0] * 10
+    assert features["input_mask"].numpy().sum(1).tolist() == [6, 11]
+    assert features["segment_ids"][0].numpy().tolist() == [0, 0, 0, 0, 1, 1] + [0] * 10
+    assert features["segment_ids"][1].numpy().tolist() == [0] * 6 + [1] * 5 + [0] * 5
+    assert features["masked_lm_positions"].numpy().tolist() == [[2, 0, 0, 0], [1, 7, 0, 0]]
+    assert labels["masked_lm_ids"].numpy().tolist() == [[11, 0, 0, 0], [13, 18, 0, 0]]
+    assert labels["masked_lm_weights"].numpy().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0]]
+    assert labels["next_sentence_labels"].numpy().tolist() == [1, 0]
+    for t in list(features.values()) + [labels["masked_lm_ids"]]:
+        assert t.dtype == tf.int32
+
+
+def test_buckets_and_static_shapes(tmp_path):
+    d = write(tmp_path / "d", hand_records())
+    ds = bertdata.make_dataset(d, 2, is_training=False, pad_to="buckets",
+                               bucket_lengths=[8, 24])
+    assert next(iter(ds))[0]["input_ids"].shape == (2, 24)
+    one = bertdata.make_dataset(d, 1, is_training=False, pad_to="buckets",
+                                bucket_lengths=[8, 24])
+    assert [f["input_ids"].shape[1] for f, _ in one] == [8, 24]
+    static = bertdata.make_dataset(d, 2, is_training=True, pad_to="max", seed=1)
+    spec = static.element_spec
+    assert spec[0]["input_ids"].shape == (2, 32)
+    assert spec[0]["masked_lm_positions"].shape == (2, 4)
+    assert spec[1]["next_sentence_labels"].shape == (2,)
+    assert spec[1]["masked_lm_weights"].dtype == tf.float32
+
+
+def test_element_spec_without_static_shapes(tmp_path):
+    d = write(tmp_path / "d", hand_records())
+    f, y = bertdata.make_dataset(d, 2, is_training=False).element_spec
+    assert {k: (v.shape.as_list(), v.dtype) for k, v in f.items()} == {
+        "input_ids": ([None, None], tf.int32), "input_mask": ([None, None], tf.int32),
+        "segment_ids": ([None, None], tf.int32), "masked_lm_positions": ([None, 4], tf.int32)}
+    assert sorted(y) == ["masked_lm_ids", "masked_lm_weights", "next_sentence_labels"]
+
+
+def test_per_replica_batches_under_mirrored_strategy(tmp_path):
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs two logical CPU devices (set up in conftest)")
+    records = [schema.serialize_compact([5, 7 + i % 30, 4, 9, 4], [1], [7], i % 2)
+               for i in range(64)]
+    d = write(tmp_path / "d", records)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    dist = strategy.distribute_datasets_from_function(
+        lambda ctx: bertdata.make_dataset(d, 16, input_context=ctx, seed=3))
+    batch = next(iter(dist))
+    per_replica = strategy.experimental_local_results(batch[0]["input_ids"])
+    assert [t.shape[0] for t in per_replica] == [8, 8]
+
+
+def test_input_context_shards_files_into_disjoint_complete_halves(tmp_path):
+    d = tmp_path / "d"
+    for shard in range(4):
+        recs = [schema.serialize_compact([5, 7, 4, 100 * shard + i, 4], [], [], 0)
+                for i in range(10)]
+        write(d, recs, name=f"train-{shard:05d}-of-00004.tfrecord", meta=shard == 0)
+    seen = []
+    for pipeline in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
+                                         num_replicas_in_sync=2)
+        ds = bertdata.make_dataset(str(d), 8, is_training=False, input_context=ctx)
+        seen.append(sorted(int(x) for f, _ in ds for x in f["input_ids"][:, 3].numpy()))
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == sorted(100 * s + i for s in range(4) for i in range(10))
+    # Fewer files than pipelines: records are sharded instead.
+    one = tmp_path / "one"
+    write(one, [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(10)])
+    got = []
+    for pipeline in range(2):
+        ctx = tf.distribute.InputContext(2, pipeline, 2)
+        ds = bertdata.make_dataset(str(one), 2, is_training=False, input_context=ctx)
+        got.append([int(x) for f, _ in ds for x in f["input_ids"][:, 3].numpy()])
+    assert sorted(got[0] + got[1]) == list(range(10)) and not set(got[0]) & set(got[1])
+
+
+def test_seeded_order_is_deterministic(tmp_path):
+    d = write(tmp_path / "d", [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0)
+                               for i in range(200)])
+
+    def order(seed):
+        ds = bertdata.make_dataset(d, 10, seed=seed, shuffle_buffer=50).take(10)
+        return [int(x) for f, _ in ds for x in f["input_ids"][:, 3].numpy()]
+
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+
+
+def test_google_research_bert_records_without_metadata(tmp_path):
+    recs = [schema.serialize_padded([5, 9, 4, 11, 4], [0, 0, 0, 1, 1], [1], [9], 1,
+                                    max_seq_length=16, max_predictions_per_seq=3)] * 3
+    d = write(tmp_path / "g", recs, meta=False)
+    with pytest.raises(ValueError, match="record_format, max_seq_length"):
+        bertdata.make_dataset(os.path.join(d, "*.tfrecord"), 3)
+    ds = bertdata.make_dataset(os.path.join(d, "*.tfrecord"), 3, is_training=False,
+                               record_format="padded", max_seq_length=16,
+                               max_predictions_per_seq=3)
+    f, y = next(iter(ds))
+    assert f["input_ids"].shape == (3, 8)  # trimmed to the longest (5) rounded up to 8
+    assert f["segment_ids"][0].numpy().tolist() == [0, 0, 0, 1, 1, 0, 0, 0]
+    assert y["masked_lm_weights"][0].numpy().tolist() == [1, 0, 0]
+
+
+def test_metadata_mismatch_names_both_values(tmp_path):
+    d = write(tmp_path / "d", hand_records())
+    with pytest.raises(ValueError, match="max_seq_length=64 was asked for.*max_seq_length=32"):
+        bertdata.make_dataset(d, 2, max_seq_length=64)
+    with pytest.raises(ValueError, match="tokenizer checksum zzz.*abc"):
+        bertdata.make_dataset(d, 2, tokenizer_sha256="zzz")
+
+
+def test_empty_pattern_and_wrong_features(tmp_path):
+    with pytest.raises(ValueError, match="nothing-\\*.*matches no file"):
+        bertdata.make_dataset(str(tmp_path / "nothing-*"), 2)
+    wrong = schema.encode_example({"token_ids": [5, 4, 4], "next_sentence_labels": [0]})
+    d = write(tmp_path / "w", [wrong])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input_ids"):
+        next(iter(bertdata.make_dataset(d, 1, is_training=False)))
+
+
+def test_corrupt_file_names_the_file_or_is_skipped(tmp_path):
+    recs = [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(50)]
+    d = tmp_path / "c"
+    write(d, recs, name="train-00000-of-00002.tfrecord")
+    write(d, recs, name="train-00001-of-00002.tfrecord", meta=False)
+    bad = d / "train-00001-of-00002.tfrecord"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2 + 3])  # truncated mid-record
+    with pytest.raises(tf.errors.InvalidArgumentError, match="train-00001-of-00002.tfrecord"):
+        for _ in bertdata.make_dataset(str(d), 10, is_training=False):
+            pass
+    ds = bertdata.make_dataset(str(d), 10, is_training=False, skip_corrupt=True)
+    n = sum(int(f["input_ids"].shape[0]) for f, _ in ds)
+    assert 50 < n < 100  # the good file and the readable half of the bad one
+    # A flipped byte (checksum failure) is caught the same way.
+    shutil.copy(d / "train-00000-of-00002.tfrecord", bad)
+    flipped = bytearray(bad.read_bytes())
+    flipped[200] ^= 0xFF
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="corrupt or truncated"):
+        for _ in bertdata.make_dataset(str(d), 10, is_training=False):
+            pass
+
+
+def test_dynamic_masking_rates_and_whole_words(tmp_path, tokenizer, sample_corpus, spm_model):
+    from beam_jobs import create_pretraining_data as job
+
+    out = str(tmp_path / "dyn")
+    job.run([f"--input={sample_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",
+             "--masking=dynamic", "--dupe_factor=4", "--runner=FnApiRunner"])
+    opts = dm.masking_options(spm_model)
+    with pytest.raises(ValueError, match="unmasked"):
+        bertdata.make_dataset(out, 8)
+    ds = bertdata.make_dataset(out, 64, is_training=False, dynamic_masking=opts, seed=5)
+    masked = tokens = 0
+    outcome = {"mask": 0, "keep": 0, "random": 0}
+    for f, y in ds:
+        ids = f["input_ids"].numpy()
+        mask = f["input_mask"].numpy()
+        pos = f["masked_lm_positions"].numpy()
+        w = y["masked_lm_weights"].numpy()
+        orig = y["masked_lm_ids"].numpy()
+        for i in range(ids.shape[0]):
+            n = int(mask[i].sum())
+            p = pos[i][w[i] > 0]
+            o = orig[i][w[i] > 0]
+            tokens += n - 3
+            masked += len(p)
+            assert len(p) <= 20 and not np.any(tokenizer.is_special[o])
+            assert np.all((p > 0) & (p < n - 1))
+            restored = ids[i].copy()
+            restored[p] = o
+            chosen = set(p.tolist())
+            # Whole words: the piece after a chosen piece, if it continues the word, is chosen.
+            for q in p:
+                nxt = q + 1
+                if nxt < n and not tokenizer.word_start[restored[nxt]] \
+                        and not tokenizer.is_special[restored[nxt]]:
+                    assert nxt in chosen
+            for q, t in zip(p, o, strict=True):
+                got = ids[i][q]
+                outcome["mask" if got == 6 else "keep" if got == t else "random"] += 1
+                assert got == 6 or not tokenizer.is_special[got]
+    assert 0.11 < masked / tokens <= 0.15
+    total = sum(outcome.values())
+    assert abs(outcome["mask"] / total - 0.8) < 0.03
+    assert abs(outcome["random"] / total - 0.1) < 0.03
+    # A new mask each epoch: two passes differ.
+    a = next(iter(bertdata.make_dataset(out, 64, is_training=False, dynamic_masking=opts)))
+    b = next(iter(bertdata.make_dataset(out, 64, is_training=False, dynamic_masking=opts)))
+    assert not np.array_equal(a[0]["input_ids"].numpy(), b[0]["input_ids"].numpy())
+
