@@ -241,6 +241,7 @@ class MaskedLMHead(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, sequence_output, positions):
+        positions = tf.cast(positions, tf.int32)
         h = tf.gather(sequence_output, positions, batch_dims=1)  # (batch, preds, hidden)
         h = self.layer_norm(self.transform(h))
         shape = tf.shape(positions)

@@ -172,7 +172,8 @@ def plan_steps(args, meta) -> tuple[int, int]:
         steps_per_epoch = max(1, examples // args.batch_size)
     epochs = args.epochs
     if args.train_steps is not None:
-        epochs = max(1, math.ceil(args.train_steps / steps_per_epoch))
+        if args.train_steps < 1:
+            raise TrainError(f"--train_steps must be at least one step, got {args.train_steps}")
         steps_per_epoch = min(steps_per_epoch, args.train_steps)
         epochs = max(1, math.ceil(args.train_steps / steps_per_epoch))
     if steps_per_epoch < 1 or epochs < 1:
@@ -233,6 +234,7 @@ def run(argv=None) -> dict:
 
     import bertdata
     from bertdata import dynamic_masking as dm
+    from bertmodel.export import export_saved_model
     from bertmodel.model import BertPretrainer, dummy_inputs
     from bertmodel.schedule import WarmupCosine, default_warmup_steps, make_optimizer
 
@@ -327,6 +329,7 @@ def run(argv=None) -> dict:
         model.load_weights(best)  # the reference keeps the best weights by MLM accuracy
     model.save(os.path.join(args.model_dir, "model.keras"))
     model.backbone.save(os.path.join(args.model_dir, "encoder.keras"))
+    export_saved_model(model, os.path.join(args.model_dir, "export"))
     summary["best_checkpoint"] = best
     if eval_ds is not None:
         summary["eval"] = {k: float(v) for k, v in model.evaluate(
