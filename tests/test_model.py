@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -210,6 +211,6 @@ def test_data_problems_fail_before_training(tmp_path, sample_dataset):
     bare.mkdir()
     for f in os.listdir(out):
         if f.startswith("train-"):
-            (bare / f).write_bytes((open(os.path.join(out, f), "rb")).read())
+            shutil.copy(os.path.join(out, f), bare / f)
     with pytest.raises(train.TrainError, match="no metadata.json"):
         run_train(tmp_path, str(bare))
