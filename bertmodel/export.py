@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from bertmodel.layers import KERAS3
+
 
 def export_saved_model(model, path: str) -> None:
     """Writes a SavedModel whose `serve` signature takes the four int32 feature tensors
@@ -16,7 +18,7 @@ def export_saved_model(model, path: str) -> None:
                                              name="masked_lm_positions"),
     }
 
-    if hasattr(model, "export"):  # Keras 3
+    if KERAS3:
         model.export(path, format="tf_saved_model", input_signature=[spec], verbose=False)
         return
 

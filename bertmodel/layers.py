@@ -9,7 +9,8 @@ import random
 import tensorflow as tf
 
 keras = tf.keras
-_KERAS3 = keras.__version__.startswith("3")
+# tf-keras (TF_USE_LEGACY_KERAS=1) has no __version__ on its tf.keras module.
+KERAS3 = getattr(keras, "__version__", "2").startswith("3")
 
 
 def initializer(stddev: float):
@@ -51,7 +52,7 @@ class FastDropout(keras.layers.Layer):
         self.salt = int(salt if salt is not None else random.getrandbits(32))
 
     def build(self, input_shape=None):
-        aggregation = ("only_first_replica" if _KERAS3
+        aggregation = ("only_first_replica" if KERAS3
                        else tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.counter = self.add_weight(name="counter", shape=(), dtype="int32",
                                        initializer="zeros", trainable=False,

@@ -7,6 +7,7 @@ import tensorflow as tf
 from bertmodel import schedule as _schedule  # noqa: F401  (registers WarmupCosine for loading)
 from bertmodel.config import BertConfig
 from bertmodel.layers import (
+    KERAS3,
     BertEmbeddings,
     MaskedLMHead,
     TransformerBlock,
@@ -127,6 +128,8 @@ class BertPretrainer(keras.Model):
         self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
         self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
         self.mlm_perplexity = _Perplexity()
+        # Keras 3 tracks the returned loss itself; tf-keras only tracks compiled losses.
+        self.legacy_loss_tracker = None if KERAS3 else keras.metrics.Mean(name="loss")
 
     def call(self, inputs, training=None):
         out = self.backbone(inputs, training=training)
@@ -160,7 +163,11 @@ class BertPretrainer(keras.Model):
         self.nsp_loss_tracker.update_state(tf.math.divide_no_nan(nsp_sum, examples),
                                            sample_weight=examples)
         self.mlm_perplexity.update_state(mlm_sum, weight_sum)
-        return self.mlm_loss_weight * mlm + nsp
+        total = self.mlm_loss_weight * mlm + nsp
+        if self.legacy_loss_tracker is not None:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            self.legacy_loss_tracker.update_state(total * replicas)
+        return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.mlm_accuracy.update_state(y[MASKED_LM_IDS], y_pred["mlm_logits"],
@@ -172,6 +179,8 @@ class BertPretrainer(keras.Model):
     @property
     def metrics(self):
         base = [m for m in super().metrics if m.name == "loss"]
+        if self.legacy_loss_tracker is not None:
+            base = [self.legacy_loss_tracker]
         return base + [self.mlm_loss_tracker, self.nsp_loss_tracker, self.mlm_accuracy,
                        self.nsp_accuracy, self.mlm_perplexity]
 

@@ -123,6 +123,12 @@ def configure_devices(cpu_devices: int) -> None:
 def make_strategy(name: str):
     import tensorflow as tf
 
+    if name == "multi_worker":
+        # Must come before anything initializes the TensorFlow runtime (listing devices
+        # does), or collective ops cannot be configured.
+        if "TF_CONFIG" not in os.environ:
+            raise TrainError("--strategy=multi_worker needs the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"
@@ -131,10 +137,6 @@ def make_strategy(name: str):
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise TrainError("--strategy=multi_worker needs the TF_CONFIG environment variable")
-        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
@@ -235,6 +237,7 @@ def run(argv=None) -> dict:
     import bertdata
     from bertdata import dynamic_masking as dm
     from bertmodel.export import export_saved_model
+    from bertmodel.layers import KERAS3
     from bertmodel.model import BertPretrainer, dummy_inputs
     from bertmodel.schedule import WarmupCosine, default_warmup_steps, make_optimizer
 
@@ -270,16 +273,20 @@ def run(argv=None) -> dict:
     except ValueError as e:
         raise TrainError(str(e)) from None
 
-    os.makedirs(args.model_dir, exist_ok=True)
+    # Under multi-worker training every worker runs this code; only the chief writes into
+    # --model_dir, the others into a scratch folder beside it (removed at the end).
+    out_dir = args.model_dir if is_chief(strategy) else os.path.join(
+        args.model_dir, f".worker-{strategy.cluster_resolver.task_id}")
+    os.makedirs(out_dir, exist_ok=True)
     settings = {"model": cfg.to_dict(), "training": {
         **vars(args), "steps_per_epoch": steps_per_epoch, "epochs": epochs,
         "total_steps": total_steps, "warmup_steps": warmup, "precision": precision,
         "jit_compile": jit, "pad_to": pad_to, "replicas": replicas}}
-    _write_json(os.path.join(args.model_dir, "config.json"), settings)
-    _write_json(os.path.join(args.model_dir, "data_metadata.json"), meta)
+    _write_json(os.path.join(out_dir, "config.json"), settings)
+    _write_json(os.path.join(out_dir, "data_metadata.json"), meta)
     tokenizer_path = args.spm_model or meta["tokenizer"].get("path")
     if tokenizer_path and os.path.isfile(tokenizer_path):
-        shutil.copyfile(tokenizer_path, os.path.join(args.model_dir, "tokenizer.model"))
+        shutil.copyfile(tokenizer_path, os.path.join(out_dir, "tokenizer.model"))
 
     with strategy.scope():
         model = BertPretrainer(config=cfg, mlm_loss_weight=args.mlm_loss_weight,
@@ -295,15 +302,15 @@ def run(argv=None) -> dict:
              precision, jit, total_steps, epochs, steps_per_epoch, warmup)
 
     monitor = "val_mlm_accuracy" if eval_ds is not None else "mlm_accuracy"
-    ckpt_dir = os.path.join(args.model_dir, "checkpoints")
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
     os.makedirs(ckpt_dir, exist_ok=True)
     callbacks = [
         tf.keras.callbacks.BackupAndRestore(os.path.join(args.model_dir, "backup")),
         tf.keras.callbacks.ModelCheckpoint(
             os.path.join(ckpt_dir, "best.weights.h5"), monitor=monitor, mode="max",
             save_best_only=True, save_weights_only=True),
-        tf.keras.callbacks.TensorBoard(os.path.join(args.model_dir, "logs")),
-        tf.keras.callbacks.CSVLogger(os.path.join(args.model_dir, "history.csv"),
+        tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),
+        tf.keras.callbacks.CSVLogger(os.path.join(out_dir, "history.csv"),
                                      append=True),
         tf.keras.callbacks.TerminateOnNaN(),
     ]
@@ -314,7 +321,7 @@ def run(argv=None) -> dict:
                         validation_data=eval_ds, validation_steps=eval_steps,
                         callbacks=callbacks, verbose=args.verbose)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    _write_json(os.path.join(args.model_dir, "history.json"), hist)
+    _write_json(os.path.join(out_dir, "history.json"), hist)
     summary = {"model_dir": args.model_dir, "history": hist,
                "parameters": int(model.count_params())}
     if any(not math.isfinite(v) for v in hist.get("loss", [])) or \
@@ -323,20 +330,33 @@ def run(argv=None) -> dict:
         raise TrainError("training stopped on a non-finite loss; the best checkpoint so far "
                          f"is kept in {ckpt_dir}")
     if hist:
-        save_plots(hist, os.path.join(args.model_dir, "plots.png"))
+        save_plots(hist, os.path.join(out_dir, "plots.png"))
     best = os.path.join(ckpt_dir, "best.weights.h5")
-    if os.path.exists(best):
-        model.load_weights(best)  # the reference keeps the best weights by MLM accuracy
-    model.save(os.path.join(args.model_dir, "model.keras"))
-    model.backbone.save(os.path.join(args.model_dir, "encoder.keras"))
-    export_saved_model(model, os.path.join(args.model_dir, "export"))
+    if os.path.exists(best) and (KERAS3 or replicas == 1):
+        # The reference keeps the best weights by MLM accuracy. (tf-keras cannot assign
+        # loaded weights to multi-worker variables; there the final weights are kept.)
+        with strategy.scope():
+            model.load_weights(best)
+    model.save(os.path.join(out_dir, "model.keras"))
+    model.backbone.save(os.path.join(out_dir, "encoder.keras"))
+    export_saved_model(model, os.path.join(out_dir, "export"))
     summary["best_checkpoint"] = best
     if eval_ds is not None:
         summary["eval"] = {k: float(v) for k, v in model.evaluate(
             eval_ds, steps=eval_steps, verbose=0, return_dict=True).items()}
-    summary["plots"] = os.path.join(args.model_dir, "plots.png")
-    summary["logs"] = os.path.join(args.model_dir, "logs")
+    if out_dir != args.model_dir:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    summary["plots"] = os.path.join(out_dir, "plots.png")
+    summary["logs"] = os.path.join(out_dir, "logs")
     return summary
+
+
+def is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker"
+                                            and resolver.task_id == 0)
 
 
 def _eval_steps(pattern: str, batch_size: int) -> int | None:
@@ -355,7 +375,20 @@ def _write_json(path, obj):
         f.write("\n")
 
 
+def _use_legacy_keras_for_multi_worker(argv) -> None:
+    """Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585; here it
+    raised "Attempt to convert a value ({'input_ids': PerReplica...})"), so that path runs
+    the same model code under tf-keras. The switch must happen before TensorFlow loads."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--strategy=multi_worker" in args or (
+            "--strategy" in args and args[args.index("--strategy") + 1:][:1] == ["multi_worker"]):
+        if "tensorflow" in sys.modules:
+            return
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
 def main(argv=None) -> int:
+    _use_legacy_keras_for_multi_worker(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         summary = run(argv)

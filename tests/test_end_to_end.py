@@ -83,3 +83,45 @@ def test_killed_training_resumes_where_it_stopped(tmp_path, sample_dataset):
     assert after[0] <= max(done) + 1 and after[0] >= max(done) - 1 and after[0] > 0
     assert after[-1] == 39
     assert (model_dir / "model.keras").exists()
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
+    data, _ = sample_dataset
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                       "task": {"type": "worker",
+                                                                "index": index}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "bertmodel.train", f"--tfrecords={data}",
+             f"--model_dir={tmp_path / 'model'}", "--config=tiny", "--batch_size=8",
+             "--epochs=2", "--steps_per_epoch=4", "--verbose=2", "--mixed_precision=fp32",
+             "--strategy=multi_worker"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    logs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        logs.append(out)
+        assert proc.returncode == 0, out[-3000:]
+    for out in logs:
+        assert "2 replica(s)" in out
+    # One model, written by the chief; the workers' epoch losses agree (one global batch).
+    model_dir = tmp_path / "model"
+    assert (model_dir / "model.keras").exists()
+    assert not [p for p in os.listdir(model_dir) if p.startswith(".worker-")]
+    losses = [[line.split("- loss: ")[1].split(" ")[0] for line in out.splitlines()
+               if "- loss: " in line] for out in logs]
+    assert len(losses[0]) == 2 and losses[0] == losses[1]
