@@ -305,7 +305,10 @@ def run(argv=None) -> dict:
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     os.makedirs(ckpt_dir, exist_ok=True)
     callbacks = [
-        tf.keras.callbacks.BackupAndRestore(os.path.join(args.model_dir, "backup")),
+        # double_checkpoint: a run killed while writing its backup resumes from the one
+        # before (without it, a kill mid-write left an unreadable HDF5 file behind).
+        tf.keras.callbacks.BackupAndRestore(os.path.join(args.model_dir, "backup"),
+                                            **({"double_checkpoint": True} if KERAS3 else {})),
         tf.keras.callbacks.ModelCheckpoint(
             os.path.join(ckpt_dir, "best.weights.h5"), monitor=monitor, mode="max",
             save_best_only=True, save_weights_only=True),

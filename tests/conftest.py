@@ -63,3 +63,12 @@ def sample_dataset(tmp_path_factory, spm_model):
                      "--dupe_factor=3", "--eval_fraction=0.2", "--split_bytes=8192",
                      "--seed=7", *FNAPI])
     return out, stats
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """The trainer sets the global Keras dtype policy; keep tests independent of it."""
+    yield
+    import tensorflow as tf
+
+    tf.keras.mixed_precision.set_global_policy("float32")
