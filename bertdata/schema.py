@@ -85,7 +85,9 @@ def _packed_varints(values) -> bytes:
 
 
 def _length_delimited(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
+    n = len(payload)
+    return tag + (_varint_table[n] if n < _VARINT_TABLE_SIZE and _varint_table
+                  else _varint(n)) + payload
 
 
 def _int64_feature(values) -> bytes:
