@@ -249,3 +249,21 @@ def test_failed_run_leaves_nothing_that_looks_finished(tmp_path, spm_model, samp
     assert calls["records"] > 0
     leftovers = os.listdir(out) if out.exists() else []
     assert leftovers == [], leftovers
+
+
+def test_sdist_for_dataflow_setup_file_holds_the_packages(tmp_path):
+    """Dataflow installs the job's code on workers from an sdist built by --setup_file."""
+    import subprocess
+    import sys
+    import tarfile
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir",
+                           str(tmp_path)], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (tarball,) = list(tmp_path.glob("bertpipe-*.tar.gz"))
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+    for module in ("beam_jobs/transforms.py", "bertdata/pretraining.py", "bertdata/schema.py",
+                   "bertmodel/model.py"):
+        assert any(n.endswith(module) for n in names), module
