@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval_fraction", type=float, default=0.15)
     p.add_argument("--config", default="mini")
     p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="Beam worker processes")
