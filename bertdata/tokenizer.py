@@ -181,9 +181,13 @@ class Tokenizer:
             raise FileNotFoundError(f"cannot read SentencePiece model {path}: {e}") from None
         return cls(proto, name=path)
 
-    def encode(self, lines: Sequence[str]) -> list[list[int]]:
-        """Tokenizes a batch of lines into lists of ids."""
-        return self._sp.encode(list(lines), out_type=int)
+    def encode(self, lines: Sequence[str], num_threads: int = 1) -> list[list[int]]:
+        """Tokenizes a batch of lines into lists of ids.
+
+        One thread by default: the Beam job parallelizes over workers, and SentencePiece's
+        default (every core per call) would have each worker compete for all of them.
+        """
+        return self._sp.encode(list(lines), out_type=int, num_threads=num_threads)
 
     def encode_line(self, line: str) -> list[int]:
         return self._sp.encode(line, out_type=int)
