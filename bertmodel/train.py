@@ -307,9 +307,10 @@ def run(argv=None) -> dict:
     callbacks = [
         # double_checkpoint: a run killed while writing its backup resumes from the one
         # before (without it, a kill mid-write left an unreadable HDF5 file behind).
-        tf.keras.callbacks.BackupAndRestore(os.path.join(args.model_dir, "backup"),
-                                            **({"double_checkpoint": True} if KERAS3 else {})),
-        tf.keras.callbacks.ModelCheckpoint(
+        _finite_only(tf.keras.callbacks.BackupAndRestore)(
+            os.path.join(args.model_dir, "backup"),
+            **({"double_checkpoint": True} if KERAS3 else {})),
+        _finite_only(tf.keras.callbacks.ModelCheckpoint)(
             os.path.join(ckpt_dir, "best.weights.h5"), monitor=monitor, mode="max",
             save_best_only=True, save_weights_only=True),
         tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "logs")),
@@ -352,6 +353,24 @@ def run(argv=None) -> dict:
     summary["plots"] = os.path.join(out_dir, "plots.png")
     summary["logs"] = os.path.join(out_dir, "logs")
     return summary
+
+
+def _finite_only(callback_class):
+    """The callback, minus its end-of-epoch work after an epoch whose loss is not finite.
+
+    TerminateOnNaN ends the run at the epoch's end, but ModelCheckpoint (whose "best" starts
+    at -inf) and BackupAndRestore would first save the broken weights over the good ones.
+    """
+
+    class FiniteOnly(callback_class):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                return
+            super().on_epoch_end(epoch, logs)
+
+    FiniteOnly.__name__ = f"FiniteOnly{callback_class.__name__}"
+    return FiniteOnly
 
 
 def is_chief(strategy) -> bool:

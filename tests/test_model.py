@@ -214,3 +214,21 @@ def test_data_problems_fail_before_training(tmp_path, sample_dataset):
             shutil.copy(os.path.join(out, f), bare / f)
     with pytest.raises(train.TrainError, match="no metadata.json"):
         run_train(tmp_path, str(bare))
+
+
+def test_non_finite_loss_stops_and_keeps_the_good_checkpoint(tmp_path, sample_dataset):
+    out, _ = sample_dataset
+    model_dir = tmp_path / "model"
+    base = [f"--tfrecords={out}", f"--model_dir={model_dir}", "--config=tiny",
+            "--batch_size=8", "--verbose=0", "--mixed_precision=fp32", "--steps_per_epoch=3"]
+    train.run([*base, "--epochs=1"])
+    best = model_dir / "checkpoints" / "best.weights.h5"
+    good = best.read_bytes()
+    # A learning rate this large sends the weights to infinity within a few steps.
+    with pytest.raises(train.TrainError, match="non-finite loss"):
+        train.run([*base, "--epochs=3", "--learning_rate=1e30", "--warmup_steps=0"])
+    assert best.read_bytes() == good
+    model = BertPretrainer(config=dataclasses.replace(TINY, vocab_size=1007))
+    model(dummy_inputs(model.backbone.config))
+    model.load_weights(best)
+    assert all(np.all(np.isfinite(w.numpy())) for w in model.weights)
