@@ -121,17 +121,17 @@ def plan_ranges(files, split_bytes: int) -> list[tuple[str, int, int | None]]:
     return ranges
 
 
-def load_model_proto(path: str) -> bytes:
+def load_model_proto(path: str) -> tuple[bytes, Tokenizer]:
+    """The model's bytes (what workers receive) and the checked, loaded tokenizer."""
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             proto = f.read()
     except Exception as e:
         raise JobError(f"--spm_model {path}: cannot read ({e})") from None
     try:
-        Tokenizer(proto, name=path)
+        return proto, Tokenizer(proto, name=path)
     except ValueError as e:
         raise JobError(f"--spm_model {e}") from None
-    return proto
 
 
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
@@ -212,7 +212,7 @@ def summarize_stats(counts: dict, config: pretraining.ExampleConfig) -> dict:
     }
 
 
-def _finalize(staging_dir: str, output_dir: str, splits, metadata: dict) -> dict:
+def _finalize(staging_dir: str, output_dir: str, splits) -> dict:
     """Moves finished shards into place; stats.json, then metadata.json, are written last."""
     # Remove an earlier finished run only now that the new one exists (--overwrite).
     old_meta = _join(output_dir, schema.METADATA_FILE)
@@ -262,8 +262,7 @@ def run(argv=None) -> dict:
     if not ranges:
         raise JobError(f"--input {args.input!r}: every matched file is empty "
                        f"({', '.join(p for p, _ in files[:5])})")
-    model_proto = load_model_proto(args.spm_model)
-    tokenizer = Tokenizer(model_proto, name=args.spm_model)
+    model_proto, tokenizer = load_model_proto(args.spm_model)
     check_output_dir(args.output_dir, args.overwrite)
 
     options = PipelineOptions(beam_args)
@@ -283,7 +282,7 @@ def run(argv=None) -> dict:
         counts["files_empty"] = empty_files
         stats = summarize_stats(counts, config)
         stats["seconds"] = round(time.time() - started, 3)
-        split_info = _finalize(staging_dir, args.output_dir, splits, {})
+        split_info = _finalize(staging_dir, args.output_dir, splits)
         split_info.get("train", {})["num_examples"] = stats["train_examples"]
         if "eval" in split_info:
             split_info["eval"]["num_examples"] = stats["eval_examples"]

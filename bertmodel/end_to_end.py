@@ -30,7 +30,6 @@ def _stage(n: int, title: str) -> float:
 
 def majority_baselines(train_pattern: str, eval_pattern: str) -> dict:
     """Accuracy on eval of always predicting train's most frequent masked piece / NSP label."""
-
     import bertdata
 
     def labels(pattern):
