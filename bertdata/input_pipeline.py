@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 PAD_MODES = ("longest", "buckets", "max")
 # Records are read from each file in chunks of this many, so per-file bookkeeping (and the
 # corrupt-file check) costs one op per chunk, not per record.
-_READ_CHUNK = 64
-_PARSE_GROUP = 1024  # records parsed per call (see make_dataset)
+_READ_CHUNK = 256
+_PARSE_GROUP = 2048  # records parsed per call (see make_dataset)
 _TFRECORD_FRAMING_BYTES = 16  # length (8) + length crc (4) + data crc (4)
 
 
