@@ -18,7 +18,6 @@ than the shuffle buffer in memory.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import sys
@@ -28,8 +27,6 @@ import tensorflow as tf
 
 from bertdata import schema
 from bertdata.tokenizer import SPECIAL_IDS
-
-log = logging.getLogger(__name__)
 
 PAD_MODES = ("longest", "buckets", "max")
 # Records are read from each file in chunks of this many, so per-file bookkeeping (and the
@@ -250,11 +247,9 @@ def make_dataset(
     if dynamic_masking and seed is not None:
         # One seed pair per batch from a seeded stream: reproducible, new masks every epoch.
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
-    else:
-        ds = ds.map(lambda d: (d, tf.zeros([2], tf.int64)))
     shape = _make_shape_fn(lengths, seq_len, num_preds, static=pad_to == "max",
                            batch=per_replica_batch if drop_remainder else None,
-                           dynamic_masking=dynamic_masking, seeded=seed is not None)
+                           dynamic_masking=dynamic_masking)
     ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=seed is not None or not is_training)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -323,7 +318,7 @@ def _make_decode_fn(record_format, seq_len, num_preds, masked):
     return decode
 
 
-def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_masking, seeded):
+def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_masking):
     """A decoded batch -> (features, labels) padded or trimmed to the batch's length."""
     from bertdata import dynamic_masking as dm
 
@@ -338,7 +333,7 @@ def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_maskin
         x = x[:, :length]
         return tf.pad(x, [[0, 0], [0, length - tf.shape(x)[1]]])
 
-    def shape(d, seeds):
+    def shape(d, seeds=None):
         mask = d[schema.INPUT_MASK]
         longest = tf.reduce_max(tf.reduce_sum(mask, axis=1))
         length = seq_len if static else target_length(longest)
@@ -347,8 +342,7 @@ def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_maskin
         segments = fit(d[schema.SEGMENT_IDS], length)
         if dynamic_masking:
             ids, pos, lm_ids, weights = dm.mask_batch(
-                ids, mask, num_preds=num_preds, seeds=seeds if seeded else None,
-                **dynamic_masking)
+                ids, mask, num_preds=num_preds, seeds=seeds, **dynamic_masking)
         else:
             pos, lm_ids = d[schema.MASKED_LM_POSITIONS], d[schema.MASKED_LM_IDS]
             weights = d[schema.MASKED_LM_WEIGHTS]
