@@ -84,3 +84,42 @@ def test_cli_trains_and_reports_missing_input(tmp_path, sample_corpus):
 def test_special_tables_are_consistent(tokenizer):
     assert tokenizer.is_special.sum() == len(SPECIAL_PIECES)
     assert not np.any(tokenizer.is_special[tokenizer.replacement_ids])
+
+
+TRICKY_LINES = [
+    "  앞뒤 공백과  두 칸 사이 ", "탭\t문자가\t섞인 줄", "결합 \u0301 문자 뒤", "ＡＢＣ　전각 공백",
+    "①②③ 동그라미 숫자", "[MASK]와 [SEP] 그리고 [CLS]가 본문에", "nbsp\u00a0여기", "", " ",
+    "이모지 😀 끝", "\u200b제로폭 공백", "제어\x1c문자", "¨x ´y 분리 부호", "같은 같은 같은 단어",
+]
+
+
+def test_word_cache_gives_exactly_the_encoders_ids(tokenizer, sample_lines):
+    lines = sample_lines[:2000] + TRICKY_LINES
+    assert tokenizer._word_cache_ok
+    flat, lengths = tokenizer.encode_flat(lines)
+    want = tokenizer.encode(lines)
+    assert lengths == [len(x) for x in want]
+    assert flat.dtype == np.int32 and flat.tolist() == [i for x in want for i in x]
+    # Every line of the sample is a word the cache has now seen: all hits the second time.
+    misses = tokenizer.word_cache_misses
+    again, _ = tokenizer.encode_flat(lines)
+    assert tokenizer.word_cache_misses == misses
+    assert np.array_equal(again, flat)
+
+
+def test_word_cache_stays_bounded_and_can_be_turned_off(spm_model, sample_lines):
+    with open(spm_model, "rb") as f:
+        proto = f.read()
+    small = Tokenizer(proto, word_cache_size=50)
+    off = Tokenizer(proto, word_cache_size=0)
+    assert not off._word_cache_ok
+    for start in range(0, 600, 100):
+        lines = sample_lines[start:start + 100]
+        want = small.encode(lines)
+        for tok in (small, off):
+            flat, lengths = tok.encode_flat(lines)
+            assert flat.tolist() == [i for x in want for i in x]
+            assert lengths == [len(x) for x in want]
+        assert len(small._word_cache) <= 50 + sum(len(x.split(" ")) for x in lines)
+    assert len(off._word_cache) == 0
+    assert off.word_cache_misses == off.words_encoded > 0
