@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -99,6 +100,12 @@ class VocabTables:
     word_start: np.ndarray  # bool (vocab,)
     is_special: np.ndarray  # bool (vocab,)
     replacement_ids: np.ndarray  # int32, ids a random replacement may draw
+    # uint8 (vocab,): 0 special, 1 begins a word, 2 continues one (derived).
+    kind: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        kind = np.where(self.is_special, 0, np.where(self.word_start, 1, 2)).astype(np.uint8)
+        object.__setattr__(self, "kind", kind)
 
     @classmethod
     def from_tokenizer(cls, tok) -> VocabTables:
@@ -153,19 +160,8 @@ def pack_pair(a: np.ndarray, b: np.ndarray, max_seq_length: int):
 
     Returns (input_ids, segment_ids, truncated).
     """
-    la, lb = truncated_lengths(len(a), len(b), max_seq_length - 3)
-    truncated = la < len(a) or lb < len(b)
-    a = a[len(a) - la:]
-    b = b[:lb]
-    ids = np.empty(la + lb + 3, dtype=np.int32)
-    ids[0] = SPECIAL_IDS.cls
-    ids[1:la + 1] = a
-    ids[la + 1] = SPECIAL_IDS.sep
-    ids[la + 2:la + 2 + lb] = b
-    ids[-1] = SPECIAL_IDS.sep
-    segments = np.zeros(len(ids), dtype=np.int32)
-    segments[la + 2:] = 1
-    return ids, segments, truncated
+    batch = ExampleBatch.from_pairs([(a, b, 0)], max_seq_length)
+    return batch.input_ids[0, :batch.lengths[0]], batch.segment_ids(0), bool(batch.truncated[0])
 
 
 def mask_whole_words(
@@ -178,65 +174,205 @@ def mask_whole_words(
     mask_token_rate: float = 0.8,
     random_token_rate: float = 0.1,
 ):
-    """Whole-word masking on '▁' word starts, as in the reference.
-
-    A piece starting with '▁' begins a word, any other piece continues the word before it;
-    special pieces are never candidates and end any word. Words are visited in a random
-    order and taken unless they would overflow the budget, until the budget of
-    min(max_predictions, int((len(ids) - 3) * masked_lm_prob)) pieces is met. Each taken word
-    draws once: [MASK] for all its pieces, or unchanged, or a random ordinary piece for each.
+    """Whole-word masking of one example: `mask_batch` with a batch of one.
 
     Returns:
       (masked ids, sorted positions int32, original ids at those positions int32).
     """
-    n = len(ids)
-    budget = min(max_predictions, int((n - 3) * masked_lm_prob))
-    empty = np.zeros(0, dtype=np.int32)
-    if budget <= 0:
-        return ids, empty, empty
-    candidate = ~vocab.is_special[ids]
-    cand_pos = np.flatnonzero(candidate)
-    if len(cand_pos) == 0:
-        return ids, empty, empty
-    # A candidate starts a new word when it is a '▁' piece or follows a non-candidate.
-    starts = vocab.word_start[ids[cand_pos]]
-    starts[1:] |= np.diff(cand_pos) != 1
-    starts[0] = True
-    word_first = np.flatnonzero(starts)  # index into cand_pos of each word's first piece
-    word_len = np.diff(np.append(word_first, len(cand_pos)))
-    order = rng.permutation(len(word_first))
-    chosen = []
-    total = 0
-    lengths = word_len.tolist()
-    for w in order.tolist():
-        length = lengths[w]
-        if total + length > budget:
-            continue
-        chosen.append(w)
-        total += length
-        if total == budget:
+    ids = np.asarray(ids, dtype=np.int32)
+    batch = ExampleBatch.from_rows([ids])
+    mask_batch(batch, [rng], [1], vocab, masked_lm_prob=masked_lm_prob,
+               max_predictions=max_predictions, mask_token_rate=mask_token_rate,
+               random_token_rate=random_token_rate)
+    n = batch.num_masked[0]
+    return (batch.input_ids[0, :len(ids)].copy(), batch.masked_lm_positions[0, :n].copy(),
+            batch.masked_lm_ids[0, :n].copy())
+
+
+@dataclasses.dataclass
+class ExampleBatch:
+    """Examples of one or more documents as padded arrays: what masking and serializing use.
+
+    Row i holds example i as [CLS] A [SEP] B [SEP] followed by zeros ([PAD]).
+    """
+
+    input_ids: np.ndarray  # int32 (n, width); masked in place by `mask_batch`
+    lengths: np.ndarray  # int32 (n,)
+    a_lengths: np.ndarray  # int32 (n,): pieces of A, so the first [SEP] is at a_length + 1
+    next_sentence_labels: np.ndarray  # int32 (n,)
+    truncated: np.ndarray  # bool (n,)
+    masked_lm_positions: np.ndarray | None = None  # int32 (n, max_predictions), ascending
+    masked_lm_ids: np.ndarray | None = None  # int32 (n, max_predictions)
+    num_masked: np.ndarray | None = None  # int32 (n,)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[np.ndarray]) -> ExampleBatch:
+        """Packs finished [CLS] A [SEP] B [SEP] rows (used for single examples and tests)."""
+        n = len(rows)
+        lengths = np.array([len(r) for r in rows], dtype=np.int32)
+        ids = np.zeros((n, int(lengths.max(initial=0))), dtype=np.int32)
+        a_lengths = np.zeros(n, dtype=np.int32)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = r
+            seps = np.flatnonzero(r == SPECIAL_IDS.sep)
+            a_lengths[i] = seps[0] - 1 if len(seps) else len(r)
+        return cls(ids, lengths, a_lengths, np.zeros(n, np.int32), np.zeros(n, bool))
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[tuple[np.ndarray, np.ndarray, int]],
+                   max_seq_length: int) -> ExampleBatch:
+        """Trims each (A, B, label) pair as the reference does and lays it out in a row."""
+        n = len(pairs)
+        ids = np.zeros((n, max_seq_length), dtype=np.int32)
+        lengths = np.empty(n, dtype=np.int32)
+        a_lengths = np.empty(n, dtype=np.int32)
+        labels = np.empty(n, dtype=np.int32)
+        truncated = np.empty(n, dtype=bool)
+        max_tokens = max_seq_length - 3
+        for i, (a, b, label) in enumerate(pairs):
+            na, nb = len(a), len(b)
+            la, lb = truncated_lengths(na, nb, max_tokens)
+            row = ids[i]
+            row[1:la + 1] = a[na - la:]
+            row[la + 2:la + 2 + lb] = b[:lb]
+            lengths[i] = la + lb + 3
+            a_lengths[i] = la
+            labels[i] = label
+            truncated[i] = la < na or lb < nb
+        ids[:, 0] = SPECIAL_IDS.cls
+        rows = np.arange(n)
+        ids[rows, a_lengths + 1] = SPECIAL_IDS.sep
+        ids[rows, lengths - 1] = SPECIAL_IDS.sep
+        return cls(ids, lengths, a_lengths, labels, truncated)
+
+    def segment_ids(self, i: int) -> np.ndarray:
+        seg = np.zeros(self.lengths[i], dtype=np.int32)
+        seg[self.a_lengths[i] + 2:] = 1
+        return seg
+
+    def instances(self) -> list[Instance]:
+        out = []
+        empty = np.zeros(0, dtype=np.int32)
+        for i in range(len(self)):
+            n = int(self.lengths[i])
+            if self.num_masked is None:
+                pos = ids = empty
+            else:
+                k = int(self.num_masked[i])
+                pos = self.masked_lm_positions[i, :k].copy()
+                ids = self.masked_lm_ids[i, :k].copy()
+            out.append(Instance(self.input_ids[i, :n].copy(), self.segment_ids(i), pos, ids,
+                                int(self.next_sentence_labels[i]), bool(self.truncated[i])))
+        return out
+
+
+def mask_batch(
+    batch: ExampleBatch,
+    rngs: Sequence[np.random.Generator],
+    group_sizes: Sequence[int],
+    vocab: VocabTables,
+    *,
+    masked_lm_prob: float,
+    max_predictions: int,
+    mask_token_rate: float = 0.8,
+    random_token_rate: float = 0.1,
+) -> None:
+    """Whole-word masking on '▁' word starts, as in the reference, for a batch at once.
+
+    A piece starting with '▁' begins a word, any other piece continues the word before it;
+    special pieces are never candidates and end any word. Each example's words are visited
+    in a random order and taken unless they would overflow its budget of
+    min(max_predictions, int((length - 3) * masked_lm_prob)) pieces. Each taken word draws
+    once: [MASK] for all its pieces, or unchanged, or a random ordinary piece for each.
+
+    The rows come in consecutive groups (one per document) of `group_sizes`, and group g
+    draws all its randomness from `rngs[g]`: the result for a document does not depend on
+    which other documents share its batch. All the work apart from those draws is
+    vectorized over the whole batch.
+
+    Fills batch.masked_lm_positions / masked_lm_ids / num_masked and masks input_ids.
+    """
+    n, width = batch.input_ids.shape
+    p = max_predictions
+    batch.masked_lm_positions = np.zeros((n, p), dtype=np.int32)
+    batch.masked_lm_ids = np.zeros((n, p), dtype=np.int32)
+    batch.num_masked = np.zeros(n, dtype=np.int32)
+    if n == 0 or width == 0:
+        return
+    ids = batch.input_ids
+    kind = vocab.kind[ids]  # 0 special or padding, 1 word start, 2 continuation
+    cand = kind != 0
+    prev = np.zeros_like(cand)
+    prev[:, 1:] = cand[:, :-1]
+    start = (cand & ((kind == 1) | ~prev)).ravel()
+    cand = cand.ravel()
+    word_of = np.cumsum(start) - 1  # word number of every candidate piece
+    word_first = np.flatnonzero(start)
+    num_words = len(word_first)
+    if num_words == 0:
+        return
+    word_row = word_first // width
+    cand_idx = np.flatnonzero(cand)
+    word_len = np.bincount(word_of[cand_idx], minlength=num_words)
+
+    # Each group's draws, in row order: a sort key and an outcome per word.
+    group_rows = np.concatenate([[0], np.cumsum(group_sizes)])
+    group_words = np.searchsorted(word_row, group_rows)
+    keys = np.empty(num_words)
+    outcome = np.empty(num_words)
+    for rng, lo, hi in zip(rngs, group_words[:-1], group_words[1:], strict=True):
+        if hi > lo:
+            u = rng.random(2 * (hi - lo))
+            keys[lo:hi] = u[:hi - lo]
+            outcome[lo:hi] = u[hi - lo:]
+
+    # Greedy selection in each row's random word order, vectorized over rows. Words are laid
+    # out in (row, word-in-row) matrices; sorting each row by its keys gives the visiting
+    # order, and column j of `length_by_rank` holds every row's j-th visited word.
+    slot = np.arange(num_words) - np.searchsorted(word_row, word_row)
+    shape = (n, int(slot.max()) + 1)
+    key_grid = np.full(shape, 2.0)  # empty slots sort last
+    key_grid[word_row, slot] = keys
+    length_grid = np.full(shape, width + 1, dtype=np.int64)  # and never fit a budget
+    length_grid[word_row, slot] = word_len
+    visit = np.argsort(key_grid, axis=1)
+    length_by_rank = np.ascontiguousarray(np.take_along_axis(length_grid, visit, axis=1).T)
+    budget = np.minimum(p, ((batch.lengths - 3) * masked_lm_prob).astype(np.int64))
+    remaining = np.maximum(budget, 0)
+    taken = np.zeros(length_by_rank.shape, dtype=bool)
+    for j, lengths in enumerate(length_by_rank):
+        take = lengths <= remaining
+        taken[j] = take
+        np.subtract(remaining, lengths, out=remaining, where=take)
+        if j % 8 == 7 and not remaining.any():
             break
-    if not chosen:
-        return ids, empty, empty
-    chosen_arr = np.array(chosen)
-    # Positions of every piece of every chosen word, and which chosen word each belongs to.
-    firsts = word_first[chosen_arr]
-    lens = word_len[chosen_arr]
-    piece_word = np.repeat(np.arange(len(chosen_arr)), lens)
-    offsets = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
-    positions = cand_pos[np.repeat(firsts, lens) + offsets].astype(np.int32)
-    draw = rng.random(len(chosen_arr))[piece_word]
-    out = ids.copy()
-    to_mask = draw < mask_token_rate
-    to_random = (draw >= mask_token_rate) & (draw < mask_token_rate + random_token_rate)
-    out[positions[to_mask]] = SPECIAL_IDS.mask
-    n_random = int(to_random.sum())
-    if n_random:
-        picks = rng.integers(0, len(vocab.replacement_ids), size=n_random)
-        out[positions[to_random]] = vocab.replacement_ids[picks]
-    order_pos = np.argsort(positions, kind="stable")
-    positions = positions[order_pos]
-    return out, positions, ids[positions].astype(np.int32)
+    taken_grid = np.zeros(shape, dtype=bool)
+    np.put_along_axis(taken_grid, visit, taken.T, axis=1)
+    chosen_word = taken_grid[word_row, slot]
+
+    piece = cand_idx[chosen_word[word_of[cand_idx]]]  # flat indices, row-major ascending
+    draw = outcome[word_of[piece]]
+    flat = ids.reshape(-1)
+    original = flat[piece].copy()
+    flat[piece[draw < mask_token_rate]] = SPECIAL_IDS.mask
+    replace = piece[(draw >= mask_token_rate) & (draw < mask_token_rate + random_token_rate)]
+    if len(replace):
+        bounds = np.searchsorted(replace, group_rows * width)
+        picks = np.empty(len(replace), dtype=np.int64)
+        for rng, lo, hi in zip(rngs, bounds[:-1], bounds[1:], strict=True):
+            if hi > lo:
+                picks[lo:hi] = rng.integers(0, len(vocab.replacement_ids), size=hi - lo)
+        flat[replace] = vocab.replacement_ids[picks]
+
+    row = piece // width
+    counts = np.bincount(row, minlength=n)
+    slot = np.arange(len(piece)) - (np.cumsum(counts) - counts)[row]
+    batch.masked_lm_positions[row, slot] = piece - row * width
+    batch.masked_lm_ids[row, slot] = original
+    batch.num_masked[:] = counts
 
 
 class RandomDocumentPool:
@@ -269,8 +405,116 @@ class RandomDocumentPool:
         return np.concatenate(out)
 
 
-def _concat(lines: Sequence[np.ndarray]) -> np.ndarray:
-    return lines[0] if len(lines) == 1 else np.concatenate(lines)
+def document_pairs(
+    doc: Sequence[np.ndarray] | tuple[np.ndarray, Sequence[int]],
+    rng: np.random.Generator,
+    config: ExampleConfig,
+    *,
+    key: bytes = b"",
+    pool: RandomDocumentPool | None = None,
+    counts: collections.Counter | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Cuts one tokenized document into (A, B, next_sentence_label) pairs (one pass).
+
+    `doc` is a list of per-line id arrays, or (all ids as one array, line lengths) as
+    `Tokenizer.encode_flat` returns it; A and B are then views of that array, not copies.
+
+    Chunks: lines are gathered until the chunk holds more than one line and either the
+    document ends or the chunk reaches the target length (max_seq_length - 3, or a random
+    shorter one with probability short_seq_prob). We do not simply concatenate the whole
+    document and cut it at fixed lengths: the pair must split at a line boundary, otherwise
+    sentence-order prediction would often be decidable from a broken sentence alone.
+
+    Single lines: in 'swap' mode a one-line document has no pair and is skipped, and a
+    document's last line left alone in its chunk is dropped (the reference behaviour, kept so
+    results stay comparable); both are counted. In 'random_doc' mode a lone line still makes
+    an example with a random B, as in google-research/bert.
+    """
+    counts = counts if counts is not None else collections.Counter()
+    if isinstance(doc, tuple):
+        flat, line_lengths = doc
+    else:
+        line_lengths = [len(x) for x in doc]
+        flat = (np.concatenate(doc).astype(np.int32, copy=False) if len(doc)
+                else np.zeros(0, np.int32))
+    ends = list(itertools.accumulate(line_lengths, initial=0))  # line i is ends[i]:ends[i+1]
+    num_lines = len(line_lengths)
+    max_tokens = config.max_seq_length - 3
+    target = max_tokens
+    if config.short_seq_prob > 0 and rng.random() < config.short_seq_prob:
+        target = int(rng.integers(2, max_tokens + 1))
+    random_doc = config.nsp_mode == "random_doc"
+    if not random_doc and num_lines < 2:
+        counts[DOCUMENTS_SINGLE_LINE] += 1
+        return []
+
+    pairs = []
+    first = 0  # first line of the current chunk
+    i = 0
+    while i < num_lines:
+        chunk_lines = i - first + 1
+        last = i == num_lines - 1
+        ready = last or ends[i + 1] - ends[first] >= target
+        if ready and (chunk_lines > 1 or random_doc):
+            a_end = first + (int(rng.integers(1, chunk_lines)) if chunk_lines > 1 else 1)
+            a = flat[ends[first]:ends[a_end]]
+            label = 0
+            b = None
+            if random_doc:
+                if chunk_lines == 1 or rng.random() < 0.5:
+                    b = pool.sample(rng, target - len(a), key) if pool is not None else None
+                    if b is not None:
+                        label = 1
+                        # The lines of the chunk after A were not used: put them back.
+                        i = a_end - 1
+                    elif chunk_lines == 1:
+                        counts[RANDOM_DOC_UNAVAILABLE] += 1
+                if b is None and chunk_lines > 1:
+                    b = flat[ends[a_end]:ends[i + 1]]
+            else:
+                b = flat[ends[a_end]:ends[i + 1]]
+                if rng.random() < 0.5:
+                    a, b = b, a
+                    label = 1
+            if b is not None:
+                pairs.append((a, b, label))
+            first = i + 1
+        elif last:
+            counts[LINES_TRAILING_DROPPED] += chunk_lines
+        i += 1
+    return pairs
+
+
+def count_examples(batch: ExampleBatch, counts: collections.Counter) -> None:
+    counts[EXAMPLES] += len(batch)
+    counts[EXAMPLES_RANDOM_NEXT] += int(batch.next_sentence_labels.sum())
+    counts[EXAMPLES_TRUNCATED] += int(batch.truncated.sum())
+    if batch.num_masked is not None:
+        counts[EXAMPLES_NO_MASK] += int(np.count_nonzero(batch.num_masked == 0))
+
+
+def build_batch(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray, int]],
+    rngs: Sequence[np.random.Generator],
+    group_sizes: Sequence[int],
+    config: ExampleConfig,
+    vocab: VocabTables,
+    counts: collections.Counter | None = None,
+) -> ExampleBatch:
+    """Lays out pairs of one or more documents and masks them (unless masking is dynamic).
+
+    Pairs come in consecutive groups of `group_sizes`, one per (document, dupe) pass, and
+    group g is masked with `rngs[g]`.
+    """
+    batch = ExampleBatch.from_pairs(pairs, config.max_seq_length)
+    if config.masking == "static":
+        mask_batch(batch, rngs, group_sizes, vocab, masked_lm_prob=config.masked_lm_prob,
+                   max_predictions=config.max_predictions_per_seq,
+                   mask_token_rate=config.mask_token_rate,
+                   random_token_rate=config.random_token_rate)
+    if counts is not None:
+        count_examples(batch, counts)
+    return batch
 
 
 def create_instances(
@@ -286,89 +530,34 @@ def create_instances(
 ) -> list[Instance]:
     """Turns one tokenized document into examples (one pass; call once per dupe).
 
-    `rng` cuts the pairs and `mask_rng` (default: `rng`) draws the masks.
-
-    Chunks: lines are gathered until the chunk holds more than one line and either the
-    document ends or the chunk reaches the target length (max_seq_length - 3, or a random
-    shorter one with probability short_seq_prob). We do not simply concatenate the whole
-    document and cut it at fixed lengths: the pair must split at a line boundary, otherwise
-    sentence-order prediction would often be decidable from a broken sentence alone.
-
-    Single lines: in 'swap' mode a one-line document has no pair and is skipped, and a
-    document's last line left alone in its chunk is dropped (the reference behaviour, kept so
-    results stay comparable); both are counted. In 'random_doc' mode a lone line still makes
-    an example with a random B, as in google-research/bert.
+    `rng` cuts the pairs (see `document_pairs`) and `mask_rng` (default: `rng`, after the
+    pairs are cut) draws the masks.
     """
-    counts = counts if counts is not None else collections.Counter()
-    mask_rng = mask_rng if mask_rng is not None else rng
-    max_tokens = config.max_seq_length - 3
-    target = max_tokens
-    if config.short_seq_prob > 0 and rng.random() < config.short_seq_prob:
-        target = int(rng.integers(2, max_tokens + 1))
-    random_doc = config.nsp_mode == "random_doc"
-    if not random_doc and len(doc) < 2:
-        counts[DOCUMENTS_SINGLE_LINE] += 1
+    pairs = document_pairs(doc, rng, config, key=key, pool=pool, counts=counts)
+    if not pairs:
         return []
-
-    instances = []
-    chunk: list[np.ndarray] = []
-    chunk_len = 0
-    i = 0
-    while i < len(doc):
-        chunk.append(doc[i])
-        chunk_len += len(doc[i])
-        last = i == len(doc) - 1
-        ready = last or chunk_len >= target
-        if ready and (len(chunk) > 1 or random_doc):
-            a_end = int(rng.integers(1, len(chunk))) if len(chunk) > 1 else 1
-            a = _concat(chunk[:a_end])
-            label = 0
-            if random_doc:
-                b = None
-                if len(chunk) == 1 or rng.random() < 0.5:
-                    b = pool.sample(rng, target - len(a), key) if pool is not None else None
-                    if b is not None:
-                        label = 1
-                        # The lines of the chunk after A were not used: put them back.
-                        i -= len(chunk) - a_end
-                    elif len(chunk) == 1:
-                        counts[RANDOM_DOC_UNAVAILABLE] += 1
-                if b is None and len(chunk) > 1:
-                    b = _concat(chunk[a_end:])
-            else:
-                b = _concat(chunk[a_end:])
-                if rng.random() < 0.5:
-                    a, b = b, a
-                    label = 1
-            if b is not None:
-                instances.append(_make_instance(a, b, label, mask_rng, config, vocab, counts))
-            chunk, chunk_len = [], 0
-        elif last and chunk:
-            counts[LINES_TRAILING_DROPPED] += len(chunk)
-        i += 1
-    return instances
+    mask_rng = mask_rng if mask_rng is not None else rng
+    return build_batch(pairs, [mask_rng], [len(pairs)], config, vocab, counts).instances()
 
 
-def _make_instance(a, b, label, rng, config, vocab, counts) -> Instance:
-    ids, segments, truncated = pack_pair(a, b, config.max_seq_length)
-    counts[EXAMPLES] += 1
-    counts[EXAMPLES_RANDOM_NEXT] += label
-    counts[EXAMPLES_TRUNCATED] += truncated
-    if config.masking == "dynamic":
-        empty = np.zeros(0, dtype=np.int32)
-        return Instance(ids, segments, empty, empty, label, truncated)
-    masked, positions, labels = mask_whole_words(
-        ids,
-        rng,
-        vocab,
-        masked_lm_prob=config.masked_lm_prob,
-        max_predictions=config.max_predictions_per_seq,
-        mask_token_rate=config.mask_token_rate,
-        random_token_rate=config.random_token_rate,
-    )
-    if len(positions) == 0:
-        counts[EXAMPLES_NO_MASK] += 1
-    return Instance(masked, segments, positions, labels, label, truncated)
+def document_passes(
+    doc: Sequence[np.ndarray] | tuple[np.ndarray, Sequence[int]],
+    config: ExampleConfig,
+    *,
+    key: bytes,
+    pool: RandomDocumentPool | None = None,
+    counts: collections.Counter | None = None,
+):
+    """Yields (pairs, mask_rng) for each of a document's `dupe_factor` passes.
+
+    Each pass has its own two streams: one cuts the pairs, the other draws their masks, so
+    the pairs are the same whatever the masking settings (static, dynamic, another rate).
+    """
+    for dupe in range(config.dupe_factor):
+        pairs = document_pairs(doc, document_rng(config.seed, key, dupe), config, key=key,
+                               pool=pool, counts=counts)
+        if pairs:
+            yield pairs, document_rng(config.seed, key, dupe, stream=1)
 
 
 def create_document_instances(
@@ -380,10 +569,11 @@ def create_document_instances(
     pool: RandomDocumentPool | None = None,
     counts: collections.Counter | None = None,
 ) -> list[Instance]:
-    """All examples of one document over `dupe_factor` passes, each with its own stream."""
-    out = []
-    for dupe in range(config.dupe_factor):
-        out.extend(create_instances(
-            doc, document_rng(config.seed, key, dupe), config, vocab, key=key, pool=pool,
-            counts=counts, mask_rng=document_rng(config.seed, key, dupe, stream=1)))
-    return out
+    """All examples of one document over `dupe_factor` passes, each with its own streams."""
+    passes = list(document_passes(doc, config, key=key, pool=pool, counts=counts))
+    if not passes:
+        return []
+    pairs = [pair for pass_pairs, _ in passes for pair in pass_pairs]
+    batch = build_batch(pairs, [rng for _, rng in passes], [len(p) for p, _ in passes],
+                        config, vocab, counts)
+    return batch.instances()

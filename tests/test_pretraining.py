@@ -242,3 +242,31 @@ def test_config_rejects_bad_values():
         pt.ExampleConfig(dupe_factor=0)
     with pytest.raises(ValueError, match="nsp_mode"):
         pt.ExampleConfig(nsp_mode="other")
+
+
+def test_a_documents_masks_do_not_depend_on_its_batch(tokenizer, sample_lines):
+    """The Beam job masks many documents per batch; each must come out as if alone."""
+    vocab = pt.VocabTables.from_tokenizer(tokenizer)
+    docs = tokenized_docs(tokenizer, sample_lines)[:40]
+    cfg = pt.ExampleConfig(max_seq_length=64, dupe_factor=2, seed=21)
+    alone = [i for key, d in docs for i in pt.create_document_instances(d, cfg, vocab, key=key)]
+    pairs, rngs, sizes = [], [], []
+    for key, d in docs:
+        for p, rng in pt.document_passes(d, cfg, key=key):
+            pairs += p
+            rngs.append(rng)
+            sizes.append(len(p))
+    together = pt.build_batch(pairs, rngs, sizes, cfg, vocab).instances()
+    assert len(together) == len(alone) > 100
+    for x, y in zip(alone, together, strict=True):
+        assert x.input_ids.tolist() == y.input_ids.tolist()
+        assert x.masked_lm_positions.tolist() == y.masked_lm_positions.tolist()
+        assert x.masked_lm_ids.tolist() == y.masked_lm_ids.tolist()
+        assert x.segment_ids.tolist() == y.segment_ids.tolist()
+    # And the flat (ids, line lengths) form of a document cuts the same pairs as the lines.
+    key, lines = docs[0]
+    flat = (np.concatenate(lines), [len(x) for x in lines])
+    for (a1, b1, l1), (a2, b2, l2) in zip(
+            pt.document_pairs(lines, pt.document_rng(1, key), cfg),
+            pt.document_pairs(flat, pt.document_rng(1, key), cfg), strict=True):
+        assert (a1.tolist(), b1.tolist(), l1) == (a2.tolist(), b2.tolist(), l2)
