@@ -62,3 +62,44 @@ def test_metadata_validation_names_the_problem():
         schema.validate_metadata({k: v for k, v in good.items() if k != "seed"}, "m.json")
     with pytest.raises(ValueError, match="record_format 'other'"):
         schema.validate_metadata({**good, "record_format": "other"})
+
+
+def random_batch(rng, n=40, width=128, preds=20):
+    ids = rng.integers(0, 70_000, (n, width)).astype(np.int32)  # 1- to 3-byte varints
+    lengths = rng.integers(0, width + 1, n)
+    positions = rng.integers(0, width, (n, preds)).astype(np.int32)
+    labels = rng.integers(0, 300_000, (n, preds)).astype(np.int32)
+    counts = rng.integers(0, preds + 1, n)
+    nsp = rng.integers(0, 2, n)
+    return ids, lengths, positions, labels, counts, nsp
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_batch_serialization_is_byte_identical_to_one_at_a_time(masked):
+    ids, lengths, positions, labels, counts, nsp = random_batch(np.random.default_rng(4))
+    got = schema.serialize_compact_batch(ids, lengths, positions, labels, counts, nsp,
+                                         masked=masked)
+    want = [schema.serialize_compact(ids[i, :lengths[i]], positions[i, :counts[i]],
+                                     labels[i, :counts[i]], int(nsp[i]), masked=masked)
+            for i in range(len(ids))]
+    assert got == want
+    with pytest.raises(ValueError, match="negative"):
+        ids[3, 0] = -2
+        schema.serialize_compact_batch(ids, np.maximum(lengths, 1), positions, labels, counts,
+                                       nsp)
+
+
+def test_framed_records_are_a_tfrecord_file_and_corruption_is_caught(tmp_path):
+    records = [b"", b"x", b"\x00" * 300, bytes(range(256)) * 40]
+    blob = schema.frame_records(records)
+    path = tmp_path / "f.tfrecord"
+    path.write_bytes(blob + schema.frame_records(records[::-1]))  # blobs simply concatenate
+    read = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
+    assert read == records + records[::-1]
+    assert schema.unframe_records(blob) == records
+    broken = bytearray(blob)
+    broken[30] ^= 1
+    with pytest.raises(ValueError, match="corrupt"):
+        schema.unframe_records(bytes(broken))
+    with pytest.raises(ValueError, match="truncated"):
+        schema.unframe_records(blob[:-3])
