@@ -37,7 +37,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 import bertdata
 from beam_jobs import transforms
 from bertdata import corpus, pretraining, schema
-from bertdata.tokenizer import Tokenizer
+from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE, Tokenizer
 
 log = logging.getLogger("beam_jobs.create_pretraining_data")
 
@@ -80,6 +80,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="input files are read in byte ranges of this size, in parallel")
     p.add_argument("--max_line_bytes", type=int, default=corpus.DEFAULT_MAX_LINE_BYTES,
                    help="longer lines are skipped and counted")
+    p.add_argument("--word_cache_size", type=int, default=DEFAULT_WORD_CACHE_SIZE,
+                   help="distinct words each worker keeps tokenized (0: always run the "
+                        "SentencePiece encoder); ids are the same either way")
     p.add_argument("--random_doc_pool_size", type=int, default=10_000,
                    help="documents sampled corpus-wide for random_doc's random B segments")
     p.add_argument("--overwrite", action="store_true",
@@ -156,11 +159,12 @@ def build_pipeline(p: beam.Pipeline, ranges, model_proto: bytes,
         | "CreateExamples" >> transforms.CreateExamples(
             model_proto, config, record_format=args.record_format,
             eval_fraction=args.eval_fraction, max_line_bytes=args.max_line_bytes,
-            random_doc_pool_size=args.random_doc_pool_size)
+            random_doc_pool_size=args.random_doc_pool_size,
+            word_cache_size=args.word_cache_size)
     )
     splits = [transforms.TRAIN] + ([transforms.EVAL] if args.eval_fraction > 0 else [])
     for split in splits:
-        _ = examples[split] | f"Write{split.capitalize()}" >> beam.io.WriteToTFRecord(
+        _ = examples[split] | f"Write{split.capitalize()}" >> transforms.WriteFramedTFRecords(
             _join(staging_dir, split), file_name_suffix=suffix, num_shards=args.num_shards,
             compression_type=compression)
     _ = (
@@ -182,6 +186,10 @@ def _read_json(path: str):
 
 def summarize_stats(counts: dict, config: pretraining.ExampleConfig) -> dict:
     """stats.json: raw counts plus the rates a user checks before training."""
+    counts = dict(counts)
+    # How the run went rather than what the data is: these depend on the workers.
+    words = counts.pop(transforms.WORDS, 0)
+    misses = counts.pop(transforms.WORD_CACHE_MISSES, 0)
     examples = counts.get(pretraining.EXAMPLES, 0)
     tokens = counts.get(transforms.TOKENS, 0)
     histogram = {k[len("length_"):]: v for k, v in sorted(counts.items())
@@ -209,6 +217,8 @@ def summarize_stats(counts: dict, config: pretraining.ExampleConfig) -> dict:
         "length_histogram": histogram,
         "max_seq_length": config.max_seq_length,
         "counts": dict(sorted(counts.items())),
+        "tokenizer": {"words": words, "word_cache_misses": misses,
+                      "word_cache_hit_rate": 1 - misses / max(1, words)},
     }
 
 
@@ -254,6 +264,8 @@ def run(argv=None) -> dict:
         raise JobError(f"--split_bytes must be positive, got {args.split_bytes}")
     if args.max_line_bytes < 1:
         raise JobError(f"--max_line_bytes must be positive, got {args.max_line_bytes}")
+    if args.word_cache_size < 0:
+        raise JobError(f"--word_cache_size must be >= 0, got {args.word_cache_size}")
     if args.masking == "dynamic" and args.record_format == "padded":
         raise JobError("--masking=dynamic needs --record_format=compact")
 

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,15 +44,16 @@ def build_corpus(path: str, size_mb: int) -> int:
     return written
 
 
-def run_job(corpus, out_dir, spm_model, workers):
+def run_job(corpus, out_dir, spm_model, workers, extra_args=()):
     import psutil
 
     cmd = [sys.executable, "-m", "beam_jobs.create_pretraining_data", f"--input={corpus}",
            f"--output_dir={out_dir}", f"--spm_model={spm_model}", "--max_seq_length=128",
            "--max_predictions_per_seq=20", "--runner=FnApiRunner", "--split_bytes=4000000",
-           f"--direct_num_workers={workers}"]
+           f"--direct_num_workers={workers}", *extra_args]
     if workers > 1:
         cmd.append("--direct_running_mode=multi_processing")
+    cpu_before = _children_cpu_seconds()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     root = psutil.Process(proc.pid)
@@ -73,7 +75,13 @@ def run_job(corpus, out_dir, spm_model, workers):
     if proc.returncode:
         raise RuntimeError(err.decode()[-3000:])
     summary = json.loads(out.decode().strip().splitlines()[-1])
-    return summary, wall, peak_one, peak_tree
+    return summary, wall, peak_one, peak_tree, _children_cpu_seconds() - cpu_before
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU time of every finished descendant (the job and its workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv=None):
@@ -82,6 +90,9 @@ def main(argv=None):
     p.add_argument("--workers", default="1,2")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--vocab_size", type=int, default=4000)
+    p.add_argument("--word_cache_size", type=int, default=None,
+                   help="passed to the job; 0 runs the SentencePiece encoder on every line "
+                        "(this corpus repeats its words far more than real text does)")
     args = p.parse_args(argv)
     sys.path.insert(0, REPO)
     from bertdata.tokenizer import train_tokenizer
@@ -89,6 +100,8 @@ def main(argv=None):
     sizes = [int(x) for x in args.sizes_mb.split(",")]
     workers = [int(x) for x in args.workers.split(",")]
     rows = []
+    extra = ([] if args.word_cache_size is None
+             else [f"--word_cache_size={args.word_cache_size}"])
     with tempfile.TemporaryDirectory() as tmp:
         spm_model = train_tokenizer([SAMPLE], os.path.join(tmp, "ko"), args.vocab_size)
         for size in sizes:
@@ -98,17 +111,21 @@ def main(argv=None):
                 runs = []
                 for r in range(args.repeats):
                     out_dir = os.path.join(tmp, f"out_{size}_{w}_{r}")
-                    summary, wall, one, tree = run_job(corpus, out_dir, spm_model, w)
+                    summary, wall, one, tree, cpu = run_job(corpus, out_dir, spm_model, w,
+                                                            extra)
                     rate = summary["examples"] / summary["seconds"]
-                    runs.append((rate, wall, one, tree, summary))
+                    runs.append((rate, wall, one, tree, summary, summary["examples"] / cpu))
                     print(f"{size} MB, {w} worker(s), run {r}: {summary['examples']:,} "
                           f"examples in {summary['seconds']:.1f}s pipeline / {wall:.1f}s "
-                          f"process, {rate:,.0f} examples/s, peak RSS {one / 2**20:.0f} MiB "
-                          f"(one process), {tree / 2**20:.0f} MiB (all)", flush=True)
+                          f"process, {rate:,.0f} examples/s, {cpu:.1f} CPU s "
+                          f"({summary['examples'] / cpu:,.0f} examples per CPU s), peak RSS "
+                          f"{one / 2**20:.0f} MiB (one process), {tree / 2**20:.0f} MiB (all)",
+                          flush=True)
                 rate = statistics.median(r[0] for r in runs)
                 rows.append({"size_mb": size, "bytes": nbytes, "workers": w,
                              "examples": runs[0][4]["examples"], "examples_per_s": rate,
                              "examples_per_s_per_worker": rate / w,
+                             "examples_per_cpu_s": statistics.median(r[5] for r in runs),
                              "peak_rss_one_mib": max(r[2] for r in runs) / 2**20,
                              "peak_rss_all_mib": max(r[3] for r in runs) / 2**20})
                 shutil_rmtree(os.path.join(tmp, f"out_{size}_{w}_*"))
@@ -116,10 +133,11 @@ def main(argv=None):
     print(f"\ncores: {os.cpu_count()}; seq 128, 20 predictions, dupe_factor 1; "
           f"medians of {args.repeats} run(s)")
     print(f"{'size':>8} {'workers':>7} {'examples':>10} {'ex/s':>9} {'ex/s/worker':>11} "
-          f"{'peak RSS one':>13} {'peak RSS all':>13}")
+          f"{'ex/CPU s':>9} {'peak RSS one':>13} {'peak RSS all':>13}")
     for r in rows:
         print(f"{r['size_mb']:>6}MB {r['workers']:>7} {r['examples']:>10,} "
               f"{r['examples_per_s']:>9,.0f} {r['examples_per_s_per_worker']:>11,.0f} "
+              f"{r['examples_per_cpu_s']:>9,.0f} "
               f"{r['peak_rss_one_mib']:>10.0f}MiB {r['peak_rss_all_mib']:>10.0f}MiB")
     by = {(r["size_mb"], r["workers"]): r for r in rows}
     if len(workers) > 1:

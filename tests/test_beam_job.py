@@ -57,7 +57,9 @@ def test_create_examples_transform_equals_the_pure_functions(tmp_path, spm_model
     assert len(want) > 20
     with BeamTestPipeline(options=PipelineOptions(FNAPI)) as p:
         out = p | beam.Create(ranges) | transforms.CreateExamples(proto, cfg)
-        assert_that(out["train"], equal_to(want), label="train")
+        # The outputs are blobs of framed records; a blob holds many records.
+        records = out["train"] | "Unframe" >> beam.FlatMap(schema.unframe_records)
+        assert_that(records, equal_to(want), label="train")
         assert_that(out["eval"], equal_to([]), label="eval")
 
 
@@ -92,6 +94,11 @@ def test_sample_corpus_end_to_end(sample_dataset, tokenizer):
     # Labels equal the original pieces: rebuild the examples without masking from the corpus.
     assert stats["documents_read"] == 18
     assert stats["masked_tokens"] == sum(map(len, pos))
+    # Every word went through the worker's word cache; some were seen more than once.
+    words = stats["tokenizer"]["words"]
+    assert words > stats["lines_read"]
+    assert 0 < stats["tokenizer"]["word_cache_misses"] < words
+    assert 0 < stats["tokenizer"]["word_cache_hit_rate"] < 1
 
 
 def test_labels_are_the_original_pieces(tmp_path, spm_model, tokenizer, sample_lines):
@@ -236,11 +243,11 @@ def test_failed_run_leaves_nothing_that_looks_finished(tmp_path, spm_model, samp
     original = transforms.BuildExamplesFn.process
 
     def failing(self, *args, **kwargs):
-        for i, record in enumerate(original(self, *args, **kwargs)):
-            calls["records"] += 1
-            if i == 3:
-                raise RuntimeError("worker died")
-            yield record
+        # Dies right after handing its first blob of records to the writer.
+        for blob in original(self, *args, **kwargs):
+            calls["records"] += len(schema.unframe_records(blob))
+            yield blob
+            raise RuntimeError("worker died")
 
     monkeypatch.setattr(transforms.BuildExamplesFn, "process", failing)
     with pytest.raises(Exception, match="worker died"):
