@@ -10,10 +10,10 @@ Element spec, B = per-replica batch, L = padded length (see `pad_to`), P = max p
     labels = {"masked_lm_ids": int32 (B, P), "masked_lm_weights": float32 (B, P),
               "next_sentence_labels": int32 (B,)}
 
-The pipeline: list files -> (shard) -> shuffle file order -> read files in parallel in small
-chunks of records -> shuffle records in a bounded buffer -> repeat -> batch the serialized
-records -> parse the whole batch at once -> pad on the fly -> prefetch. Nothing holds more
-than the shuffle buffer in memory.
+The pipeline: list files -> (shard) -> shuffle file order -> repeat -> read files in
+parallel in chunks of 256 records -> shuffle the chunks in a bounded buffer -> gather a few
+chunks and permute their records -> parse them all at once -> cut into batches -> pad each
+batch on the fly -> prefetch. Nothing holds more than the shuffle buffer in memory.
 """
 
 from __future__ import annotations
@@ -178,7 +178,9 @@ def make_dataset(
       pad_to: 'longest' pads each batch to its longest example rounded up to pad_multiple;
         'buckets' to the smallest of bucket_lengths that fits (few shapes for XLA); 'max' to
         max_seq_length with fully static shapes (TPU).
-      shuffle_buffer: records held for shuffling (memory bound).
+      shuffle_buffer: records held for shuffling (memory bound). They are shuffled in
+        chunks of 256 consecutive records of a file, and each group of 2,048 read together
+        is then permuted record by record.
       tokenizer_sha256: when given, must match the tokenizer recorded in metadata.json.
       dynamic_masking: for records written with --masking=dynamic: a dict of
         `bertdata.dynamic_masking.masking_options(...)`; masks are drawn anew every epoch.
@@ -224,34 +226,46 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
     compression_type = "" if fmt["compression"] == "NONE" else fmt["compression"]
+    deterministic = seed is not None or not is_training
     ds = ds.interleave(
         lambda path, size: _read_file_chunks(path, size, compression_type, skip_corrupt),
         cycle_length=cycle_length or min(8, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=seed is not None or not is_training,
-    ).unbatch()
+        deterministic=deterministic,
+    )
     if num_pipelines > 1 and not shard_by_file:
-        ds = ds.shard(num_pipelines, pipeline_id)
-    if is_training and shuffle_buffer > 1:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.unbatch().shard(num_pipelines, pipeline_id).batch(_READ_CHUNK)
+    # Records travel in chunks: per-record tf.data work (unbatch, a shuffle buffer, batch)
+    # would cost more than parsing them. Shuffling is two-level instead: chunks (from up to
+    # 8 files at once) are shuffled in a buffer of `shuffle_buffer` records, and then the
+    # records of each parse group (several chunks) are permuted.
+    shuffle = is_training and shuffle_buffer > 1
+    if shuffle:
+        ds = ds.shuffle(max(2, shuffle_buffer // _READ_CHUNK), seed=seed,
+                        reshuffle_each_iteration=True)
     # Parsing has a high fixed cost per call, so records are parsed a few batches at a time
-    # and the parsed tensors are cut back into batches (rebatch slices, it does not copy per
+    # and the parsed tensors are cut into batches (rebatch slices, it does not copy per
     # example); each batch is then trimmed to its own longest example.
-    group = max(1, _PARSE_GROUP // per_replica_batch)
-    ds = ds.batch(per_replica_batch * group, drop_remainder=drop_remainder and group == 1)
+    ds = ds.ragged_batch(max(1, _PARSE_GROUP // _READ_CHUNK))
+    if shuffle and seed is not None:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda chunks, pair: tf.random.experimental.stateless_shuffle(
+                chunks.flat_values, seed=pair))
+    elif shuffle:
+        ds = ds.map(lambda chunks: tf.random.shuffle(chunks.flat_values))
+    else:
+        ds = ds.map(lambda chunks: chunks.flat_values)
     decode = _make_decode_fn(fmt["record_format"], seq_len, num_preds, masked)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=seed is not None or not is_training)
-    if group > 1:
-        ds = ds.rebatch(per_replica_batch, drop_remainder=drop_remainder)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.rebatch(per_replica_batch, drop_remainder=drop_remainder)
     if dynamic_masking and seed is not None:
         # One seed pair per batch from a seeded stream: reproducible, new masks every epoch.
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
     shape = _make_shape_fn(lengths, seq_len, num_preds, static=pad_to == "max",
                            batch=per_replica_batch if drop_remainder else None,
                            dynamic_masking=dynamic_masking)
-    ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=seed is not None or not is_training)
+    ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -291,14 +305,21 @@ def _make_decode_fn(record_format, seq_len, num_preds, masked):
                 "a record has no 'input_ids' feature (or an empty one); compact records "
                 f"hold {', '.join(names)}"])
             with tf.control_dependencies([check]):
-                row_lengths = tf.identity(row_lengths)
-            ids = tf.cast(ids.to_tensor(default_value=0), tf.int32)
-            mask = tf.sequence_mask(row_lengths, tf.shape(ids)[1], dtype=tf.int32)
+                # Cast the values before padding: half the bytes to move.
+                ids = ids.with_flat_values(tf.cast(ids.flat_values, tf.int32))
+                ids = ids.to_tensor(default_value=0)
+            positions = tf.range(tf.shape(ids)[1], dtype=tf.int32)[tf.newaxis]
+            lengths = tf.cast(row_lengths, tf.int32)[:, tf.newaxis]
+            mask = tf.cast(positions < lengths, tf.int32)
             # Segment 0 up to and including the first [SEP], 1 after it, 0 on padding.
-            seps_before = tf.cumsum(tf.cast(ids == SPECIAL_IDS.sep, tf.int32), axis=1,
-                                    exclusive=True)
+            is_sep = tf.cast(ids == SPECIAL_IDS.sep, tf.int8)
+            first_sep = tf.argmax(is_sep, axis=1, output_type=tf.int32)
+            # A row without [SEP] (not this package's layout) is all segment 0.
+            first_sep = tf.where(tf.reduce_max(is_sep, axis=1) > 0, first_sep,
+                                 tf.shape(ids)[1])[:, tf.newaxis]
+            segments = tf.cast((positions > first_sep) & (positions < lengths), tf.int32)
             out.update({schema.INPUT_IDS: ids, schema.INPUT_MASK: mask,
-                        schema.SEGMENT_IDS: tf.minimum(seps_before, 1) * mask})
+                        schema.SEGMENT_IDS: segments})
             if masked:
                 pos = parsed[schema.MASKED_LM_POSITIONS]
                 out[schema.MASKED_LM_WEIGHTS] = tf.sequence_mask(

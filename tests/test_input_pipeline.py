@@ -126,6 +126,22 @@ def test_seeded_order_is_deterministic(tmp_path):
     assert order(1) != order(2)
 
 
+def test_one_shuffled_epoch_is_a_permutation_that_mixes_files(tmp_path):
+    d = tmp_path / "m"
+    for shard in range(4):  # 4 files of 600 records, ids 1000 * shard + i
+        write(d, [schema.serialize_compact([5, 7, 4, 1000 * shard + i, 4], [], [], 0)
+                  for i in range(600)], name=f"train-{shard:05d}-of-00004.tfrecord",
+              meta=shard == 0)
+    ds = bertdata.make_dataset(str(d), 64, seed=3, repeat=False, drop_remainder=False)
+    got = [int(x) for f, _ in ds for x in f["input_ids"][:, 3].numpy()]
+    want = [1000 * shard + i for shard in range(4) for i in range(600)]
+    assert sorted(got) == want  # every record once
+    first = np.array(got[:64])
+    assert len(set(first // 1000)) >= 2, "the first batch holds one file only"
+    # Within a batch, neighbours in a file are no longer neighbours.
+    assert np.mean(np.abs(np.diff(first)) == 1) < 0.2
+
+
 def test_google_research_bert_records_without_metadata(tmp_path):
     recs = [schema.serialize_padded([5, 9, 4, 11, 4], [0, 0, 0, 1, 1], [1], [9], 1,
                                     max_seq_length=16, max_predictions_per_seq=3)] * 3
