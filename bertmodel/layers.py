@@ -177,12 +177,24 @@ class TransformerBlock(keras.layers.Layer):
             dropout.build()
         super().build(input_shape)
 
-    def call(self, x, attention_bias, training=None):
+    def call(self, x, attention_bias, training=None, query_positions=None):
+        """x: (batch, seq, hidden) -> (batch, seq, hidden).
+
+        With query_positions (batch, q) int32, only those positions are computed (they
+        still attend to every key): (batch, q, hidden), equal to the full output gathered
+        at those positions. A pretraining model needs the last block's output only at the
+        masked positions and [CLS], and the rest of that block is most of its cost.
+        """
         shape = tf.shape(x)
         batch, seq = shape[0], shape[1]
         qkv = self.qkv(x)  # (batch, seq, 3 * hidden)
         qkv = tf.reshape(qkv, [batch, seq, 3, self.num_heads, self.head_dim])
         q, k, v = tf.unstack(qkv, axis=2)  # each (batch, seq, heads, head_dim)
+        if query_positions is not None:
+            query_positions = tf.cast(query_positions, tf.int32)
+            q = tf.gather(q, query_positions, batch_dims=1)  # (batch, q, heads, head_dim)
+            x = tf.gather(x, query_positions, batch_dims=1)  # the residual, same rows
+            seq = tf.shape(query_positions)[1]
         q = q * tf.cast(1.0 / math.sqrt(self.head_dim), q.dtype)
         # einsum lets the batched matmuls read the heads in place (no transpose copies).
         scores = tf.einsum("bqnd,bknd->bnqk", q, k)  # (batch, heads, seq, seq)
@@ -241,11 +253,18 @@ class MaskedLMHead(keras.layers.Layer):
                                            initializer="zeros")
         super().build(input_shape)
 
-    def call(self, sequence_output, positions):
-        positions = tf.cast(positions, tf.int32)
-        h = tf.gather(sequence_output, positions, batch_dims=1)  # (batch, preds, hidden)
+    def call(self, sequence_output, positions=None):
+        """Logits (batch, preds, vocab) at `positions` of sequence_output.
+
+        positions=None: sequence_output already holds just the masked positions.
+        """
+        if positions is None:
+            h = sequence_output
+        else:
+            positions = tf.cast(positions, tf.int32)
+            h = tf.gather(sequence_output, positions, batch_dims=1)  # (batch, preds, hidden)
         h = self.layer_norm(self.transform(h))
-        shape = tf.shape(positions)
+        shape = tf.shape(h)
         # One (batch*preds, hidden) x (hidden, vocab) GEMM: a rank-3 x rank-2 matmul would
         # broadcast into `batch` small GEMMs, several times slower on CPUs.
         flat = tf.reshape(h, [-1, self.hidden_size])  # (batch * preds, hidden)

@@ -52,11 +52,17 @@ class BertBackbone(keras.Model):
     def token_embedding(self):
         return self.embeddings.token_embedding
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, output_positions=None):
+        """With output_positions (batch, n) int32, sequence_output holds only those
+        positions (batch, n, hidden), and the last block computes nothing else. Position 0
+        ([CLS]) must come first: the pooled output is read from the first row.
+        """
         x = self.embeddings(inputs[INPUT_IDS], inputs[SEGMENT_IDS], training=training)
         bias = attention_bias(inputs[INPUT_MASK])
-        for block in self.blocks:
-            x = block(x, bias, training=training)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, bias, training=training,
+                      query_positions=output_positions if i == last else None)
         pooled = self.pooler(x[:, 0])  # the [CLS] vector
         return {"sequence_output": x, "pooled_output": pooled}
 
@@ -132,8 +138,13 @@ class BertPretrainer(keras.Model):
         self.legacy_loss_tracker = None if KERAS3 else keras.metrics.Mean(name="loss")
 
     def call(self, inputs, training=None):
-        out = self.backbone(inputs, training=training)
-        mlm_logits = self.mlm_head(out["sequence_output"], inputs[MASKED_LM_POSITIONS])
+        # Only [CLS] and the masked positions of the last block's output are used: the
+        # backbone computes just those (the same values; a fifth of the work at seq 128).
+        positions = tf.cast(inputs[MASKED_LM_POSITIONS], tf.int32)
+        cls = tf.zeros_like(positions[:, :1])
+        out = self.backbone(inputs, training=training,
+                            output_positions=tf.concat([cls, positions], axis=1))
+        mlm_logits = self.mlm_head(out["sequence_output"][:, 1:])
         nsp_logits = tf.cast(self.nsp_head(out["pooled_output"]), tf.float32)
         return {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits}
 

@@ -62,6 +62,11 @@ def test_mlm_logits_only_at_masked_positions_match_the_full_computation():
     full = tf.matmul(full, head.token_embedding.embeddings, transpose_b=True) + head.output_bias
     want = tf.gather(full, x["masked_lm_positions"], batch_dims=1).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # The pretrainer's last block runs at [CLS] and the masked positions only: NSP too
+    # must equal the full backbone's.
+    pooled = model.backbone(x, training=False)["pooled_output"]
+    np.testing.assert_allclose(model(x, training=False)["nsp_logits"].numpy(),
+                               model.nsp_head(pooled).numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_padding_does_not_change_real_positions():
