@@ -18,6 +18,7 @@ batch on the fly -> prefetch. Nothing holds more than the shuffle buffer in memo
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sys
@@ -248,7 +249,8 @@ def make_dataset(
     # example); each batch is then trimmed to its own longest example.
     ds = ds.ragged_batch(max(1, _PARSE_GROUP // _READ_CHUNK))
     if shuffle and seed is not None:
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        # Its own stream, apart from the one dynamic masking draws its seeds from.
+        seeds = tf.data.Dataset.random(seed=_derived_seed(seed, "group_shuffle")).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
             lambda chunks, pair: tf.random.experimental.stateless_shuffle(
                 chunks.flat_values, seed=pair))
@@ -267,6 +269,11 @@ def make_dataset(
                            dynamic_masking=dynamic_masking)
     ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _derived_seed(seed: int, purpose: str) -> int:
+    digest = hashlib.blake2b(f"{seed}/{purpose}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # a non-negative int64
 
 
 def _pad_lengths(pad_to, seq_len, multiple, buckets):
