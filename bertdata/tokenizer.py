@@ -11,6 +11,7 @@ Writes `runs/ko.model` and `runs/ko.vocab` with vocab_size + 7 pieces laid out a
 from __future__ import annotations
 
 import argparse
+import array
 import hashlib
 import itertools
 import logging
@@ -29,7 +30,7 @@ SPECIAL_PIECES = (PAD, UNK, BOS, EOS, SEP, CLS, MASK)
 NUM_SPECIAL = len(SPECIAL_PIECES)
 WORD_START = "\u2581"  # SentencePiece's '▁', marks a piece that begins a word.
 
-# Distinct words `Tokenizer.encode_flat` remembers (about 50 MB of Python objects at most).
+# Distinct words `Tokenizer.encode_flat` remembers (about 40 MB per worker at most).
 DEFAULT_WORD_CACHE_SIZE = 262_144
 
 NORMALIZATIONS = ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity")
@@ -131,7 +132,11 @@ def file_sha256(path: str) -> str:
 
 
 class _WordCache(dict):
-    """word -> tuple of piece ids, filled by the encoder on first sight."""
+    """word -> its piece ids as int32 bytes, filled by the encoder on first sight.
+
+    Bytes rather than a tuple of ints: about half the memory per word, and a line's ids are
+    then one bytes join.
+    """
 
     def __init__(self, sp):
         super().__init__()
@@ -140,7 +145,7 @@ class _WordCache(dict):
 
     def __missing__(self, word):
         self.misses += 1
-        ids = self[word] = tuple(self._sp.encode(word, out_type=int))
+        ids = self[word] = array.array("i", self._sp.encode(word, out_type=int)).tobytes()
         return ids
 
 
@@ -223,18 +228,15 @@ class Tokenizer:
         if len(cache) >= self.word_cache_size:
             cache.clear()
         get = cache.__getitem__
-        flat: list[int] = []
-        lengths = []
         words = 0
+        per_line = []
         for line in lines:
-            before = len(flat)
             parts = line.split(" ")
             words += len(parts)
-            for pieces in map(get, parts):
-                flat += pieces
-            lengths.append(len(flat) - before)
+            per_line.append(b"".join(map(get, parts)))  # int32 ids, native byte order
         self.words_encoded += words
-        return np.array(flat, dtype=np.int32), lengths
+        flat = np.frombuffer(b"".join(per_line), dtype=np.int32)
+        return flat, [len(b) // 4 for b in per_line]
 
     @property
     def word_cache_misses(self) -> int:
