@@ -18,12 +18,15 @@ batch on the fly -> prefetch. Nothing holds more than the shuffle buffer in memo
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import math
 import os
 import sys
+import zlib
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from bertdata import schema
@@ -102,29 +105,45 @@ def resolve_format(files, *, record_format, max_seq_length, max_predictions_per_
 def _read_file_chunks(path, size, compression: str, skip_corrupt: bool):
     """One file's records in chunks, checked for truncation or corruption.
 
-    A TFRecord file read to its end consumed exactly its size in bytes (records plus 16 bytes
-    of framing each). TensorFlow's own read error does not say which file failed, so errors
-    are caught per file and replaced by a check at the file's end that names it. GZIP files
-    cannot be checked this way and keep TensorFlow's error.
+    TensorFlow's own read error does not say which file failed, so read errors are caught
+    per file and replaced by a check at the file's end that names it:
+      * a TFRecord file read to its end consumed exactly its size in bytes (records plus 16
+        bytes of framing each);
+      * a GZIP file's last 4 bytes hold its uncompressed size (mod 2**32), read here when
+        the file is opened. A file of several concatenated gzip streams disagrees with that
+        without being damaged, so a disagreement is confirmed by decompressing the whole
+        file in Python before it counts as corrupt.
     """
     records = tf.data.TFRecordDataset(path, compression_type=compression or None,
                                       buffer_size=1 << 20)
-    if compression == "GZIP":
-        chunks = records.batch(_READ_CHUNK)
-        return chunks.ignore_errors(log_warning=True) if skip_corrupt else chunks
     chunks = records.ignore_errors().batch(_READ_CHUNK)
     # An empty chunk never comes from batch(); it marks the end of the file.
     chunks = chunks.concatenate(tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)))
+    if compression == "GZIP":
+        trailer = _gzip_trailer_size(path, size)
+
+        def complete(consumed):
+            fast = tf.equal(consumed % (1 << 32), trailer)
+            return tf.cond(fast, lambda: tf.constant(True), lambda: tf.numpy_function(
+                _gzip_length_is, [path, consumed], tf.bool, stateful=False))
+
+        what = "GZIP TFRecord file "
+    else:
+        def complete(consumed):
+            return tf.equal(consumed, size)
+
+        what = "TFRecord file "
 
     def check(consumed, chunk):
         n = tf.size(chunk, out_type=tf.int64)
         consumed += (tf.reduce_sum(tf.cast(tf.strings.length(chunk), tf.int64))
                      + _TFRECORD_FRAMING_BYTES * n)
         at_end = tf.equal(n, 0)
-        ok = tf.logical_or(tf.logical_not(at_end), tf.equal(consumed, size))
+        ok = tf.cond(at_end, lambda: complete(consumed), lambda: tf.constant(True))
         message = tf.strings.join([
-            "corrupt or truncated TFRecord file ", path, ": read ",
-            tf.strings.as_string(consumed), " of ", tf.strings.as_string(size), " bytes"])
+            "corrupt or truncated ", what, path, ": read ", tf.strings.as_string(consumed),
+            " bytes of records (framing included) before it failed; its size is ",
+            tf.strings.as_string(size), " bytes"])
         if skip_corrupt:
             def warn():
                 op = tf.print("bertdata: skipped the unreadable rest of", message,
@@ -139,6 +158,26 @@ def _read_file_chunks(path, size, compression: str, skip_corrupt: bool):
             return consumed, tf.identity(chunk)
 
     return chunks.scan(tf.constant(0, tf.int64), check)
+
+
+def _gzip_trailer_size(path, size):
+    """The ISIZE field of a gzip file (its last 4 bytes, little-endian) as int64; -1 if none."""
+    last = tf.data.FixedLengthRecordDataset(path, 4, header_bytes=tf.maximum(size - 4, 0))
+    weights = tf.constant([1, 1 << 8, 1 << 16, 1 << 24], tf.int64)
+    return last.take(1).reduce(tf.constant(-1, tf.int64), lambda _, raw: tf.reduce_sum(
+        tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.int64) * weights))
+
+
+def _gzip_length_is(path, consumed) -> np.bool_:
+    """True when the whole gzip file decompresses to exactly `consumed` bytes."""
+    total = 0
+    try:
+        with tf.io.gfile.GFile(path.decode(), "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
+            while block := f.read(1 << 20):
+                total += len(block)
+    except (OSError, EOFError, zlib.error, tf.errors.OpError):
+        return np.bool_(False)
+    return np.bool_(total == consumed)
 
 
 def make_dataset(

@@ -174,6 +174,38 @@ def test_empty_pattern_and_wrong_features(tmp_path):
         next(iter(bertdata.make_dataset(d, 1, is_training=False)))
 
 
+def write_gzip(path, records):
+    with tf.io.TFRecordWriter(str(path), "GZIP") as w:
+        for r in records:
+            w.write(r)
+
+
+def test_corrupt_gzip_file_names_the_file_and_concatenated_streams_are_fine(tmp_path):
+    recs = [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(300)]
+    d = tmp_path / "z"
+    write(d, [], name="unused", compression="GZIP")
+    os.remove(d / "unused")
+    write_gzip(d / "train-00000-of-00002.tfrecord.gz", recs[:150])
+    # Two gzip streams back to back: a valid file whose trailer counts only the second.
+    write_gzip(tmp_path / "a.gz", recs[150:200])
+    write_gzip(tmp_path / "b.gz", recs[200:])
+    (d / "train-00001-of-00002.tfrecord.gz").write_bytes(
+        (tmp_path / "a.gz").read_bytes() + (tmp_path / "b.gz").read_bytes())
+    ds = bertdata.make_dataset(str(d), 10, is_training=False)
+    got = sorted(int(x) for f, _ in ds for x in f["input_ids"][:, 3].numpy())
+    assert got == list(range(300))
+    bad = d / "train-00001-of-00002.tfrecord.gz"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 3])  # truncated inside the first stream
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="GZIP TFRecord file .*train-00001-of-00002.tfrecord.gz"):
+        for _ in bertdata.make_dataset(str(d), 10, is_training=False):
+            pass
+    ds = bertdata.make_dataset(str(d), 10, is_training=False, skip_corrupt=True)
+    n = sum(int(f["input_ids"].shape[0]) for f, _ in ds)
+    assert 150 <= n < 300  # the good file and what could be read of the bad one
+
+
 def test_corrupt_file_names_the_file_or_is_skipped(tmp_path):
     recs = [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(50)]
     d = tmp_path / "c"
