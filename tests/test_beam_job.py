@@ -135,10 +135,14 @@ def test_same_records_whatever_the_workers_and_splits(tmp_path, spm_model, sampl
     job.run([*common, f"--output_dir={a}", "--split_bytes=1000000000", *FNAPI])
     job.run([*common, f"--output_dir={b}", "--split_bytes=7000", *FNAPI,
              "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    c = str(tmp_path / "three_shards")
+    job.run([*common, f"--output_dir={c}", "--split_bytes=7000", "--num_shards=3", *FNAPI])
+    assert len([f for f in os.listdir(c) if f.startswith("train-")]) == 3
     for split in ("train", "eval"):
         ra = sorted(read_records(os.path.join(a, f"{split}-*")))
         rb = sorted(read_records(os.path.join(b, f"{split}-*")))
-        assert ra == rb and len(ra) > 0
+        rc = sorted(read_records(os.path.join(c, f"{split}-*")))
+        assert ra == rb == rc and len(ra) > 0
     sa = load_json(os.path.join(a, "stats.json"))
     sb = load_json(os.path.join(b, "stats.json"))
     assert sa["counts"] == sb["counts"]
