@@ -162,6 +162,13 @@ class Tokenizer:
       sha256: checksum of the serialized model, recorded in metadata.json.
     """
 
+    # encode_flat's switch to the encoder: the share of new words (an average over recent
+    # documents) above which the cache costs more than it saves, measured on Korean text
+    # (benchmarks/README.md); then one document in PROBE_EVERY still goes through the cache.
+    MISS_RATE_LIMIT = 0.15
+    PROBE_EVERY = 32
+    WARM_WORDS = 16_384  # the switch waits until the cache holds this many words
+
     def __init__(self, model_proto: bytes, name: str = "<memory>", *,
                  word_cache_size: int = DEFAULT_WORD_CACHE_SIZE):
         self.name = name
@@ -196,6 +203,10 @@ class Tokenizer:
         self.replacement_ids = np.flatnonzero(ordinary).astype(np.int32)
         self.word_cache_size = word_cache_size
         self.words_encoded = 0
+        self.words_bypassed = 0
+        self._miss_rate = 0.0
+        self._bypass = 0
+        self._probe = False
         self._word_cache = _WordCache(self._sp)
         self._word_cache_ok = word_cache_size > 0 and self._check_word_cache()
 
@@ -215,18 +226,29 @@ class Tokenizer:
         The ids equal those of `encode`. SentencePiece cuts pieces inside whitespace-separated
         words only, so the pieces of a line are the concatenation of its words' pieces, and
         each distinct word is encoded once and then looked up: natural text repeats most of
-        its words, and a dict lookup is an order of magnitude cheaper than the encoder. The
-        cache holds at most `word_cache_size` words and is emptied when full, so memory stays
+        its words, and a dict lookup is several times cheaper than the encoder. The cache
+        holds at most `word_cache_size` words and is emptied when full, so memory stays
         bounded on any corpus. A model whose pieces span words falls back to the encoder.
+
+        A new word costs about three times what the encoder spends per word on whole lines
+        (one call per word), so when most words are new the cache loses. Once the cache
+        holds WARM_WORDS words, if the share of new words, averaged over recent documents,
+        passes MISS_RATE_LIMIT, documents go straight to the encoder, and one in PROBE_EVERY
+        still goes through the cache to see whether the share has fallen again.
         """
-        if not self._word_cache_ok:
-            self.words_encoded += sum(len(line.split(" ")) for line in lines)
+        if not self._word_cache_ok or self._bypass > 0:
+            self._bypass = max(self._bypass - 1, 0)
+            self._probe = self._bypass == 0  # the next document goes through the cache
+            words = sum(len(line.split(" ")) for line in lines)
+            self.words_encoded += words
+            self.words_bypassed += words
             per_line = self.encode(lines)
             return (np.fromiter(itertools.chain.from_iterable(per_line), np.int32),
                     [len(x) for x in per_line])
         cache = self._word_cache
         if len(cache) >= self.word_cache_size:
             cache.clear()
+        misses = cache.misses
         get = cache.__getitem__
         words = 0
         per_line = []
@@ -235,12 +257,21 @@ class Tokenizer:
             words += len(parts)
             per_line.append(b"".join(map(get, parts)))  # int32 ids, native byte order
         self.words_encoded += words
+        rate = (cache.misses - misses) / max(words, 1)
+        # A probe's own rate replaces the average that sent documents to the encoder.
+        self._miss_rate = rate if self._probe else 0.8 * self._miss_rate + 0.2 * rate
+        self._probe = False
+        # While the cache is young, new words are an investment, not a verdict.
+        warm = len(cache) >= min(self.WARM_WORDS, self.word_cache_size)
+        if warm and self._miss_rate > self.MISS_RATE_LIMIT:
+            self._bypass = self.PROBE_EVERY - 1
         flat = np.frombuffer(b"".join(per_line), dtype=np.int32)
         return flat, [len(b) // 4 for b in per_line]
 
     @property
     def word_cache_misses(self) -> int:
-        return self._word_cache.misses if self._word_cache_ok else self.words_encoded
+        """Words not served from the cache (new words, and words sent to the encoder)."""
+        return self._word_cache.misses + self.words_bypassed
 
     def _check_word_cache(self) -> bool:
         """True when encoding word by word gives exactly the ids of encoding whole lines.

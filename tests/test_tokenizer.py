@@ -113,13 +113,47 @@ def test_word_cache_stays_bounded_and_can_be_turned_off(spm_model, sample_lines)
     small = Tokenizer(proto, word_cache_size=50)
     off = Tokenizer(proto, word_cache_size=0)
     assert not off._word_cache_ok
+    largest = 0  # the cache is emptied when full, then takes one document's words
     for start in range(0, 600, 100):
         lines = sample_lines[start:start + 100]
+        largest = max(largest, sum(len(x.split(" ")) for x in lines))
         want = small.encode(lines)
         for tok in (small, off):
             flat, lengths = tok.encode_flat(lines)
             assert flat.tolist() == [i for x in want for i in x]
             assert lengths == [len(x) for x in want]
-        assert len(small._word_cache) <= 50 + sum(len(x.split(" ")) for x in lines)
+        assert len(small._word_cache) <= 50 + largest
     assert len(off._word_cache) == 0
     assert off.word_cache_misses == off.words_encoded > 0
+
+
+def test_mostly_new_words_go_to_the_encoder_until_words_repeat(tokenizer, sample_lines):
+    from bertdata.tokenizer import Tokenizer as Tok
+
+    tok = Tok(tokenizer._sp.serialized_model_proto())
+    tok.WARM_WORDS = 500  # this test's text is small; the default waits for 16,384 words
+    rng = np.random.default_rng(0)
+    # Every word made new by two random Hangul syllables: the cache cannot help.
+    novel = [[" ".join(w + chr(0xAC00 + int(rng.integers(11172))) * 2 for w in line.split(" "))
+              for line in sample_lines[i:i + 10]] for i in range(0, 400, 10)]
+    for doc in novel:
+        flat, lengths = tok.encode_flat(doc)
+        want = tok.encode(doc)
+        assert flat.tolist() == [i for x in want for i in x]
+        assert lengths == [len(x) for x in want]
+    assert tok.words_bypassed > tok.words_encoded / 2
+    # A young cache is never bypassed: new words are how it fills.
+    young = Tok(tokenizer._sp.serialized_model_proto())
+    for doc in novel:
+        young.encode_flat(doc)
+    assert young.words_bypassed == 0 and len(young._word_cache) < young.WARM_WORDS
+    # The same document again and again: a probe fills the cache with its words, the next
+    # probe finds them all, and from then on the cache serves it.
+    doc = sample_lines[:10]
+    for _ in range(3 * tok.PROBE_EVERY):
+        tok.encode_flat(doc)
+    bypassed = tok.words_bypassed
+    for _ in range(20):
+        flat, _ = tok.encode_flat(doc)
+    assert tok.words_bypassed == bypassed
+    assert flat.tolist() == [i for x in tok.encode(doc) for i in x]
