@@ -369,9 +369,9 @@ def mask_batch(
 
     row = piece // width
     counts = np.bincount(row, minlength=n)
-    slot = np.arange(len(piece)) - (np.cumsum(counts) - counts)[row]
-    batch.masked_lm_positions[row, slot] = piece - row * width
-    batch.masked_lm_ids[row, slot] = original
+    column = np.arange(len(piece)) - (np.cumsum(counts) - counts)[row]  # i-th of its row
+    batch.masked_lm_positions[row, column] = piece - row * width
+    batch.masked_lm_ids[row, column] = original
     batch.num_masked[:] = counts
 
 

@@ -65,6 +65,13 @@ _VARINT_TABLE_SIZE = 1 << 16
 _varint_table: dict[int, bytes] = {}
 
 
+def _filled_varint_table() -> dict[int, bytes]:
+    """The varint table, built on first use (keeps importing this module cheap)."""
+    if not _varint_table:
+        _varint_table.update((i, _varint(i)) for i in range(_VARINT_TABLE_SIZE))
+    return _varint_table
+
+
 def _packed_varints(values) -> bytes:
     """Protobuf varint encoding of non-negative integers.
 
@@ -73,10 +80,8 @@ def _packed_varints(values) -> bytes:
     bytes with numpy or with protobuf message objects. A value outside the table (negative,
     or large) raises KeyError and takes the checked slow path.
     """
-    if not _varint_table:
-        _varint_table.update((i, _varint(i)) for i in range(_VARINT_TABLE_SIZE))
+    table = _filled_varint_table()
     vals = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    table = _varint_table
     try:
         return b"".join([table[v] for v in vals])
     except KeyError:
@@ -227,6 +232,18 @@ def _int64_feature_packed(packed: bytes) -> bytes:
     return _length_delimited(b"\x1a", _length_delimited(b"\x0a", packed))
 
 
+_LABEL_ENTRIES: dict[int, bytes] = {}
+
+
+def _label_entry(label: int) -> bytes:
+    """The whole next_sentence_labels map entry for one label value."""
+    entry = _LABEL_ENTRIES.get(label)
+    if entry is None:
+        entry = _LABEL_ENTRIES[label] = _map_entry(NEXT_SENTENCE_LABELS,
+                                                   _int64_feature((label,)))
+    return entry
+
+
 def serialize_compact_batch(input_ids, lengths, masked_lm_positions, masked_lm_ids,
                             num_masked, next_sentence_labels, *, masked: bool = True
                             ) -> list[bytes]:
@@ -237,8 +254,7 @@ def serialize_compact_batch(input_ids, lengths, masked_lm_positions, masked_lm_i
     what is left per record is joining a handful of byte strings. The bytes are identical to
     `serialize_compact`'s.
     """
-    if not _varint_table:
-        _packed_varints([0])
+    _filled_varint_table()  # the record and entry lengths below are looked up in it
     ids_bytes, ids_at = _varint_rows(np.asarray(input_ids), np.asarray(lengths))
     features = [(INPUT_IDS, ids_bytes, ids_at)]
     if masked:
@@ -247,8 +263,6 @@ def serialize_compact_batch(input_ids, lengths, masked_lm_positions, masked_lm_i
         lab_bytes, lab_at = _varint_rows(np.asarray(masked_lm_ids), counts)
         features += [(MASKED_LM_POSITIONS, pos_bytes, pos_at),
                      (MASKED_LM_IDS, lab_bytes, lab_at)]
-    nsp = {label: _map_entry(NEXT_SENTENCE_LABELS, _int64_feature((label,)))
-           for label in (0, 1)}
     out = []
     for i, label in enumerate(np.asarray(next_sentence_labels).tolist()):
         parts = []
@@ -256,8 +270,7 @@ def serialize_compact_batch(input_ids, lengths, masked_lm_positions, masked_lm_i
             values = data[at[i]:at[i + 1]]
             parts.append(_int64_entry_header(name, len(values)))
             parts.append(values)
-        parts.append(nsp[label] if label in nsp else
-                     _map_entry(NEXT_SENTENCE_LABELS, _int64_feature((label,))))
+        parts.append(_label_entry(label))
         out.append(_length_delimited(b"\x0a", b"".join(parts)))
     return out
 

@@ -239,7 +239,7 @@ class Tokenizer:
         if not self._word_cache_ok or self._bypass > 0:
             self._bypass = max(self._bypass - 1, 0)
             self._probe = self._bypass == 0  # the next document goes through the cache
-            words = sum(len(line.split(" ")) for line in lines)
+            words = sum(line.count(" ") + 1 for line in lines)  # len(line.split(" "))
             self.words_encoded += words
             self.words_bypassed += words
             per_line = self.encode(lines)
