@@ -66,7 +66,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--nsp_mode", choices=pretraining.NSP_MODES, default=d.nsp_mode,
                    help="swap: B is A's continuation, swapped half the time (reference); "
                         "random_doc: half the time B comes from another document")
-    p.add_argument("--masking", choices=pretraining.MASKING_MODES, default=d.masking,
+    p.add_argument("--masking", choices=schema.MASKING_MODES, default=d.masking,
                    help="dynamic writes unmasked records; make_dataset masks every epoch")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--record_format", choices=schema.RECORD_FORMATS, default="compact")
@@ -209,7 +209,7 @@ def summarize_stats(counts: dict, config: pretraining.ExampleConfig) -> dict:
         "tokens": tokens,
         "masked_tokens": counts.get(transforms.MASKED_TOKENS, 0),
         "masked_fraction": counts.get(transforms.MASKED_TOKENS, 0) / max(1, tokens),
-        "not_next_fraction": counts.get(pretraining.EXAMPLES_RANDOM_NEXT, 0) / max(1, examples),
+        "not_next_fraction": counts.get(pretraining.EXAMPLES_NOT_NEXT, 0) / max(1, examples),
         "unk_rate": counts.get(transforms.UNK_TOKENS, 0) / max(1, tokens),
         "truncation_rate": counts.get(pretraining.EXAMPLES_TRUNCATED, 0) / max(1, examples),
         "examples_without_masked_tokens": counts.get(pretraining.EXAMPLES_NO_MASK, 0),
@@ -300,7 +300,7 @@ def run(argv=None) -> dict:
             split_info["eval"]["num_examples"] = stats["eval_examples"]
         metadata = schema.build_metadata(
             record_format=args.record_format, masking=args.masking,
-            compression="GZIP" if args.compression == "gzip" else "",
+            compression=schema.Compression(args.compression),
             example_config=config, tokenizer_sha256=tokenizer.sha256,
             tokenizer_path=args.spm_model, vocab_size=tokenizer.vocab_size,
             special_ids=tokenizer.special.as_dict(), splits=split_info,

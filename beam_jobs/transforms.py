@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
-from bertdata import corpus, pretraining, schema
+from bertdata import corpus, pretraining, wire_format
 from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE, SPECIAL_IDS, Tokenizer
 
 METRICS_NAMESPACE = "bertpipe"
@@ -181,20 +181,20 @@ class BuildExamplesFn(_CountingDoFn):
                 counts[length_bucket_key(bucket * LENGTH_BUCKET)] += n
         if tag == EVAL:
             counts[EVAL_EXAMPLES] += len(batch)
-        blob = schema.frame_records(serialize_batch(batch, self.record_format, cfg))
+        blob = wire_format.frame_records(serialize_batch(batch, self.record_format, cfg))
         return blob if tag == TRAIN else beam.pvalue.TaggedOutput(tag, blob)
 
 
 def serialize_batch(batch: pretraining.ExampleBatch, record_format: str,
                     config: pretraining.ExampleConfig) -> list[bytes]:
-    """The records of a batch in the job's format (see bertdata.schema)."""
+    """The records of a batch in the job's format (see bertdata.wire_format)."""
     if record_format == "compact":
         masked = batch.num_masked is not None
-        return schema.serialize_compact_batch(
+        return wire_format.serialize_compact_batch(
             batch.input_ids, batch.lengths, batch.masked_lm_positions, batch.masked_lm_ids,
             batch.num_masked, batch.next_sentence_labels, masked=masked)
     masked = batch.num_masked is not None
-    return [schema.serialize_instance(inst, record_format, masked=masked,
+    return [wire_format.serialize_instance(inst, record_format, masked=masked,
                                       max_seq_length=config.max_seq_length,
                                       max_predictions_per_seq=config.max_predictions_per_seq)
             for inst in batch.instances()]
@@ -215,7 +215,7 @@ class _FramedRecordSink(filebasedsink.FileBasedSink):
 
 
 class WriteFramedTFRecords(beam.PTransform):
-    """Writes blobs of `schema.frame_records` to sharded TFRecord files (optionally GZIP)."""
+    """Writes blobs of `wire_format.frame_records` to sharded TFRecord files (optionally GZIP)."""
 
     def __init__(self, file_path_prefix: str, *, file_name_suffix: str = ".tfrecord",
                  num_shards: int = 0, compression_type: str = CompressionTypes.UNCOMPRESSED):
@@ -278,8 +278,8 @@ def merge_counts(dicts) -> dict:
 class CreateExamples(beam.PTransform):
     """File ranges -> {'train': blobs, 'eval': blobs, 'stats': per-bundle count dicts}.
 
-    'train' and 'eval' hold blobs of TFRecord-framed records (`schema.frame_records`); write
-    them with `WriteFramedTFRecords`, or read the records with `schema.unframe_records`.
+    'train' and 'eval' hold blobs of TFRecord-framed records (`wire_format.frame_records`); write
+    them with `WriteFramedTFRecords`, or read the records with `wire_format.unframe_records`.
     """
 
     def __init__(self, model_proto: bytes, config: pretraining.ExampleConfig, *,

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bertdata import schema  # noqa: E402
+from bertdata import schema, wire_format  # noqa: E402
 
 
 def write_records(directory, num_examples, seq_len, num_preds, vocab, num_files=8):
@@ -39,7 +39,7 @@ def write_records(directory, num_examples, seq_len, num_preds, vocab, num_files=
             ids = rng.integers(7, vocab, seq_len)
             pos = np.sort(rng.choice(seq_len, num_preds, replace=False))
             ids[0], ids[seq_len // 2], ids[-1] = 5, 4, 4  # [CLS] A [SEP] B [SEP]
-            records.append(schema.serialize_compact(ids, pos, ids[pos], int(rng.integers(2))))
+            records.append(wire_format.serialize_compact(ids, pos, ids[pos], int(rng.integers(2))))
         _write_tfrecord(path, records)
     meta = {
         "metadata_version": schema.METADATA_VERSION, "record_format": "compact",

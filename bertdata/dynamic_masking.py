@@ -38,15 +38,42 @@ def masking_options(spm_model: str | Tokenizer, *, masked_lm_prob: float = 0.15,
     }
 
 
-def mask_batch(ids, mask, *, num_preds, word_start, is_special, replacement_ids,
-               masked_lm_prob, mask_token_rate, random_token_rate, seeds=None):
-    """Masks a padded batch. ids, mask: int32 (B, L).
+def mask_padded_batch(ids, mask, *, num_preds, word_start, is_special, replacement_ids,
+                      masked_lm_prob, mask_token_rate, random_token_rate, seeds=None):
+    """Masks a padded batch in the graph. ids, mask: int32 (B, L).
 
     Returns (masked ids (B, L), positions (B, P), original ids (B, P), weights (B, P)).
     """
-    word_start = tf.constant(word_start)
-    is_special = tf.constant(is_special)
+    if seeds is None:
+        seeds = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+    seeds = tf.cast(seeds, tf.int64)
+    selected, word = _select_whole_words(
+        ids, mask, num_preds=num_preds, word_start=tf.constant(word_start),
+        is_special=tf.constant(is_special), masked_lm_prob=masked_lm_prob, seeds=seeds)
+    b, n = tf.shape(ids)[0], tf.shape(ids)[1]
+    draw_word = tf.random.stateless_uniform([b, n + 1], seed=seeds + 1)
+    draw = tf.gather(draw_word, word, batch_dims=1)  # one draw per word, for all its pieces
+    to_mask = tf.logical_and(selected, draw < mask_token_rate)
+    to_random = tf.logical_and(selected, tf.logical_and(
+        draw >= mask_token_rate, draw < mask_token_rate + random_token_rate))
     replacement_ids = tf.constant(replacement_ids)
+    random_ids = tf.gather(replacement_ids, tf.random.stateless_uniform(
+        [b, n], seed=seeds + 2, maxval=tf.shape(replacement_ids)[0], dtype=tf.int32))
+    masked_ids = tf.where(to_mask, SPECIAL_IDS.mask, tf.where(to_random, random_ids, ids))
+    # Positions of the selected pieces, ascending, padded to num_preds.
+    positions = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(n)[None, :], [b, n]), selected)
+    weights = tf.sequence_mask(positions.row_lengths(), num_preds, dtype=tf.float32)
+    positions = positions.to_tensor(default_value=0, shape=[None, num_preds])
+    original = tf.gather(ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
+    return masked_ids, positions, original, weights
+
+
+def _select_whole_words(ids, mask, *, num_preds, word_start, is_special, masked_lm_prob,
+                        seeds):
+    """Which pieces to mask: whole words in a random order while they fit the budget.
+
+    Returns (selected (B, L) bool, the word index of every piece (B, L)).
+    """
     shape = tf.shape(ids)
     b, n = shape[0], shape[1]
     lengths = tf.reduce_sum(mask, axis=1)
@@ -60,16 +87,11 @@ def mask_batch(ids, mask, *, num_preds, word_start, is_special, replacement_ids,
     # Word index per position within the row; non-candidates go to a dummy word n.
     word = tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1
     word = tf.where(candidate, word, n)
-    row = tf.range(b)[:, None]
-    flat_word = word + row * (n + 1)  # (B, L) ids in [0, B * (n + 1))
-    num_segments = b * (n + 1)
+    flat_word = word + tf.range(b)[:, None] * (n + 1)  # (B, L) ids in [0, B * (n + 1))
     word_len = tf.math.unsorted_segment_sum(tf.cast(candidate, tf.int32), flat_word,
-                                            num_segments)
+                                            b * (n + 1))
     word_len = tf.reshape(word_len, [b, n + 1])
     exists = tf.logical_and(word_len > 0, tf.range(n + 1)[None, :] < n)
-    if seeds is None:
-        seeds = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
-    seeds = tf.cast(seeds, tf.int64)
     score = tf.random.stateless_uniform([b, n + 1], seed=seeds)
     score = tf.where(exists, score, 2.0)  # absent words sort last
     order = tf.argsort(score, axis=1)
@@ -77,20 +99,6 @@ def mask_batch(ids, mask, *, num_preds, word_start, is_special, replacement_ids,
     taken_sorted = tf.logical_and(tf.cumsum(sorted_len, axis=1) <= budget[:, None],
                                   tf.gather(exists, order, batch_dims=1))
     # Scatter the decision back from sorted order to word order.
-    inverse = tf.argsort(order, axis=1)
-    taken_word = tf.gather(taken_sorted, inverse, batch_dims=1)  # (B, n + 1)
-    draw_word = tf.random.stateless_uniform([b, n + 1], seed=seeds + 1)
+    taken_word = tf.gather(taken_sorted, tf.argsort(order, axis=1), batch_dims=1)
     selected = tf.logical_and(candidate, tf.gather(taken_word, word, batch_dims=1))
-    draw = tf.gather(draw_word, word, batch_dims=1)
-    to_mask = tf.logical_and(selected, draw < mask_token_rate)
-    to_random = tf.logical_and(selected, tf.logical_and(
-        draw >= mask_token_rate, draw < mask_token_rate + random_token_rate))
-    random_ids = tf.gather(replacement_ids, tf.random.stateless_uniform(
-        [b, n], seed=seeds + 2, maxval=tf.shape(replacement_ids)[0], dtype=tf.int32))
-    masked_ids = tf.where(to_mask, SPECIAL_IDS.mask, tf.where(to_random, random_ids, ids))
-    # Positions of the selected pieces, ascending, padded to num_preds.
-    positions = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(n)[None, :], [b, n]), selected)
-    weights = tf.sequence_mask(positions.row_lengths(), num_preds, dtype=tf.float32)
-    positions = positions.to_tensor(default_value=0, shape=[None, num_preds])
-    original = tf.gather(ids, positions, batch_dims=1) * tf.cast(weights, tf.int32)
-    return masked_ids, positions, original, weights
+    return selected, word

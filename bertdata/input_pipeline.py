@@ -408,7 +408,7 @@ def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_maskin
         mask = fit(mask, length)
         segments = fit(d[schema.SEGMENT_IDS], length)
         if dynamic_masking:
-            ids, pos, lm_ids, weights = dm.mask_batch(
+            ids, pos, lm_ids, weights = dm.mask_padded_batch(
                 ids, mask, num_preds=num_preds, seeds=seeds, **dynamic_masking)
         else:
             pos, lm_ids = d[schema.MASKED_LM_POSITIONS], d[schema.MASKED_LM_IDS]

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bertdata.schema import MASKING_MODES
 from bertdata.tokenizer import SPECIAL_IDS
 
 NSP_MODES = ("swap", "random_doc")
-MASKING_MODES = ("static", "dynamic")
 
 # Counter keys for stats.json, one per reason.
 DOCUMENTS_SINGLE_LINE = "documents_single_line"
@@ -27,7 +27,7 @@ LINES_TRAILING_DROPPED = "lines_trailing_dropped"
 EXAMPLES = "examples"
 EXAMPLES_TRUNCATED = "examples_truncated"
 EXAMPLES_NO_MASK = "examples_without_masked_tokens"
-EXAMPLES_RANDOM_NEXT = "examples_not_next"
+EXAMPLES_NOT_NEXT = "examples_not_next"
 RANDOM_DOC_UNAVAILABLE = "random_next_unavailable"
 
 
@@ -93,6 +93,10 @@ class Instance:
     truncated: bool = False
 
 
+# What a piece is to whole-word masking (VocabTables.kind).
+PIECE_SPECIAL, PIECE_WORD_START, PIECE_CONTINUATION = 0, 1, 2
+
+
 @dataclasses.dataclass(frozen=True)
 class VocabTables:
     """The vocabulary facts masking needs, as arrays (built from a `Tokenizer`)."""
@@ -100,12 +104,13 @@ class VocabTables:
     word_start: np.ndarray  # bool (vocab,)
     is_special: np.ndarray  # bool (vocab,)
     replacement_ids: np.ndarray  # int32, ids a random replacement may draw
-    # uint8 (vocab,): 0 special, 1 begins a word, 2 continues one (derived).
+    # uint8 (vocab,): PIECE_SPECIAL, PIECE_WORD_START or PIECE_CONTINUATION (derived).
     kind: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        kind = np.where(self.is_special, 0, np.where(self.word_start, 1, 2)).astype(np.uint8)
-        object.__setattr__(self, "kind", kind)
+        kind = np.where(self.is_special, PIECE_SPECIAL,
+                        np.where(self.word_start, PIECE_WORD_START, PIECE_CONTINUATION))
+        object.__setattr__(self, "kind", kind.astype(np.uint8))
 
     @classmethod
     def from_tokenizer(cls, tok) -> VocabTables:
@@ -155,40 +160,6 @@ def truncated_lengths(len_a: int, len_b: int, max_tokens: int) -> tuple[int, int
     return len_a - excess // 2, len_b - (excess + 1) // 2
 
 
-def pack_pair(a: np.ndarray, b: np.ndarray, max_seq_length: int):
-    """Trims A from the front and B from the back, then lays out [CLS] A [SEP] B [SEP].
-
-    Returns (input_ids, segment_ids, truncated).
-    """
-    batch = ExampleBatch.from_pairs([(a, b, 0)], max_seq_length)
-    return batch.input_ids[0, :batch.lengths[0]], batch.segment_ids(0), bool(batch.truncated[0])
-
-
-def mask_whole_words(
-    ids: np.ndarray,
-    rng: np.random.Generator,
-    vocab: VocabTables,
-    *,
-    masked_lm_prob: float,
-    max_predictions: int,
-    mask_token_rate: float = 0.8,
-    random_token_rate: float = 0.1,
-):
-    """Whole-word masking of one example: `mask_batch` with a batch of one.
-
-    Returns:
-      (masked ids, sorted positions int32, original ids at those positions int32).
-    """
-    ids = np.asarray(ids, dtype=np.int32)
-    batch = ExampleBatch.from_rows([ids])
-    mask_batch(batch, [rng], [1], vocab, masked_lm_prob=masked_lm_prob,
-               max_predictions=max_predictions, mask_token_rate=mask_token_rate,
-               random_token_rate=random_token_rate)
-    n = batch.num_masked[0]
-    return (batch.input_ids[0, :len(ids)].copy(), batch.masked_lm_positions[0, :n].copy(),
-            batch.masked_lm_ids[0, :n].copy())
-
-
 @dataclasses.dataclass
 class ExampleBatch:
     """Examples of one or more documents as padded arrays: what masking and serializing use.
@@ -196,7 +167,7 @@ class ExampleBatch:
     Row i holds example i as [CLS] A [SEP] B [SEP] followed by zeros ([PAD]).
     """
 
-    input_ids: np.ndarray  # int32 (n, width); masked in place by `mask_batch`
+    input_ids: np.ndarray  # int32 (n, width); masked in place by `mask_whole_words`
     lengths: np.ndarray  # int32 (n,)
     a_lengths: np.ndarray  # int32 (n,): pieces of A, so the first [SEP] is at a_length + 1
     next_sentence_labels: np.ndarray  # int32 (n,)
@@ -269,7 +240,78 @@ class ExampleBatch:
         return out
 
 
-def mask_batch(
+@dataclasses.dataclass
+class _Words:
+    """Where the words of a batch are, flat over its (n, width) rows."""
+
+    of_piece: np.ndarray  # word number of every flat position (meaningful on candidates)
+    row: np.ndarray  # the row of each word
+    length: np.ndarray  # pieces per word
+    candidates: np.ndarray  # flat positions that may be masked, ascending
+
+
+def _words_of(ids: np.ndarray, vocab: VocabTables) -> _Words | None:
+    """A piece starting with '▁' begins a word, any other piece continues the word before
+    it; special pieces (and padding) are never candidates and end any word."""
+    width = ids.shape[1]
+    kind = vocab.kind[ids]
+    cand = kind != PIECE_SPECIAL
+    prev = np.zeros_like(cand)
+    prev[:, 1:] = cand[:, :-1]
+    start = (cand & ((kind == PIECE_WORD_START) | ~prev)).ravel()
+    of_piece = np.cumsum(start) - 1
+    first = np.flatnonzero(start)
+    if len(first) == 0:
+        return None
+    candidates = np.flatnonzero(cand.ravel())
+    length = np.bincount(of_piece[candidates], minlength=len(first))
+    return _Words(of_piece, first // width, length, candidates)
+
+
+def _word_draws(words: _Words, rngs, group_rows: np.ndarray):
+    """Each word's visiting-order key and outcome draw, from its document's stream."""
+    num_words = len(words.row)
+    group_words = np.searchsorted(words.row, group_rows)
+    keys = np.empty(num_words)
+    outcome = np.empty(num_words)
+    for rng, lo, hi in zip(rngs, group_words[:-1], group_words[1:], strict=True):
+        if hi > lo:
+            u = rng.random(2 * (hi - lo))
+            keys[lo:hi] = u[:hi - lo]
+            outcome[lo:hi] = u[hi - lo:]
+    return keys, outcome
+
+
+def _take_words(words: _Words, keys, budget: np.ndarray, n: int, width: int) -> np.ndarray:
+    """Greedy selection in each row's random word order, vectorized over rows.
+
+    Words are laid out in (row, word-in-row) matrices; sorting each row by its keys gives
+    the visiting order, and column j of `length_by_rank` holds every row's j-th visited
+    word. A word is taken when it fits what is left of its row's budget. Returns a bool per
+    word.
+    """
+    slot = np.arange(len(words.row)) - np.searchsorted(words.row, words.row)
+    shape = (n, int(slot.max()) + 1)
+    key_grid = np.full(shape, 2.0)  # empty slots sort last
+    key_grid[words.row, slot] = keys
+    length_grid = np.full(shape, width + 1, dtype=np.int64)  # and never fit a budget
+    length_grid[words.row, slot] = words.length
+    visit = np.argsort(key_grid, axis=1)
+    length_by_rank = np.ascontiguousarray(np.take_along_axis(length_grid, visit, axis=1).T)
+    remaining = np.maximum(budget, 0)
+    taken = np.zeros(length_by_rank.shape, dtype=bool)
+    for j, lengths in enumerate(length_by_rank):
+        take = lengths <= remaining
+        taken[j] = take
+        np.subtract(remaining, lengths, out=remaining, where=take)
+        if j % 8 == 7 and not remaining.any():
+            break
+    taken_grid = np.zeros(shape, dtype=bool)
+    np.put_along_axis(taken_grid, visit, taken.T, axis=1)
+    return taken_grid[words.row, slot]
+
+
+def mask_whole_words(
     batch: ExampleBatch,
     rngs: Sequence[np.random.Generator],
     group_sizes: Sequence[int],
@@ -282,11 +324,10 @@ def mask_batch(
 ) -> None:
     """Whole-word masking on '▁' word starts, as in the reference, for a batch at once.
 
-    A piece starting with '▁' begins a word, any other piece continues the word before it;
-    special pieces are never candidates and end any word. Each example's words are visited
-    in a random order and taken unless they would overflow its budget of
-    min(max_predictions, int((length - 3) * masked_lm_prob)) pieces. Each taken word draws
-    once: [MASK] for all its pieces, or unchanged, or a random ordinary piece for each.
+    Each example's words are visited in a random order and taken unless they would
+    overflow its budget of min(max_predictions, int((length - 3) * masked_lm_prob)) pieces.
+    Each taken word draws once: [MASK] for all its pieces, or unchanged, or a random
+    ordinary piece for each.
 
     The rows come in consecutive groups (one per document) of `group_sizes`, and group g
     draws all its randomness from `rngs[g]`: the result for a document does not depend on
@@ -296,66 +337,20 @@ def mask_batch(
     Fills batch.masked_lm_positions / masked_lm_ids / num_masked and masks input_ids.
     """
     n, width = batch.input_ids.shape
-    p = max_predictions
-    batch.masked_lm_positions = np.zeros((n, p), dtype=np.int32)
-    batch.masked_lm_ids = np.zeros((n, p), dtype=np.int32)
+    batch.masked_lm_positions = np.zeros((n, max_predictions), dtype=np.int32)
+    batch.masked_lm_ids = np.zeros((n, max_predictions), dtype=np.int32)
     batch.num_masked = np.zeros(n, dtype=np.int32)
-    if n == 0 or width == 0:
+    words = _words_of(batch.input_ids, vocab) if n and width else None
+    if words is None:
         return
-    ids = batch.input_ids
-    kind = vocab.kind[ids]  # 0 special or padding, 1 word start, 2 continuation
-    cand = kind != 0
-    prev = np.zeros_like(cand)
-    prev[:, 1:] = cand[:, :-1]
-    start = (cand & ((kind == 1) | ~prev)).ravel()
-    cand = cand.ravel()
-    word_of = np.cumsum(start) - 1  # word number of every candidate piece
-    word_first = np.flatnonzero(start)
-    num_words = len(word_first)
-    if num_words == 0:
-        return
-    word_row = word_first // width
-    cand_idx = np.flatnonzero(cand)
-    word_len = np.bincount(word_of[cand_idx], minlength=num_words)
-
-    # Each group's draws, in row order: a sort key and an outcome per word.
     group_rows = np.concatenate([[0], np.cumsum(group_sizes)])
-    group_words = np.searchsorted(word_row, group_rows)
-    keys = np.empty(num_words)
-    outcome = np.empty(num_words)
-    for rng, lo, hi in zip(rngs, group_words[:-1], group_words[1:], strict=True):
-        if hi > lo:
-            u = rng.random(2 * (hi - lo))
-            keys[lo:hi] = u[:hi - lo]
-            outcome[lo:hi] = u[hi - lo:]
-
-    # Greedy selection in each row's random word order, vectorized over rows. Words are laid
-    # out in (row, word-in-row) matrices; sorting each row by its keys gives the visiting
-    # order, and column j of `length_by_rank` holds every row's j-th visited word.
-    slot = np.arange(num_words) - np.searchsorted(word_row, word_row)
-    shape = (n, int(slot.max()) + 1)
-    key_grid = np.full(shape, 2.0)  # empty slots sort last
-    key_grid[word_row, slot] = keys
-    length_grid = np.full(shape, width + 1, dtype=np.int64)  # and never fit a budget
-    length_grid[word_row, slot] = word_len
-    visit = np.argsort(key_grid, axis=1)
-    length_by_rank = np.ascontiguousarray(np.take_along_axis(length_grid, visit, axis=1).T)
-    budget = np.minimum(p, ((batch.lengths - 3) * masked_lm_prob).astype(np.int64))
-    remaining = np.maximum(budget, 0)
-    taken = np.zeros(length_by_rank.shape, dtype=bool)
-    for j, lengths in enumerate(length_by_rank):
-        take = lengths <= remaining
-        taken[j] = take
-        np.subtract(remaining, lengths, out=remaining, where=take)
-        if j % 8 == 7 and not remaining.any():
-            break
-    taken_grid = np.zeros(shape, dtype=bool)
-    np.put_along_axis(taken_grid, visit, taken.T, axis=1)
-    chosen_word = taken_grid[word_row, slot]
-
-    piece = cand_idx[chosen_word[word_of[cand_idx]]]  # flat indices, row-major ascending
-    draw = outcome[word_of[piece]]
-    flat = ids.reshape(-1)
+    keys, outcome = _word_draws(words, rngs, group_rows)
+    budget = np.minimum(max_predictions,
+                        ((batch.lengths - 3) * masked_lm_prob).astype(np.int64))
+    chosen_word = _take_words(words, keys, budget, n, width)
+    piece = words.candidates[chosen_word[words.of_piece[words.candidates]]]  # row-major
+    draw = outcome[words.of_piece[piece]]
+    flat = batch.input_ids.reshape(-1)
     original = flat[piece].copy()
     flat[piece[draw < mask_token_rate]] = SPECIAL_IDS.mask
     replace = piece[(draw >= mask_token_rate) & (draw < mask_token_rate + random_token_rate)]
@@ -366,7 +361,6 @@ def mask_batch(
             if hi > lo:
                 picks[lo:hi] = rng.integers(0, len(vocab.replacement_ids), size=hi - lo)
         flat[replace] = vocab.replacement_ids[picks]
-
     row = piece // width
     counts = np.bincount(row, minlength=n)
     column = np.arange(len(piece)) - (np.cumsum(counts) - counts)[row]  # i-th of its row
@@ -431,14 +425,8 @@ def document_pairs(
     an example with a random B, as in google-research/bert.
     """
     counts = counts if counts is not None else collections.Counter()
-    if isinstance(doc, tuple):
-        flat, line_lengths = doc
-    else:
-        line_lengths = [len(x) for x in doc]
-        flat = (np.concatenate(doc).astype(np.int32, copy=False) if len(doc)
-                else np.zeros(0, np.int32))
-    ends = list(itertools.accumulate(line_lengths, initial=0))  # line i is ends[i]:ends[i+1]
-    num_lines = len(line_lengths)
+    flat, ends = _flat_document(doc)
+    num_lines = len(ends) - 1
     max_tokens = config.max_seq_length - 3
     target = max_tokens
     if config.short_seq_prob > 0 and rng.random() < config.short_seq_prob:
@@ -447,47 +435,74 @@ def document_pairs(
     if not random_doc and num_lines < 2:
         counts[DOCUMENTS_SINGLE_LINE] += 1
         return []
-
+    min_lines = 1 if random_doc else 2
     pairs = []
-    first = 0  # first line of the current chunk
-    i = 0
-    while i < num_lines:
-        chunk_lines = i - first + 1
-        last = i == num_lines - 1
-        ready = last or ends[i + 1] - ends[first] >= target
-        if ready and (chunk_lines > 1 or random_doc):
-            a_end = first + (int(rng.integers(1, chunk_lines)) if chunk_lines > 1 else 1)
-            a = flat[ends[first]:ends[a_end]]
-            label = 0
-            b = None
-            if random_doc:
-                if chunk_lines == 1 or rng.random() < 0.5:
-                    b = pool.sample(rng, target - len(a), key) if pool is not None else None
-                    if b is not None:
-                        label = 1
-                        # The lines of the chunk after A were not used: put them back.
-                        i = a_end - 1
-                    elif chunk_lines == 1:
-                        counts[RANDOM_DOC_UNAVAILABLE] += 1
-                if b is None and chunk_lines > 1:
-                    b = flat[ends[a_end]:ends[i + 1]]
-            else:
-                b = flat[ends[a_end]:ends[i + 1]]
-                if rng.random() < 0.5:
-                    a, b = b, a
-                    label = 1
-            if b is not None:
-                pairs.append((a, b, label))
-            first = i + 1
-        elif last:
-            counts[LINES_TRAILING_DROPPED] += chunk_lines
-        i += 1
+    first = 0  # the first line of the next chunk
+    while first < num_lines:
+        last = _chunk_end(ends, first, target, min_lines)
+        if last is None:
+            counts[LINES_TRAILING_DROPPED] += num_lines - first
+            break
+        if random_doc:
+            pair, first = _random_doc_pair(flat, ends, first, last, rng, target, key, pool,
+                                           counts)
+        else:
+            pair, first = _swap_pair(flat, ends, first, last, rng), last + 1
+        if pair is not None:
+            pairs.append(pair)
     return pairs
+
+
+def _flat_document(doc) -> tuple[np.ndarray, list[int]]:
+    """(all ids as one int32 array, line boundaries: line i is ends[i]:ends[i + 1])."""
+    if isinstance(doc, tuple):
+        flat, line_lengths = doc
+    else:
+        line_lengths = [len(x) for x in doc]
+        flat = (np.concatenate(doc).astype(np.int32, copy=False) if len(doc)
+                else np.zeros(0, np.int32))
+    return flat, list(itertools.accumulate(line_lengths, initial=0))
+
+
+def _chunk_end(ends: list[int], first: int, target: int, min_lines: int) -> int | None:
+    """The last line of the chunk starting at `first`: it holds at least min_lines lines and
+    ends at the target length or at the document's end. None when too few lines are left."""
+    num_lines = len(ends) - 1
+    for last in range(first + min_lines - 1, num_lines):
+        if last == num_lines - 1 or ends[last + 1] - ends[first] >= target:
+            return last
+    return None
+
+
+def _swap_pair(flat, ends, first, last, rng):
+    """A is the chunk's first lines, B the rest; swapped (label 1) half the time."""
+    a_end = first + int(rng.integers(1, last - first + 1))
+    a, b = flat[ends[first]:ends[a_end]], flat[ends[a_end]:ends[last + 1]]
+    if rng.random() < 0.5:
+        return b, a, 1
+    return a, b, 0
+
+
+def _random_doc_pair(flat, ends, first, last, rng, target, key, pool, counts):
+    """Half the time (always for a lone line) B comes from another document; otherwise B is
+    the rest of the chunk. Returns (pair or None, the first line of the next chunk): when B
+    is random, the chunk's lines after A were not used and begin the next chunk."""
+    chunk_lines = last - first + 1
+    a_end = first + (int(rng.integers(1, chunk_lines)) if chunk_lines > 1 else 1)
+    a = flat[ends[first]:ends[a_end]]
+    if chunk_lines == 1 or rng.random() < 0.5:
+        b = pool.sample(rng, target - len(a), key) if pool is not None else None
+        if b is not None:
+            return (a, b, 1), a_end
+        if chunk_lines == 1:
+            counts[RANDOM_DOC_UNAVAILABLE] += 1
+            return None, last + 1
+    return (a, flat[ends[a_end]:ends[last + 1]], 0), last + 1
 
 
 def count_examples(batch: ExampleBatch, counts: collections.Counter) -> None:
     counts[EXAMPLES] += len(batch)
-    counts[EXAMPLES_RANDOM_NEXT] += int(batch.next_sentence_labels.sum())
+    counts[EXAMPLES_NOT_NEXT] += int(batch.next_sentence_labels.sum())
     counts[EXAMPLES_TRUNCATED] += int(batch.truncated.sum())
     if batch.num_masked is not None:
         counts[EXAMPLES_NO_MASK] += int(np.count_nonzero(batch.num_masked == 0))
@@ -508,36 +523,13 @@ def build_batch(
     """
     batch = ExampleBatch.from_pairs(pairs, config.max_seq_length)
     if config.masking == "static":
-        mask_batch(batch, rngs, group_sizes, vocab, masked_lm_prob=config.masked_lm_prob,
+        mask_whole_words(batch, rngs, group_sizes, vocab, masked_lm_prob=config.masked_lm_prob,
                    max_predictions=config.max_predictions_per_seq,
                    mask_token_rate=config.mask_token_rate,
                    random_token_rate=config.random_token_rate)
     if counts is not None:
         count_examples(batch, counts)
     return batch
-
-
-def create_instances(
-    doc: Sequence[np.ndarray],
-    rng: np.random.Generator,
-    config: ExampleConfig,
-    vocab: VocabTables,
-    *,
-    key: bytes = b"",
-    pool: RandomDocumentPool | None = None,
-    counts: collections.Counter | None = None,
-    mask_rng: np.random.Generator | None = None,
-) -> list[Instance]:
-    """Turns one tokenized document into examples (one pass; call once per dupe).
-
-    `rng` cuts the pairs (see `document_pairs`) and `mask_rng` (default: `rng`, after the
-    pairs are cut) draws the masks.
-    """
-    pairs = document_pairs(doc, rng, config, key=key, pool=pool, counts=counts)
-    if not pairs:
-        return []
-    mask_rng = mask_rng if mask_rng is not None else rng
-    return build_batch(pairs, [mask_rng], [len(pairs)], config, vocab, counts).instances()
 
 
 def document_passes(
@@ -558,22 +550,3 @@ def document_passes(
                                pool=pool, counts=counts)
         if pairs:
             yield pairs, document_rng(config.seed, key, dupe, stream=1)
-
-
-def create_document_instances(
-    doc: Sequence[np.ndarray],
-    config: ExampleConfig,
-    vocab: VocabTables,
-    *,
-    key: bytes,
-    pool: RandomDocumentPool | None = None,
-    counts: collections.Counter | None = None,
-) -> list[Instance]:
-    """All examples of one document over `dupe_factor` passes, each with its own streams."""
-    passes = list(document_passes(doc, config, key=key, pool=pool, counts=counts))
-    if not passes:
-        return []
-    pairs = [pair for pass_pairs, _ in passes for pair in pass_pairs]
-    batch = build_batch(pairs, [rng for _, rng in passes], [len(p) for p, _ in passes],
-                        config, vocab, counts)
-    return batch.instances()

@@ -13,8 +13,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_jobs import create_pretraining_data as job
 from beam_jobs import transforms
 from bertdata import pretraining as pt
-from bertdata import schema
+from bertdata import schema, wire_format
 from bertdata.corpus import documents_from_lines
+from tests.example_helpers import document_examples
 
 FNAPI = ["--runner=FnApiRunner"]
 
@@ -35,9 +36,9 @@ def expected_records(lines, tokenizer, cfg):
     out = []
     for doc in documents_from_lines(lines):
         tokens = [np.array(x, np.int32) for x in tokenizer.encode(doc)]
-        for inst in pt.create_document_instances(tokens, cfg, vocab,
+        for inst in document_examples(tokens, cfg, vocab,
                                                  key=pt.document_key(doc)):
-            out.append(schema.serialize_instance(inst, "compact", masked=True,
+            out.append(wire_format.serialize_instance(inst, "compact", masked=True,
                                                  max_seq_length=cfg.max_seq_length,
                                                  max_predictions_per_seq=20))
     return out
@@ -58,7 +59,7 @@ def test_create_examples_transform_equals_the_pure_functions(tmp_path, spm_model
     with BeamTestPipeline(options=PipelineOptions(FNAPI)) as p:
         out = p | beam.Create(ranges) | transforms.CreateExamples(proto, cfg)
         # The outputs are blobs of framed records; a blob holds many records.
-        records = out["train"] | "Unframe" >> beam.FlatMap(schema.unframe_records)
+        records = out["train"] | "Unframe" >> beam.FlatMap(wire_format.unframe_records)
         assert_that(records, equal_to(want), label="train")
         assert_that(out["eval"], equal_to([]), label="eval")
 
@@ -249,7 +250,7 @@ def test_failed_run_leaves_nothing_that_looks_finished(tmp_path, spm_model, samp
     def failing(self, *args, **kwargs):
         # Dies right after handing its first blob of records to the writer.
         for blob in original(self, *args, **kwargs):
-            calls["records"] += len(schema.unframe_records(blob))
+            calls["records"] += len(wire_format.unframe_records(blob))
             yield blob
             raise RuntimeError("worker died")
 

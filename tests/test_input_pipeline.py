@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import bertdata
 from bertdata import dynamic_masking as dm
-from bertdata import schema
+from bertdata import schema, wire_format
 
 
 def write(directory, records, name="train-00000-of-00001.tfrecord", meta=None, **meta_kw):
@@ -28,8 +28,8 @@ def write(directory, records, name="train-00000-of-00001.tfrecord", meta=None, *
 
 
 def hand_records():
-    a = schema.serialize_compact([5, 10, 11, 4, 12, 4], [2], [11], 1)  # 6 tokens
-    b = schema.serialize_compact([5, 13, 14, 15, 16, 4, 17, 18, 19, 20, 4], [1, 7], [13, 18],
+    a = wire_format.serialize_compact([5, 10, 11, 4, 12, 4], [2], [11], 1)  # 6 tokens
+    b = wire_format.serialize_compact([5, 13, 14, 15, 16, 4, 17, 18, 19, 20, 4], [1, 7], [13, 18],
                                  0)  # 11 tokens
     return [a, b]
 
@@ -78,7 +78,7 @@ def test_element_spec_without_static_shapes(tmp_path):
 def test_per_replica_batches_under_mirrored_strategy(tmp_path):
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs two logical CPU devices (set up in conftest)")
-    records = [schema.serialize_compact([5, 7 + i % 30, 4, 9, 4], [1], [7], i % 2)
+    records = [wire_format.serialize_compact([5, 7 + i % 30, 4, 9, 4], [1], [7], i % 2)
                for i in range(64)]
     d = write(tmp_path / "d", records)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -92,7 +92,7 @@ def test_per_replica_batches_under_mirrored_strategy(tmp_path):
 def test_input_context_shards_files_into_disjoint_complete_halves(tmp_path):
     d = tmp_path / "d"
     for shard in range(4):
-        recs = [schema.serialize_compact([5, 7, 4, 100 * shard + i, 4], [], [], 0)
+        recs = [wire_format.serialize_compact([5, 7, 4, 100 * shard + i, 4], [], [], 0)
                 for i in range(10)]
         write(d, recs, name=f"train-{shard:05d}-of-00004.tfrecord", meta=shard == 0)
     seen = []
@@ -105,7 +105,7 @@ def test_input_context_shards_files_into_disjoint_complete_halves(tmp_path):
     assert sorted(seen[0] + seen[1]) == sorted(100 * s + i for s in range(4) for i in range(10))
     # Fewer files than pipelines: records are sharded instead.
     one = tmp_path / "one"
-    write(one, [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(10)])
+    write(one, [wire_format.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(10)])
     got = []
     for pipeline in range(2):
         ctx = tf.distribute.InputContext(2, pipeline, 2)
@@ -115,7 +115,7 @@ def test_input_context_shards_files_into_disjoint_complete_halves(tmp_path):
 
 
 def test_seeded_order_is_deterministic(tmp_path):
-    d = write(tmp_path / "d", [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0)
+    d = write(tmp_path / "d", [wire_format.serialize_compact([5, 7, 4, i, 4], [], [], 0)
                                for i in range(200)])
 
     def order(seed):
@@ -129,7 +129,7 @@ def test_seeded_order_is_deterministic(tmp_path):
 def test_one_shuffled_epoch_is_a_permutation_that_mixes_files(tmp_path):
     d = tmp_path / "m"
     for shard in range(4):  # 4 files of 600 records, ids 1000 * shard + i
-        write(d, [schema.serialize_compact([5, 7, 4, 1000 * shard + i, 4], [], [], 0)
+        write(d, [wire_format.serialize_compact([5, 7, 4, 1000 * shard + i, 4], [], [], 0)
                   for i in range(600)], name=f"train-{shard:05d}-of-00004.tfrecord",
               meta=shard == 0)
     ds = bertdata.make_dataset(str(d), 64, seed=3, repeat=False, drop_remainder=False)
@@ -143,7 +143,7 @@ def test_one_shuffled_epoch_is_a_permutation_that_mixes_files(tmp_path):
 
 
 def test_google_research_bert_records_without_metadata(tmp_path):
-    recs = [schema.serialize_padded([5, 9, 4, 11, 4], [0, 0, 0, 1, 1], [1], [9], 1,
+    recs = [wire_format.serialize_padded([5, 9, 4, 11, 4], [0, 0, 0, 1, 1], [1], [9], 1,
                                     max_seq_length=16, max_predictions_per_seq=3)] * 3
     d = write(tmp_path / "g", recs, meta=False)
     with pytest.raises(ValueError, match="record_format, max_seq_length"):
@@ -168,7 +168,7 @@ def test_metadata_mismatch_names_both_values(tmp_path):
 def test_empty_pattern_and_wrong_features(tmp_path):
     with pytest.raises(ValueError, match="nothing-\\*.*matches no file"):
         bertdata.make_dataset(str(tmp_path / "nothing-*"), 2)
-    wrong = schema.encode_example({"token_ids": [5, 4, 4], "next_sentence_labels": [0]})
+    wrong = wire_format.encode_example({"token_ids": [5, 4, 4], "next_sentence_labels": [0]})
     d = write(tmp_path / "w", [wrong])
     with pytest.raises(tf.errors.InvalidArgumentError, match="input_ids"):
         next(iter(bertdata.make_dataset(d, 1, is_training=False)))
@@ -181,7 +181,7 @@ def write_gzip(path, records):
 
 
 def test_corrupt_gzip_file_names_the_file_and_concatenated_streams_are_fine(tmp_path):
-    recs = [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(300)]
+    recs = [wire_format.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(300)]
     d = tmp_path / "z"
     write(d, [], name="unused", compression="GZIP")
     os.remove(d / "unused")
@@ -207,7 +207,7 @@ def test_corrupt_gzip_file_names_the_file_and_concatenated_streams_are_fine(tmp_
 
 
 def test_corrupt_file_names_the_file_or_is_skipped(tmp_path):
-    recs = [schema.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(50)]
+    recs = [wire_format.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(50)]
     d = tmp_path / "c"
     write(d, recs, name="train-00000-of-00002.tfrecord")
     write(d, recs, name="train-00001-of-00002.tfrecord", meta=False)

@@ -5,6 +5,7 @@ import pytest
 
 from bertdata import pretraining as pt
 from bertdata.tokenizer import SPECIAL_IDS
+from tests.example_helpers import document_examples, mask_one, one_pass_examples, pack_pair
 
 CLS, SEP, MASK = SPECIAL_IDS.cls, SPECIAL_IDS.sep, SPECIAL_IDS.mask
 
@@ -31,7 +32,7 @@ def test_closed_form_trim_matches_the_reference_loop():
 def test_pack_pair_layout_and_trimming():
     a = np.arange(10, 20, dtype=np.int32)  # 10 pieces
     b = np.arange(30, 34, dtype=np.int32)  # 4 pieces
-    ids, seg, truncated = pt.pack_pair(a, b, max_seq_length=13)  # room for 10
+    ids, seg, truncated = pack_pair(a, b, max_seq_length=13)  # room for 10
     want_a, want_b = reference_trim(a, b, 10)
     assert truncated
     assert ids.tolist() == [CLS, *want_a, SEP, *want_b, SEP]
@@ -83,7 +84,7 @@ def test_forced_rates_give_exact_ids(rates, expect):
     vocab = Vocab.tables()
     rng = np.random.default_rng(1)
     ids = sequence(rng)
-    out, pos, labels = pt.mask_whole_words(ids, rng, vocab, masked_lm_prob=0.15,
+    out, pos, labels = mask_one(ids, rng, vocab, masked_lm_prob=0.15,
                                            max_predictions=100, mask_token_rate=rates[0],
                                            random_token_rate=rates[1])
     assert len(pos) == int((len(ids) - 3) * 0.15)  # this vocabulary always fills the budget
@@ -105,7 +106,7 @@ def test_whole_words_budget_cap_and_specials():
     for trial in range(500):
         ids = sequence(rng, n_words=int(rng.integers(3, 60)))
         cap = int(rng.integers(1, 25))
-        out, pos, labels = pt.mask_whole_words(ids, rng, vocab, masked_lm_prob=0.15,
+        out, pos, labels = mask_one(ids, rng, vocab, masked_lm_prob=0.15,
                                                max_predictions=cap)
         budget = min(cap, int((len(ids) - 3) * 0.15))
         assert len(pos) <= budget
@@ -127,7 +128,7 @@ def test_masked_fraction_and_80_10_10_over_10000_examples():
     outcome = collections.Counter()
     for _ in range(10_000):
         ids = sequence(rng, n_words=40)
-        out, pos, labels = pt.mask_whole_words(ids, rng, vocab, masked_lm_prob=0.15,
+        out, pos, labels = mask_one(ids, rng, vocab, masked_lm_prob=0.15,
                                                max_predictions=1000)
         masked += len(pos)
         tokens += len(ids) - 3
@@ -161,7 +162,7 @@ def test_pairs_segments_labels_and_determinism(tokenizer, sample_lines):
     cfg = pt.ExampleConfig(max_seq_length=64, dupe_factor=5, seed=11)
     counts = collections.Counter()
     instances = [i for key, d in docs
-                 for i in pt.create_document_instances(d, cfg, vocab, key=key, counts=counts)]
+                 for i in document_examples(d, cfg, vocab, key=key, counts=counts)]
     assert len(instances) > 500
     labels = [i.next_sentence_label for i in instances]
     assert abs(np.mean(labels) - 0.5) < 0.05
@@ -173,11 +174,11 @@ def test_pairs_segments_labels_and_determinism(tokenizer, sample_lines):
         assert seg.tolist() == [0] * (seps[0] + 1) + [1] * (len(ids) - seps[0] - 1)
         assert np.all(inst.masked_lm_positions > 0) and np.all(inst.masked_lm_positions < len(ids))
         assert len(inst.masked_lm_positions) <= cfg.max_predictions_per_seq
-    again = [i for key, d in docs for i in pt.create_document_instances(d, cfg, vocab, key=key)]
+    again = [i for key, d in docs for i in document_examples(d, cfg, vocab, key=key)]
     assert all(np.array_equal(x.input_ids, y.input_ids) for x, y in zip(instances, again,
                                                                            strict=True))
     other = pt.ExampleConfig(max_seq_length=64, dupe_factor=5, seed=12)
-    changed = [i for key, d in docs for i in pt.create_document_instances(d, other, vocab,
+    changed = [i for key, d in docs for i in document_examples(d, other, vocab,
                                                                           key=key)]
     assert [x.input_ids.tolist() for x in instances] != [x.input_ids.tolist() for x in changed]
     assert counts[pt.EXAMPLES] == len(instances)
@@ -189,7 +190,7 @@ def test_swap_mode_b_is_the_continuation_or_the_swap():
     cfg = pt.ExampleConfig(max_seq_length=64, masked_lm_prob=0.0, seed=5)
     for dupe in range(50):
         rng = pt.document_rng(5, b"doc", dupe)
-        for inst in pt.create_instances(doc, rng, cfg, vocab):
+        for inst in one_pass_examples(doc, rng, cfg, vocab):
             ids = inst.input_ids.tolist()
             a = ids[1:ids.index(SEP)]
             b = ids[ids.index(SEP) + 1:-1]
@@ -203,12 +204,12 @@ def test_single_line_documents_and_trailing_lines_are_counted():
     cfg = pt.ExampleConfig(max_seq_length=8, masked_lm_prob=0.0)
     counts = collections.Counter()
     single = [np.array([7, 8, 9], np.int32)]
-    assert pt.create_instances(single, np.random.default_rng(0), cfg, vocab,
+    assert one_pass_examples(single, np.random.default_rng(0), cfg, vocab,
                                counts=counts) == []
     assert counts[pt.DOCUMENTS_SINGLE_LINE] == 1
     # Lines of 5 pieces with a target of 5: two lines per chunk, the fifth line is alone.
     doc = [np.array([7, 8, 9, 10, 11], np.int32)] * 5
-    out = pt.create_instances(doc, np.random.default_rng(0), cfg, vocab, counts=counts)
+    out = one_pass_examples(doc, np.random.default_rng(0), cfg, vocab, counts=counts)
     assert len(out) == 2
     assert counts[pt.LINES_TRAILING_DROPPED] == 1
 
@@ -222,7 +223,7 @@ def test_random_doc_mode_draws_b_from_other_documents_and_puts_lines_back():
     labels = []
     for dupe in range(200):
         rng = pt.document_rng(1, b"self", dupe)
-        for inst in pt.create_instances(own, rng, cfg, vocab, key=b"self", pool=pool):
+        for inst in one_pass_examples(own, rng, cfg, vocab, key=b"self", pool=pool):
             ids = inst.input_ids.tolist()
             b = ids[ids.index(SEP) + 1:-1]
             labels.append(inst.next_sentence_label)
@@ -232,7 +233,7 @@ def test_random_doc_mode_draws_b_from_other_documents_and_puts_lines_back():
                 assert all(7 <= t <= 14 for t in b)
     assert abs(np.mean(labels) - 0.5) < 0.1
     # A lone line still makes an example with a random B.
-    lone = pt.create_instances([np.array([7, 8], np.int32)], np.random.default_rng(0), cfg,
+    lone = one_pass_examples([np.array([7, 8], np.int32)], np.random.default_rng(0), cfg,
                                vocab, key=b"lone", pool=pool)
     assert len(lone) == 1 and lone[0].next_sentence_label == 1
 
@@ -249,7 +250,7 @@ def test_a_documents_masks_do_not_depend_on_its_batch(tokenizer, sample_lines):
     vocab = pt.VocabTables.from_tokenizer(tokenizer)
     docs = tokenized_docs(tokenizer, sample_lines)[:40]
     cfg = pt.ExampleConfig(max_seq_length=64, dupe_factor=2, seed=21)
-    alone = [i for key, d in docs for i in pt.create_document_instances(d, cfg, vocab, key=key)]
+    alone = [i for key, d in docs for i in document_examples(d, cfg, vocab, key=key)]
     pairs, rngs, sizes = [], [], []
     for key, d in docs:
         for p, rng in pt.document_passes(d, cfg, key=key):

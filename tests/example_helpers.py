@@ -1,0 +1,50 @@
+"""Example building one document or one example at a time, for tests.
+
+The data job builds examples in batches of many documents; these helpers run the same
+public functions on a single document (or a single finished example), which is what tests
+compare the batched paths with.
+"""
+
+import collections
+
+import numpy as np
+
+from bertdata import pretraining as pt
+
+
+def document_examples(doc, config: pt.ExampleConfig, vocab: pt.VocabTables, *, key: bytes,
+                      pool=None, counts=None) -> list[pt.Instance]:
+    """All examples of one document over `dupe_factor` passes, each with its own streams."""
+    passes = list(pt.document_passes(doc, config, key=key, pool=pool, counts=counts))
+    if not passes:
+        return []
+    pairs = [pair for pass_pairs, _ in passes for pair in pass_pairs]
+    batch = pt.build_batch(pairs, [rng for _, rng in passes], [len(p) for p, _ in passes],
+                           config, vocab, counts)
+    return batch.instances()
+
+
+def one_pass_examples(doc, rng, config: pt.ExampleConfig, vocab: pt.VocabTables, *,
+                      key: bytes = b"", pool=None, counts=None) -> list[pt.Instance]:
+    """One pass over one document with one stream that cuts the pairs, then masks them."""
+    counts = counts if counts is not None else collections.Counter()
+    pairs = pt.document_pairs(doc, rng, config, key=key, pool=pool, counts=counts)
+    if not pairs:
+        return []
+    return pt.build_batch(pairs, [rng], [len(pairs)], config, vocab, counts).instances()
+
+
+def pack_pair(a: np.ndarray, b: np.ndarray, max_seq_length: int):
+    """(input_ids, segment_ids, truncated) of one pair laid out as [CLS] A [SEP] B [SEP]."""
+    batch = pt.ExampleBatch.from_pairs([(a, b, 0)], max_seq_length)
+    return batch.input_ids[0, :batch.lengths[0]], batch.segment_ids(0), bool(batch.truncated[0])
+
+
+def mask_one(ids, rng, vocab: pt.VocabTables, **rates):
+    """Whole-word masking of one finished example: (masked ids, positions, original ids)."""
+    ids = np.asarray(ids, dtype=np.int32)
+    batch = pt.ExampleBatch.from_rows([ids])
+    pt.mask_whole_words(batch, [rng], [1], vocab, **rates)
+    n = batch.num_masked[0]
+    return (batch.input_ids[0, :len(ids)].copy(), batch.masked_lm_positions[0, :n].copy(),
+            batch.masked_lm_ids[0, :n].copy())
