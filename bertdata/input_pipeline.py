@@ -9,6 +9,9 @@ Element spec, B = per-replica batch, L = padded length (see `pad_to`), P = max p
                 "segment_ids": int32 (B, L), "masked_lm_positions": int32 (B, P)}
     labels = {"masked_lm_ids": int32 (B, P), "masked_lm_weights": float32 (B, P),
               "next_sentence_labels": int32 (B,)}
+With output_format="keras_hub", elements are keras-hub's `BertMaskedLM` inputs instead:
+    ({"token_ids", "padding_mask", "segment_ids", "mask_positions"}, masked_lm_ids,
+     masked_lm_weights) as (x, y, sample_weight).
 
 The pipeline: list files -> (shard) -> shuffle file order -> repeat -> read files in
 parallel in chunks of 256 records -> shuffle the chunks in a bounded buffer -> gather a few
@@ -18,166 +21,75 @@ batch on the fly -> prefetch. Nothing holds more than the shuffle buffer in memo
 
 from __future__ import annotations
 
-import gzip
+import dataclasses
 import hashlib
 import math
-import os
-import sys
-import zlib
 from collections.abc import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from bertdata import schema
+from bertdata.integrity import READ_CHUNK, read_checked_chunks
+from bertdata.schema import Compression
 from bertdata.tokenizer import SPECIAL_IDS
 
 PAD_MODES = ("longest", "buckets", "max")
-# Records are read from each file in chunks of this many, so per-file bookkeeping (and the
-# corrupt-file check) costs one op per chunk, not per record.
-_READ_CHUNK = 256
+OUTPUT_FORMATS = ("bert", "keras_hub")
 _PARSE_GROUP = 2048  # records parsed per call (see make_dataset)
-_TFRECORD_FRAMING_BYTES = 16  # length (8) + length crc (4) + data crc (4)
 
 
-def list_files(file_pattern: str | Sequence[str]) -> list[str]:
-    """Expands globs (or a dataset directory, meaning its train shards) into sorted files."""
-    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-    files = []
-    for pattern in patterns:
-        if tf.io.gfile.isdir(pattern):
-            pattern = os.path.join(pattern, "train-*-of-*")
-        matched = [f for f in tf.io.gfile.glob(pattern)
-                   if os.path.basename(f) not in (schema.METADATA_FILE, schema.STATS_FILE)]
-        if not matched:
-            raise ValueError(f"file pattern {pattern!r} matches no file")
-        files.extend(matched)
-    return sorted(set(files))
+@dataclasses.dataclass(frozen=True)
+class RecordFormat:
+    """What the records are, from metadata.json and the caller's arguments (reconciled)."""
+
+    record_format: str
+    max_seq_length: int
+    max_predictions_per_seq: int
+    masking: str
+    compression: Compression
+    metadata: dict | None
+    vocab_size: int | None = None
 
 
-def _dataset_dir(files: Sequence[str]) -> str | None:
-    dirs = {os.path.dirname(f) for f in files}
-    return dirs.pop() if len(dirs) == 1 else None
+def resolve_format(files, *, record_format=None, max_seq_length=None,
+                   max_predictions_per_seq=None, compression=None, tokenizer_sha256=None,
+                   masking=None, meta=None) -> RecordFormat:
+    """Reconciles the caller's arguments with metadata.json (`meta`, when present).
 
-
-def resolve_format(files, *, record_format, max_seq_length, max_predictions_per_seq,
-                   compression, tokenizer_sha256, masking):
-    """Reconciles the caller's arguments with metadata.json (when present).
-
-    Returns a dict with record_format, max_seq_length, max_predictions_per_seq, compression,
-    masking and metadata. A disagreement is an error that names both values.
+    A disagreement is an error that names both values.
     """
-    directory = _dataset_dir(files)
-    meta = schema.read_metadata(directory) if directory is not None else None
-    where = os.path.join(directory, schema.METADATA_FILE) if directory else ""
-    resolved = {"record_format": record_format, "max_seq_length": max_seq_length,
-                "max_predictions_per_seq": max_predictions_per_seq,
-                "compression": compression, "masking": masking, "metadata": meta}
-    if meta is not None:
-        for key in ("record_format", "max_seq_length", "max_predictions_per_seq", "masking"):
-            given = resolved[key]
-            if given is not None and given != meta[key]:
-                raise ValueError(f"{key}={given!r} was asked for, but {where} says "
-                                 f"{key}={meta[key]!r}")
-            resolved[key] = meta[key]
-        meta_compression = "GZIP" if meta["compression"] == "GZIP" else "NONE"
-        if compression is None:
-            resolved["compression"] = meta_compression
-        if tokenizer_sha256 is not None and tokenizer_sha256 != meta["tokenizer"]["sha256"]:
-            raise ValueError(f"tokenizer checksum {tokenizer_sha256} was given, but {where} "
-                             f"says the records were made with {meta['tokenizer']['sha256']}")
-    else:
+    given = {"record_format": record_format, "max_seq_length": max_seq_length,
+             "max_predictions_per_seq": max_predictions_per_seq, "masking": masking}
+    if meta is None:
         missing = [k for k in ("record_format", "max_seq_length", "max_predictions_per_seq")
-                   if resolved[k] is None]
+                   if given[k] is None]
         if missing:
             raise ValueError(f"no {schema.METADATA_FILE} beside {files[0]}: pass "
                              + ", ".join(missing) + " (plain google-research/bert records "
                              "are record_format='padded')")
-        resolved["masking"] = masking or "static"
-    if resolved["compression"] is None:
-        resolved["compression"] = "GZIP" if files[0].endswith(".gz") else "NONE"
-    if resolved["record_format"] not in schema.RECORD_FORMATS:
-        raise ValueError(f"record_format must be one of {schema.RECORD_FORMATS}, got "
-                         f"{resolved['record_format']!r}")
-    return resolved
-
-
-def _read_file_chunks(path, size, compression: str, skip_corrupt: bool):
-    """One file's records in chunks, checked for truncation or corruption.
-
-    TensorFlow's own read error does not say which file failed, so read errors are caught
-    per file and replaced by a check at the file's end that names it:
-      * a TFRecord file read to its end consumed exactly its size in bytes (records plus 16
-        bytes of framing each);
-      * a GZIP file's last 4 bytes hold its uncompressed size (mod 2**32), read here when
-        the file is opened. A file of several concatenated gzip streams disagrees with that
-        without being damaged, so a disagreement is confirmed by decompressing the whole
-        file in Python before it counts as corrupt.
-    """
-    records = tf.data.TFRecordDataset(path, compression_type=compression or None,
-                                      buffer_size=1 << 20)
-    chunks = records.ignore_errors().batch(_READ_CHUNK)
-    # An empty chunk never comes from batch(); it marks the end of the file.
-    chunks = chunks.concatenate(tf.data.Dataset.from_tensors(tf.zeros([0], tf.string)))
-    if compression == "GZIP":
-        trailer = _gzip_trailer_size(path, size)
-
-        def complete(consumed):
-            fast = tf.equal(consumed % (1 << 32), trailer)
-            return tf.cond(fast, lambda: tf.constant(True), lambda: tf.numpy_function(
-                _gzip_length_is, [path, consumed], tf.bool, stateful=False))
-
-        what = "GZIP TFRecord file "
+        given["masking"] = masking or "static"
+        if compression is None:
+            compression = Compression.of_path(files[0]).tensorflow or "NONE"
+        vocab_size = None
     else:
-        def complete(consumed):
-            return tf.equal(consumed, size)
-
-        what = "TFRecord file "
-
-    def check(consumed, chunk):
-        n = tf.size(chunk, out_type=tf.int64)
-        consumed += (tf.reduce_sum(tf.cast(tf.strings.length(chunk), tf.int64))
-                     + _TFRECORD_FRAMING_BYTES * n)
-        at_end = tf.equal(n, 0)
-        ok = tf.cond(at_end, lambda: complete(consumed), lambda: tf.constant(True))
-        message = tf.strings.join([
-            "corrupt or truncated ", what, path, ": read ", tf.strings.as_string(consumed),
-            " bytes of records (framing included) before it failed; its size is ",
-            tf.strings.as_string(size), " bytes"])
-        if skip_corrupt:
-            def warn():
-                op = tf.print("bertdata: skipped the unreadable rest of", message,
-                              output_stream=sys.stderr)
-                with tf.control_dependencies([op]):
-                    return tf.constant(False)
-
-            flag = tf.cond(ok, lambda: tf.constant(True), warn)
-            with tf.control_dependencies([flag]):
-                return consumed, tf.identity(chunk)
-        with tf.control_dependencies([tf.debugging.Assert(ok, [message])]):
-            return consumed, tf.identity(chunk)
-
-    return chunks.scan(tf.constant(0, tf.int64), check)
-
-
-def _gzip_trailer_size(path, size):
-    """The ISIZE field of a gzip file (its last 4 bytes, little-endian) as int64; -1 if none."""
-    last = tf.data.FixedLengthRecordDataset(path, 4, header_bytes=tf.maximum(size - 4, 0))
-    weights = tf.constant([1, 1 << 8, 1 << 16, 1 << 24], tf.int64)
-    return last.take(1).reduce(tf.constant(-1, tf.int64), lambda _, raw: tf.reduce_sum(
-        tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.int64) * weights))
-
-
-def _gzip_length_is(path, consumed) -> np.bool_:
-    """True when the whole gzip file decompresses to exactly `consumed` bytes."""
-    total = 0
-    try:
-        with tf.io.gfile.GFile(path.decode(), "rb") as raw, gzip.GzipFile(fileobj=raw) as f:
-            while block := f.read(1 << 20):
-                total += len(block)
-    except (OSError, EOFError, zlib.error, tf.errors.OpError):
-        return np.bool_(False)
-    return np.bool_(total == consumed)
+        where = schema.metadata_path(files)
+        for key, value in given.items():
+            if value is not None and value != meta[key]:
+                raise ValueError(f"{key}={value!r} was asked for, but {where} says "
+                                 f"{key}={meta[key]!r}")
+            given[key] = meta[key]
+        if compression is None:
+            compression = meta["compression"] or "NONE"
+        if tokenizer_sha256 is not None and tokenizer_sha256 != meta["tokenizer"]["sha256"]:
+            raise ValueError(f"tokenizer checksum {tokenizer_sha256} was given, but {where} "
+                             f"says the records were made with {meta['tokenizer']['sha256']}")
+        vocab_size = meta["vocab_size"]
+    if given["record_format"] not in schema.RECORD_FORMATS:
+        raise ValueError(f"record_format must be one of {schema.RECORD_FORMATS}, got "
+                         f"{given['record_format']!r}")
+    compression = Compression.GZIP if str(compression).upper() == "GZIP" else Compression.NONE
+    return RecordFormat(compression=compression, metadata=meta, vocab_size=vocab_size,
+                        **given)
 
 
 def make_dataset(
@@ -201,6 +113,7 @@ def make_dataset(
     dynamic_masking: dict | None = None,
     skip_corrupt: bool = False,
     cycle_length: int | None = None,
+    output_format: str = "bert",
 ) -> tf.data.Dataset:
     """Builds the pretraining input pipeline.
 
@@ -227,37 +140,83 @@ def make_dataset(
       skip_corrupt: skip the unreadable rest of a corrupt/truncated file (logged) instead
         of failing.
       cycle_length: files read in parallel (default: up to 8).
+      output_format: 'bert' (this package's feature names) or 'keras_hub' (the inputs of
+        keras-hub's BertMaskedLM; see the module docstring).
 
     Returns:
-      A `tf.data.Dataset` of `(features, labels)`; see the module docstring for the spec.
+      A `tf.data.Dataset`; see the module docstring for its elements.
+
+    Raises:
+      ValueError: no files, a dataset without records, or arguments that contradict
+        metadata.json. A record longer than max_seq_length, with more predictions than
+        max_predictions_per_seq or with ids beyond the vocabulary, and a shard whose
+        record count differs from metadata.json, fail when read (InvalidArgumentError
+        naming the file).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if pad_to not in PAD_MODES:
         raise ValueError(f"pad_to must be one of {PAD_MODES}, got {pad_to!r}")
-    files = list_files(file_pattern)
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got "
+                         f"{output_format!r}")
+    files, meta = schema.dataset_metadata(file_pattern)
     fmt = resolve_format(files, record_format=record_format, max_seq_length=max_seq_length,
                          max_predictions_per_seq=max_predictions_per_seq,
                          compression=compression, tokenizer_sha256=tokenizer_sha256,
-                         masking="dynamic" if dynamic_masking else None)
-    seq_len, num_preds = fmt["max_seq_length"], fmt["max_predictions_per_seq"]
-    masked = fmt["masking"] == "static"
-    if not masked and not dynamic_masking:
+                         masking="dynamic" if dynamic_masking else None, meta=meta)
+    if fmt.masking == "dynamic" and not dynamic_masking:
         raise ValueError("these records are unmasked (--masking=dynamic): pass "
                          "dynamic_masking=bertdata.dynamic_masking.masking_options(...)")
-    lengths = _pad_lengths(pad_to, seq_len, pad_multiple, bucket_lengths)
+    sizes = [tf.io.gfile.stat(f).length for f in files]
+    check_not_empty(files, sizes, meta)
+    lengths = _pad_lengths(pad_to, fmt.max_seq_length, pad_multiple, bucket_lengths)
     repeat = is_training if repeat is None else repeat
     drop_remainder = is_training if drop_remainder is None else drop_remainder
-
-    per_replica_batch = batch_size
-    num_pipelines, pipeline_id = 1, 0
+    per_replica_batch, num_pipelines, pipeline_id = batch_size, 1, 0
     if input_context is not None:
         per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
-        num_pipelines, pipeline_id = (input_context.num_input_pipelines,
-                                      input_context.input_pipeline_id)
+        num_pipelines = input_context.num_input_pipelines
+        pipeline_id = input_context.input_pipeline_id
+    deterministic = seed is not None or not is_training
 
-    sizes = [tf.io.gfile.stat(f).length for f in files]
-    ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
+    ds = _file_chunks(files, sizes, fmt, num_pipelines, pipeline_id, is_training=is_training,
+                      repeat=repeat, seed=seed, skip_corrupt=skip_corrupt,
+                      cycle_length=cycle_length, deterministic=deterministic)
+    ds = _parse_groups(ds, shuffle=is_training and shuffle_buffer > 1,
+                       shuffle_buffer=shuffle_buffer, seed=seed)
+    decode = _make_decode_fn(fmt, files)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.rebatch(per_replica_batch, drop_remainder=drop_remainder)
+    if dynamic_masking and seed is not None:
+        # One seed pair per batch from a seeded stream: reproducible, new masks every epoch.
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+    shape = _make_shape_fn(lengths, fmt.max_seq_length, fmt.max_predictions_per_seq,
+                           static=pad_to == "max",
+                           batch=per_replica_batch if drop_remainder else None,
+                           dynamic_masking=dynamic_masking, output_format=output_format)
+    ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def check_not_empty(files: Sequence[str], sizes: Sequence[int], meta: dict | None) -> None:
+    """A dataset with no record is an error here, not an empty reduction during training."""
+    splits = {schema.split_of(f) for f in files}
+    counted = [meta["splits"].get(s, {}).get("num_examples") for s in splits] if meta else []
+    if sum(sizes) == 0 or (counted and all(c == 0 for c in counted)):
+        where = schema.metadata_path(files) if meta else files[0]
+        raise ValueError(f"the dataset holds no records ({len(files)} file(s), "
+                         f"{sum(sizes)} bytes; {where})")
+
+
+def _file_chunks(files, sizes, fmt: RecordFormat, num_pipelines, pipeline_id, *,
+                 is_training, repeat, seed, skip_corrupt, cycle_length, deterministic):
+    """Files -> (shard) -> shuffled order -> repeat -> (chunk of records, file index)."""
+    expected = [schema.expected_records(fmt.metadata, f) for f in files]
+    ds = tf.data.Dataset.from_tensor_slices((
+        tf.constant(files), tf.constant(sizes, tf.int64),
+        tf.constant([-1 if n is None else n for n in expected], tf.int64),
+        tf.range(len(files), dtype=tf.int32)))
     shard_by_file = num_pipelines > 1 and len(files) >= num_pipelines
     if shard_by_file:
         ds = ds.shard(num_pipelines, pipeline_id)
@@ -265,49 +224,52 @@ def make_dataset(
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    compression_type = "" if fmt["compression"] == "NONE" else fmt["compression"]
-    deterministic = seed is not None or not is_training
+    compression = fmt.compression.tensorflow
     ds = ds.interleave(
-        lambda path, size: _read_file_chunks(path, size, compression_type, skip_corrupt),
+        lambda path, size, count, index: read_checked_chunks(path, size, count, index,
+                                                             compression, skip_corrupt),
         cycle_length=cycle_length or min(8, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
     if num_pipelines > 1 and not shard_by_file:
-        ds = ds.unbatch().shard(num_pipelines, pipeline_id).batch(_READ_CHUNK)
-    # Records travel in chunks: per-record tf.data work (unbatch, a shuffle buffer, batch)
-    # would cost more than parsing them. Shuffling is two-level instead: chunks (from up to
-    # 8 files at once) are shuffled in a buffer of `shuffle_buffer` records, and then the
-    # records of each parse group (several chunks) are permuted.
-    shuffle = is_training and shuffle_buffer > 1
+        ds = ds.map(lambda chunk, index: (chunk, tf.fill(tf.shape(chunk), index)))
+        ds = ds.unbatch().shard(num_pipelines, pipeline_id).batch(READ_CHUNK)
+        ds = ds.map(lambda chunk, index: (chunk, index[0]))
+    return ds
+
+
+def _parse_groups(ds, *, shuffle: bool, shuffle_buffer: int, seed):
+    """(chunk, file index) elements -> (records, per-record file index), parse-group sized.
+
+    Records travel in chunks: per-record tf.data work (unbatch, a shuffle buffer, batch)
+    would cost more than parsing them. Shuffling is two-level instead: chunks (from up to 8
+    files at once) are shuffled in a buffer of `shuffle_buffer` records, and then the
+    records of each parse group (several chunks) are permuted.
+    """
     if shuffle:
-        ds = ds.shuffle(max(2, shuffle_buffer // _READ_CHUNK), seed=seed,
+        ds = ds.shuffle(max(2, shuffle_buffer // READ_CHUNK), seed=seed,
                         reshuffle_each_iteration=True)
-    # Parsing has a high fixed cost per call, so records are parsed a few batches at a time
-    # and the parsed tensors are cut into batches (rebatch slices, it does not copy per
-    # example); each batch is then trimmed to its own longest example.
-    ds = ds.ragged_batch(max(1, _PARSE_GROUP // _READ_CHUNK))
+    ds = ds.ragged_batch(max(1, _PARSE_GROUP // READ_CHUNK))
+
+    def flatten(chunks, index):
+        return chunks.flat_values, tf.repeat(index, chunks.row_lengths())
+
+    def permuted(chunks, index, pair=None):
+        records, file_index = flatten(chunks, index)
+        order = tf.range(tf.size(records))
+        if pair is None:
+            order = tf.random.shuffle(order)
+        else:
+            order = tf.random.experimental.stateless_shuffle(order, seed=pair)
+        return tf.gather(records, order), tf.gather(file_index, order)
+
     if shuffle and seed is not None:
         # Its own stream, apart from the one dynamic masking draws its seeds from.
         seeds = tf.data.Dataset.random(seed=_derived_seed(seed, "group_shuffle")).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda chunks, pair: tf.random.experimental.stateless_shuffle(
-                chunks.flat_values, seed=pair))
-    elif shuffle:
-        ds = ds.map(lambda chunks: tf.random.shuffle(chunks.flat_values))
-    else:
-        ds = ds.map(lambda chunks: chunks.flat_values)
-    decode = _make_decode_fn(fmt["record_format"], seq_len, num_preds, masked)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.rebatch(per_replica_batch, drop_remainder=drop_remainder)
-    if dynamic_masking and seed is not None:
-        # One seed pair per batch from a seeded stream: reproducible, new masks every epoch.
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
-    shape = _make_shape_fn(lengths, seq_len, num_preds, static=pad_to == "max",
-                           batch=per_replica_batch if drop_remainder else None,
-                           dynamic_masking=dynamic_masking)
-    ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        return tf.data.Dataset.zip((ds, seeds)).map(
+            lambda group, pair: permuted(*group, pair))
+    return ds.map(permuted if shuffle else flatten)
 
 
 def _derived_seed(seed: int, purpose: str) -> int:
@@ -331,61 +293,113 @@ def _pad_lengths(pad_to, seq_len, multiple, buckets):
     return [multiple]
 
 
-def _make_decode_fn(record_format, seq_len, num_preds, masked):
-    """Serialized records (a batch) -> a flat dict of dense tensors (decode only)."""
-    spec = schema.parse_spec(record_format, max_seq_length=seq_len,
-                             max_predictions_per_seq=num_preds, masked=masked)
+def _record_check(all_ok, per_record_ok, what, file_index, files):
+    """Fails, naming the file of the first bad record, unless `all_ok` (a scalar) holds.
 
-    def decode(serialized):
+    `per_record_ok` is a function giving the per-record verdict; it only runs on failure,
+    so the happy path costs one reduction.
+    """
+    def fail():
+        ok = per_record_ok()
+        first_bad = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)
+        path = tf.gather(files, tf.gather(file_index, first_bad))
+        message = tf.strings.join(["a record in ", path, " ", what])
+        with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+            return tf.constant(False)
+
+    return tf.cond(all_ok, lambda: tf.constant(True), fail)
+
+
+def _make_decode_fn(fmt: RecordFormat, files):
+    """(serialized records, file index) -> a flat dict of dense tensors (decode only)."""
+    seq_len, num_preds = fmt.max_seq_length, fmt.max_predictions_per_seq
+    masked = fmt.masking == "static"
+    spec = schema.parse_spec(fmt.record_format, max_seq_length=seq_len,
+                             max_predictions_per_seq=num_preds, masked=masked)
+    file_names = tf.constant(list(files))
+    limits = f"(metadata: max_seq_length={seq_len}, max_predictions_per_seq={num_preds}" + (
+        f", vocab_size={fmt.vocab_size})" if fmt.vocab_size else ")")
+
+    def decode(serialized, file_index):
         parsed = tf.io.parse_example(serialized, spec)
-        # int64 is the only integer type tf.train.Example stores; the model and TPUs want
-        # int32, so every list is cast once here.
-        out = {schema.NEXT_SENTENCE_LABELS: tf.cast(
-            tf.reshape(parsed[schema.NEXT_SENTENCE_LABELS], [-1]), tf.int32)}
-        if record_format == "compact":
-            ids = parsed[schema.INPUT_IDS]
-            row_lengths = ids.row_lengths()
+        ids = parsed[schema.INPUT_IDS]
+        checks = []
+
+        def check(all_ok, per_record_ok, what):
+            checks.append(_record_check(all_ok, per_record_ok, what, file_index, file_names))
+
+        if fmt.record_format == "compact":
+            rows = ids.row_lengths()
             # A missing list parses as an empty one; a record without input_ids is not ours.
-            names = schema.COMPACT_FEATURES if masked else schema.COMPACT_UNMASKED_FEATURES
-            check = tf.debugging.Assert(tf.reduce_all(row_lengths > 0), [
-                "a record has no 'input_ids' feature (or an empty one); compact records "
-                f"hold {', '.join(names)}"])
-            with tf.control_dependencies([check]):
-                # Cast the values before padding: half the bytes to move.
-                ids = ids.with_flat_values(tf.cast(ids.flat_values, tf.int32))
-                ids = ids.to_tensor(default_value=0)
-            positions = tf.range(tf.shape(ids)[1], dtype=tf.int32)[tf.newaxis]
-            lengths = tf.cast(row_lengths, tf.int32)[:, tf.newaxis]
-            mask = tf.cast(positions < lengths, tf.int32)
-            # Segment 0 up to and including the first [SEP], 1 after it, 0 on padding.
-            is_sep = tf.cast(ids == SPECIAL_IDS.sep, tf.int8)
-            first_sep = tf.argmax(is_sep, axis=1, output_type=tf.int32)
-            # A row without [SEP] (not this package's layout) is all segment 0.
-            first_sep = tf.where(tf.reduce_max(is_sep, axis=1) > 0, first_sep,
-                                 tf.shape(ids)[1])[:, tf.newaxis]
-            segments = tf.cast((positions > first_sep) & (positions < lengths), tf.int32)
-            out.update({schema.INPUT_IDS: ids, schema.INPUT_MASK: mask,
-                        schema.SEGMENT_IDS: segments})
+            names = ", ".join(schema.features_for("compact", fmt.masking))
+            check(tf.reduce_min(rows) > 0, lambda: rows > 0,
+                  f"has no 'input_ids' feature (or an empty one); compact records hold {names}")
+            check(tf.reduce_max(rows) <= seq_len, lambda: rows <= seq_len,
+                  f"is longer than max_seq_length {limits}")
             if masked:
-                pos = parsed[schema.MASKED_LM_POSITIONS]
-                out[schema.MASKED_LM_WEIGHTS] = tf.sequence_mask(
-                    pos.row_lengths(), num_preds, dtype=tf.float32)
-                shape = tf.stack([pos.nrows(), num_preds])
-                out[schema.MASKED_LM_POSITIONS] = tf.cast(
-                    pos.to_tensor(default_value=0, shape=shape), tf.int32)
-                out[schema.MASKED_LM_IDS] = tf.cast(parsed[schema.MASKED_LM_IDS].to_tensor(
-                    default_value=0, shape=shape), tf.int32)
-        else:
-            for name in (schema.INPUT_IDS, schema.INPUT_MASK, schema.SEGMENT_IDS,
-                         schema.MASKED_LM_POSITIONS, schema.MASKED_LM_IDS):
-                out[name] = tf.cast(parsed[name], tf.int32)
-            out[schema.MASKED_LM_WEIGHTS] = parsed[schema.MASKED_LM_WEIGHTS]
-        return out
+                preds = parsed[schema.MASKED_LM_POSITIONS].row_lengths()
+                check(tf.reduce_max(preds) <= num_preds, lambda: preds <= num_preds,
+                      f"has more predictions than max_predictions_per_seq {limits}")
+        if fmt.vocab_size:
+            # Out-of-range ids would be gathered as zeros on a GPU, silently.
+            values = ids.flat_values if isinstance(ids, tf.RaggedTensor) else ids
+            check(tf.logical_and(tf.reduce_min(values) >= 0,
+                                 tf.reduce_max(values) < fmt.vocab_size),
+                  lambda: tf.reduce_all(tf.logical_and(ids >= 0, ids < fmt.vocab_size), axis=1),
+                  f"holds ids beyond the vocabulary {limits}")
+        with tf.control_dependencies(checks):
+            if fmt.record_format == "compact":
+                return _decode_compact(parsed, num_preds, masked)
+            return _decode_padded(parsed)
 
     return decode
 
 
-def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_masking):
+def _decode_compact(parsed, num_preds, masked):
+    # int64 is the only integer type tf.train.Example stores; the model and TPUs want int32,
+    # so every list is cast once here (the values before padding: half the bytes to move).
+    ids = parsed[schema.INPUT_IDS]
+    row_lengths = ids.row_lengths()
+    ids = ids.with_flat_values(tf.cast(ids.flat_values, tf.int32)).to_tensor(default_value=0)
+    positions = tf.range(tf.shape(ids)[1], dtype=tf.int32)[tf.newaxis]
+    lengths = tf.cast(row_lengths, tf.int32)[:, tf.newaxis]
+    mask = tf.cast(positions < lengths, tf.int32)
+    # Segment 0 up to and including the first [SEP], 1 after it, 0 on padding.
+    is_sep = tf.cast(ids == SPECIAL_IDS.sep, tf.int8)
+    first_sep = tf.argmax(is_sep, axis=1, output_type=tf.int32)
+    # A row without [SEP] (not this package's layout) is all segment 0.
+    first_sep = tf.where(tf.reduce_max(is_sep, axis=1) > 0, first_sep,
+                         tf.shape(ids)[1])[:, tf.newaxis]
+    segments = tf.cast((positions > first_sep) & (positions < lengths), tf.int32)
+    out = {schema.INPUT_IDS: ids, schema.INPUT_MASK: mask, schema.SEGMENT_IDS: segments,
+           schema.NEXT_SENTENCE_LABELS: _labels(parsed)}
+    if masked:
+        pos = parsed[schema.MASKED_LM_POSITIONS]
+        out[schema.MASKED_LM_WEIGHTS] = tf.sequence_mask(pos.row_lengths(), num_preds,
+                                                         dtype=tf.float32)
+        shape = tf.stack([pos.nrows(), num_preds])
+        out[schema.MASKED_LM_POSITIONS] = tf.cast(
+            pos.to_tensor(default_value=0, shape=shape), tf.int32)
+        out[schema.MASKED_LM_IDS] = tf.cast(parsed[schema.MASKED_LM_IDS].to_tensor(
+            default_value=0, shape=shape), tf.int32)
+    return out
+
+
+def _decode_padded(parsed):
+    out = {name: tf.cast(parsed[name], tf.int32)
+           for name in (schema.INPUT_IDS, schema.INPUT_MASK, schema.SEGMENT_IDS,
+                        schema.MASKED_LM_POSITIONS, schema.MASKED_LM_IDS)}
+    out[schema.MASKED_LM_WEIGHTS] = parsed[schema.MASKED_LM_WEIGHTS]
+    out[schema.NEXT_SENTENCE_LABELS] = _labels(parsed)
+    return out
+
+
+def _labels(parsed):
+    return tf.cast(tf.reshape(parsed[schema.NEXT_SENTENCE_LABELS], [-1]), tf.int32)
+
+
+def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_masking,
+                   output_format="bert"):
     """A decoded batch -> (features, labels) padded or trimmed to the batch's length."""
     from bertdata import dynamic_masking as dm
 
@@ -422,6 +436,20 @@ def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_maskin
                                                else seq_len]) for k, v in features.items()}
             labels = {k: tf.ensure_shape(v, [batch] if k == schema.NEXT_SENTENCE_LABELS
                                          else [batch, num_preds]) for k, v in labels.items()}
+        if output_format == "keras_hub":
+            return to_keras_hub(features, labels)
         return features, labels
 
     return shape
+
+
+# keras-hub's BertMaskedLM input names for this package's features.
+KERAS_HUB_NAMES = {schema.INPUT_IDS: "token_ids", schema.INPUT_MASK: "padding_mask",
+                   schema.SEGMENT_IDS: "segment_ids",
+                   schema.MASKED_LM_POSITIONS: "mask_positions"}
+
+
+def to_keras_hub(features, labels):
+    """(features, labels) -> keras-hub BertMaskedLM's (x, y, sample_weight); MLM only."""
+    x = {KERAS_HUB_NAMES[k]: v for k, v in features.items()}
+    return x, labels[schema.MASKED_LM_IDS], labels[schema.MASKED_LM_WEIGHTS]

@@ -19,7 +19,7 @@ def write(directory, records, name="train-00000-of-00001.tfrecord", meta=None, *
     if meta is not False:
         m = {"metadata_version": 1, "record_format": "compact", "masking": "static",
              "compression": "", "max_seq_length": 32, "max_predictions_per_seq": 4,
-             "vocab_size": 50, "special_ids": {}, "tokenizer": {"sha256": "abc"},
+             "vocab_size": 5000, "special_ids": {}, "tokenizer": {"sha256": "abc"},
              "splits": {"train": {"num_examples": len(records)}}, "seed": 1,
              "next_sentence_labels": schema.NSP_LABEL_CONVENTION, **meta_kw}
         with open(os.path.join(directory, schema.METADATA_FILE), "w") as f:
@@ -183,7 +183,7 @@ def write_gzip(path, records):
 def test_corrupt_gzip_file_names_the_file_and_concatenated_streams_are_fine(tmp_path):
     recs = [wire_format.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(300)]
     d = tmp_path / "z"
-    write(d, [], name="unused", compression="GZIP")
+    write(d, [], name="unused", compression="GZIP", splits={"train": {"num_examples": 300}})
     os.remove(d / "unused")
     write_gzip(d / "train-00000-of-00002.tfrecord.gz", recs[:150])
     # Two gzip streams back to back: a valid file whose trailer counts only the second.
@@ -290,3 +290,48 @@ def test_dynamic_masking_rates_and_whole_words(tmp_path, tokenizer, sample_corpu
         return ids
 
     np.testing.assert_array_equal(unmasked(f1, y1), unmasked(f2, y2))
+
+
+@pytest.mark.parametrize("record,message", [
+    (wire_format.serialize_compact([5] + [9] * 38 + [4, 4], [1], [9], 0),
+     "is longer than max_seq_length"),
+    (wire_format.serialize_compact([5, 9, 9, 9, 9, 9, 4, 9, 4], [1, 2, 3, 4, 5], [9] * 5, 0),
+     "has more predictions than max_predictions_per_seq"),
+    (wire_format.serialize_compact([5, 9, 4, 6000, 4], [1], [9], 0),
+     "holds ids beyond the vocabulary"),
+])
+def test_a_record_that_breaks_the_metadata_is_an_error_naming_its_file(tmp_path, record,
+                                                                       message):
+    good = [wire_format.serialize_compact([5, 7, 4, 8, 4], [1], [7], 0)] * 20
+    d = tmp_path / "d"
+    write(d, good, name="train-00000-of-00002.tfrecord",
+          splits={"train": {"num_examples": 40}})
+    write(d, good[:19] + [record], name="train-00001-of-00002.tfrecord", meta=False)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=f"train-00001-of-00002.tfrecord {message}"):
+        for _ in bertdata.make_dataset(str(d), 8, is_training=False):
+            pass
+
+
+def test_a_shard_with_fewer_records_than_its_metadata_count_is_an_error(tmp_path):
+    records = [wire_format.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(30)]
+    d = tmp_path / "d"
+    names = ["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+    write(d, records[:10], name=names[0], meta=False)
+    # Cut at a record boundary: the file reads without any error of its own.
+    write(d, records[10:20], name=names[1], splits={"train": {
+        "num_examples": 30, "shards": {names[0]: 10, names[1]: 20}}})
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=f"{names[1]} holds 10 records but metadata.json says 20"):
+        for _ in bertdata.make_dataset(str(d), 4, is_training=False):
+            pass
+    write(d, records[10:30], name=names[1], meta=False)
+    got = [int(x) for f, _ in bertdata.make_dataset(str(d), 4, is_training=False)
+           for x in f["input_ids"][:, 3].numpy()]
+    assert sorted(got) == list(range(30))
+
+
+def test_a_dataset_without_records_is_an_error(tmp_path):
+    d = write(tmp_path / "d", [], splits={"train": {"num_examples": 0}})
+    with pytest.raises(ValueError, match="the dataset holds no records"):
+        bertdata.make_dataset(d, 8)
