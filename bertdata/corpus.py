@@ -1,10 +1,12 @@
-"""Streaming corpus reading in the reference layout.
+"""Streaming corpus reading in the layout the data job reads.
 
 The layout: UTF-8 text, one sentence per line, documents separated by one or more blank
-(empty or whitespace-only) lines. Reading is streaming and works on byte ranges of a file, so
-a single large file can be split across workers: a document belongs to the range that holds
-the first byte of its first line, and the reader of that range follows it past the range end.
-Every repaired or dropped input is recorded in a `collections.Counter` the caller passes in.
+lines. A blank line is empty or holds only white space, Unicode's included (an ideographic
+space U+3000 or a no-break space is as blank as an ASCII one). Reading is streaming and works
+on byte ranges of a file, so a single large file can be split across workers: a document
+belongs to the range that holds the first byte of its first line, and the reader of that
+range follows it past the range end. Every repaired or dropped input is recorded in a
+`collections.Counter` the caller passes in.
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ DEFAULT_MAX_LINE_BYTES = 1 << 20  # a 10 MB "line" is a broken file, not a sente
 DEFAULT_MAX_DOCUMENT_LINES = 10_000  # longer documents are cut into parts of this many lines
 
 _CHUNK = 1 << 16
-_WHITESPACE = b" \t\r\f\v"
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 # Counter keys, one per reason; the Beam job exports them as metrics and in stats.json.
 LINES_INVALID_UTF8 = "lines_invalid_utf8"
 LINES_TOO_LONG = "lines_too_long"
 LINES_WHITESPACE_ONLY = "lines_whitespace_only"
+LINES_WITH_NUL = "lines_with_nul_bytes"
 DOCUMENTS_SPLIT = "documents_split_too_many_lines"
+
+# A line read from the file: its stripped text, or one of these markers.
+_TOO_LONG = object()
+_HAS_NUL = object()
 
 
 def _decode(raw: bytes, counts: collections.Counter) -> str:
@@ -55,22 +62,55 @@ def _read_line(f: BinaryIO, max_line_bytes: int) -> tuple[bytes | None, int]:
             return None, n
 
 
-def _line_before_is_blank(f: BinaryIO, pos: int) -> bool:
-    """True when the line ending just before byte `pos` is blank (or `pos` starts the file)."""
-    # Byte pos-1 is the '\n' ending the previous line; scan back over whitespace until the
-    # newline before that line (blank) or any other byte (not blank).
+def _line_text(raw: bytes | None, at_file_start: bool, counts: collections.Counter):
+    """The stripped text of a line ("" when blank), or _TOO_LONG / _HAS_NUL."""
+    if raw is None:
+        return _TOO_LONG
+    if b"\x00" in raw:
+        # NUL bytes are not text: most likely a UTF-16 or binary file read as UTF-8.
+        return _HAS_NUL
+    if at_file_start and raw.startswith(_UTF8_BOM):
+        raw = raw[len(_UTF8_BOM):]
+    return _decode(raw, counts)
+
+
+def _previous_line_is_blank(f: BinaryIO, pos: int, max_line_bytes: int) -> bool:
+    """True when the line ending just before byte `pos` is blank (or `pos` starts the file).
+
+    Byte pos-1 is the '\\n' ending the previous line; its start is found by scanning back.
+    A line longer than max_line_bytes is not blank (the forward reader skips it whole).
+    """
     end = pos - 1
-    while end > 0:
-        begin = max(0, end - 256)
-        f.seek(begin)
-        chunk = f.read(end - begin)
-        for b in reversed(chunk):
-            if b == 0x0A:
-                return True
-            if b not in _WHITESPACE:
-                return False
-        end = begin
-    return True
+    begin = end
+    while begin > 0 and end - begin <= max_line_bytes:
+        lo = max(0, begin - 4096)
+        f.seek(lo)
+        newline = f.read(begin - lo).rfind(b"\n")
+        if newline >= 0:
+            begin = lo + newline + 1
+            break
+        begin = lo
+    if end - begin > max_line_bytes:
+        return False
+    f.seek(begin)
+    raw = f.read(end - begin)
+    return b"\x00" not in raw and not raw.decode("utf-8", errors="replace").strip()
+
+
+def _range_start(f: BinaryIO, start: int, max_line_bytes: int) -> tuple[int, bool]:
+    """(position of the first line starting at or after `start`, whether the line before
+    it is blank), with `f` positioned there."""
+    if start == 0:
+        f.seek(0)
+        return 0, True
+    # Skip the rest of the line that holds byte start-1 (it ends exactly at `start` when
+    # that byte is a newline).
+    f.seek(start - 1)
+    _, skipped = _read_line(f, max_line_bytes)
+    pos = start - 1 + skipped
+    prev_blank = _previous_line_is_blank(f, pos, max_line_bytes)
+    f.seek(pos)
+    return pos, prev_blank
 
 
 def read_documents(
@@ -92,23 +132,13 @@ def read_documents(
       max_document_lines: longer documents are yielded in parts of this many lines.
 
     Lines are stripped of surrounding whitespace; a UTF-8 BOM at the start of a file is
-    removed. Documents are never empty.
+    removed; lines holding NUL bytes are dropped and counted (they do not end a document).
+    Documents are never empty.
     """
     counts = counts if counts is not None else collections.Counter()
     if end is not None and end <= start:
         return
-    if start == 0:
-        pos, prev_blank = 0, True
-        f.seek(0)
-    else:
-        # The first line that starts at or after `start`: skip the rest of the line that
-        # holds byte start-1 (which ends exactly at `start` when that byte is a newline).
-        f.seek(start - 1)
-        _, skipped = _read_line(f, max_line_bytes)
-        pos = start - 1 + skipped
-        prev_blank = _line_before_is_blank(f, pos)
-        f.seek(pos)
-
+    pos, prev_blank = _range_start(f, start, max_line_bytes)
     doc: list[str] = []
     doc_offset = -1
     owned = False  # inside a document that this range owns
@@ -118,7 +148,8 @@ def read_documents(
         if n == 0:
             break
         pos += n
-        if raw is not None and not raw.strip():
+        text = _line_text(raw, line_start == 0, counts)
+        if text == "":
             if raw.strip(b"\r\n"):
                 counts[LINES_WHITESPACE_ONLY] += 1
             if doc:
@@ -132,12 +163,10 @@ def read_documents(
                 break
             owned, doc_offset = True, line_start
         prev_blank = False
-        if raw is None:
-            counts[LINES_TOO_LONG] += 1
+        if text is _TOO_LONG or text is _HAS_NUL:
+            counts[LINES_TOO_LONG if text is _TOO_LONG else LINES_WITH_NUL] += 1
             continue
-        if line_start == 0 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        doc.append(_decode(raw, counts))
+        doc.append(text)
         if len(doc) >= max_document_lines:
             counts[DOCUMENTS_SPLIT] += 1
             yield doc_offset, doc
@@ -165,3 +194,17 @@ def split_ranges(size: int, split_bytes: int) -> list[tuple[int, int]]:
     if split_bytes <= 0 or size <= split_bytes:
         return [(0, size)]
     return [(s, min(s + split_bytes, size)) for s in range(0, size, split_bytes)]
+
+
+def looks_like_text(head: bytes) -> str | None:
+    """None when the first bytes of a file look like UTF-8 text, else the reason they do not
+    (a UTF-16 or UTF-32 byte-order mark, or NUL bytes: UTF-16 text or a binary file)."""
+    for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                      (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if head.startswith(bom):
+            return f"starts with a {name} byte-order mark; convert it to UTF-8"
+    nul = head.count(b"\x00")
+    if head and nul > len(head) // 100:
+        return (f"{nul} of its first {len(head)} bytes are NUL: UTF-16 text or a binary "
+                "file, not UTF-8 text")
+    return None

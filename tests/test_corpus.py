@@ -67,3 +67,32 @@ def test_empty_input():
     assert read_all(b"")[0] == []
     assert read_all(b"\n\n  \n")[0] == []
     assert corpus.split_ranges(0, 10) == [(0, 0)]
+
+
+def test_unicode_whitespace_lines_separate_documents_at_any_split():
+    # U+3000 (ideographic space) and U+00A0 (no-break space) lines are blank lines.
+    data = "가나\n다라\n\u3000\n마바\n \u00a0\u3000 \n사아\n자차\n".encode()
+    whole, counts = read_all(data)
+    assert whole == [["가나", "다라"], ["마바"], ["사아", "자차"]]
+    assert counts[corpus.LINES_WHITESPACE_ONLY] == 2
+    for split in range(1, len(data) + 1):
+        assert read_all(data, split)[0] == whole, split
+
+
+def test_lines_with_nul_bytes_are_dropped_and_counted():
+    data = b"one\nt\x00w\x00o\nthree\n\nfour\n"
+    docs, counts = read_all(data)
+    assert docs == [["one", "three"], ["four"]]
+    assert counts[corpus.LINES_WITH_NUL] == 1
+
+
+@pytest.mark.parametrize("head,reason", [
+    ("안녕\n".encode("utf-16"), "UTF-16 byte-order mark"),
+    ("안녕\n".encode("utf-16-be"), "NUL"),
+    (b"\x00" * 100, "NUL"),
+    ("안녕하세요\n".encode(), None),
+    ("\ufeff안녕\n".encode(), None),  # a UTF-8 byte-order mark is fine
+])
+def test_files_that_are_not_utf8_text_are_recognised(head, reason):
+    got = corpus.looks_like_text(head)
+    assert (got is None) if reason is None else (reason in got)
