@@ -1,0 +1,83 @@
+"""What the package's commands print: their own log lines, and little of their libraries'.
+
+Importing Beam or TensorFlow may configure the root logger before a command runs, which
+makes `logging.basicConfig` a no-op. So the commands configure the package's own loggers
+(with their own handler, not propagating to the root) and turn the libraries' loggers down to
+warnings. `--verbosity=debug` brings the libraries' INFO lines back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+
+PACKAGE_LOGGERS = ("bertdata", "bertmodel", "beam_jobs", "bertpipe")
+LIBRARY_LOGGERS = ("apache_beam", "tensorflow", "absl", "keras", "h5py", "matplotlib",
+                   "google", "grpc", "urllib3", "PIL")
+# Beam's runner logs a failed bundle at ERROR with the worker's traceback; the commands
+# report the same failure in one line, so that logger stays silent unless debugging.
+REPEATS_FAILURES = ("apache_beam.runners",)
+VERBOSITIES = ("warning", "info", "debug")
+
+
+def add_verbosity_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbosity", choices=VERBOSITIES, default="info",
+                        help="info: this package's progress and summary; debug: also the "
+                             "INFO logs of Beam, TensorFlow and Keras; warning: problems only")
+
+
+def configure(verbosity: str = "info") -> None:
+    """Sends the package's log lines to stderr and quiets the libraries' (unless debug)."""
+    if verbosity not in VERBOSITIES:
+        raise ValueError(f"--verbosity must be one of {VERBOSITIES}, got {verbosity!r}")
+    level = {"warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    for name in PACKAGE_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level[verbosity])
+        logger.propagate = False
+    library_level = logging.INFO if verbosity == "debug" else logging.WARNING
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(library_level)
+    for name in REPEATS_FAILURES:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbosity == "debug"
+                                         else logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def _file_descriptor_2_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow_quietly(verbosity: str = "info"):
+    """Imports TensorFlow without its C++ start-up lines, unless the user set
+    TF_CPP_MIN_LOG_LEVEL or asked for debug output.
+
+    Some of those lines (oneDNN, CUDA stubs) are printed while the shared libraries load,
+    before TensorFlow reads TF_CPP_MIN_LOG_LEVEL, so the import itself runs with file
+    descriptor 2 pointed at /dev/null; Python errors still surface once it is restored.
+    Level 3 also hides the `failed call to cuInit` error every CPU-only machine prints.
+    """
+    if "tensorflow" in sys.modules or verbosity == "debug" or \
+            "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        import tensorflow as tf
+
+        return tf
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    with _file_descriptor_2_silenced():
+        import tensorflow as tf
+    return tf
