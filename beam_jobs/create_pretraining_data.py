@@ -6,38 +6,52 @@ Usage (local, all cores):
         --max_seq_length=128 --max_predictions_per_seq=20 --eval_fraction=0.05 \
         --direct_num_workers=0 --direct_running_mode=multi_processing
 
-Usage (Dataflow):
+Usage (Dataflow; the launcher may exit once the job is submitted):
     python -m beam_jobs.create_pretraining_data \
         --input='gs://BUCKET/corpus/*.txt' --output_dir=gs://BUCKET/data \
         --spm_model=gs://BUCKET/ko.model --runner=DataflowRunner --project=PROJECT \
         --region=REGION --temp_location=gs://BUCKET/tmp --setup_file=./setup.py
 
+Usage (Flink or Spark; see the README for the job-server jars):
+    python -m beam_jobs.create_pretraining_data ... --runner=FlinkRunner \
+        --flink_master=[local] --parallelism=2 --environment_type=LOOPBACK
+
 Writes OUT/train-SSSSS-of-NNNNN.tfrecord[.gz], OUT/eval-... (with --eval_fraction),
-OUT/stats.json and, last, OUT/metadata.json. Shards are written to a staging folder and
-moved into OUT only after the pipeline succeeded, so a failed run never leaves files that
-look like a finished dataset. Any flag the job does not know goes to Beam's PipelineOptions;
-with no --runner the in-process FnApiRunner is used (it never reaches for the network).
+OUT/stats.json and, last, OUT/metadata.json. The pipeline itself publishes them (see
+beam_jobs.publish): shards are staged in OUT/.staging-RUN and moved into place, and
+metadata.json is written, only when the train split is non-empty and every example was
+written; a run that fails or is killed leaves nothing that looks finished, and the next run
+on the same OUT removes its staging folder. Any flag the job does not know goes to Beam's
+PipelineOptions; with no --runner the in-process FnApiRunner runs it.
 """
 
 from __future__ import annotations
 
-import argparse
+import glob
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
 import time
 import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 import bertdata
-from beam_jobs import transforms
-from bertdata import corpus, pretraining, schema
-from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE, Tokenizer
+from beam_jobs import inputs, progress
+from beam_jobs.examples import CreateRecordBlobs
+from beam_jobs.options import JobOptions, make_parser, options_from_args
+from beam_jobs.publish import DatasetError, PublishDataset, read_json, remove_folder
+from beam_jobs.random_docs import SampleRandomDocuments
+from beam_jobs.shards import WriteShardPieces
+from beam_jobs.stats import merge_counts
+from bertdata import logs, schema
+from bertdata.tokenizer import Tokenizer
 
 log = logging.getLogger("beam_jobs.create_pretraining_data")
 
@@ -48,83 +62,25 @@ class JobError(Exception):
     """A problem with the job's inputs or flags, reported before any work starts."""
 
 
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Build BERT pretraining TFRecords from a text corpus with Apache Beam.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--input", required=True,
-                   help="corpus file glob(s), comma-separated; local or gs://")
-    p.add_argument("--output_dir", required=True, help="where shards and metadata go")
-    p.add_argument("--spm_model", required=True, help="SentencePiece .model file")
-    d = pretraining.ExampleConfig()
-    p.add_argument("--max_seq_length", type=int, default=d.max_seq_length)
-    p.add_argument("--max_predictions_per_seq", type=int, default=d.max_predictions_per_seq)
-    p.add_argument("--masked_lm_prob", type=float, default=d.masked_lm_prob)
-    p.add_argument("--short_seq_prob", type=float, default=d.short_seq_prob)
-    p.add_argument("--dupe_factor", type=int, default=d.dupe_factor)
-    p.add_argument("--nsp_mode", choices=pretraining.NSP_MODES, default=d.nsp_mode,
-                   help="swap: B is A's continuation, swapped half the time (reference); "
-                        "random_doc: half the time B comes from another document")
-    p.add_argument("--masking", choices=schema.MASKING_MODES, default=d.masking,
-                   help="dynamic writes unmasked records; make_dataset masks every epoch")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--record_format", choices=schema.RECORD_FORMATS, default="compact")
-    p.add_argument("--compression", choices=("none", "gzip"), default="none")
-    p.add_argument("--eval_fraction", type=float, default=0.0,
-                   help="share of documents (by content hash) written to eval- shards")
-    p.add_argument("--num_shards", type=int, default=0,
-                   help="shards per split; 0 lets the runner choose (one per bundle, no "
-                        "shuffle, bounded memory)")
-    p.add_argument("--split_bytes", type=int, default=1 << 20,
-                   help="input files are read in byte ranges of this size, in parallel")
-    p.add_argument("--max_line_bytes", type=int, default=corpus.DEFAULT_MAX_LINE_BYTES,
-                   help="longer lines are skipped and counted")
-    p.add_argument("--word_cache_size", type=int, default=DEFAULT_WORD_CACHE_SIZE,
-                   help="distinct words each worker keeps tokenized (0: always run the "
-                        "SentencePiece encoder); ids are the same either way")
-    p.add_argument("--random_doc_pool_size", type=int, default=10_000,
-                   help="documents sampled corpus-wide for random_doc's random B segments")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a finished dataset already in --output_dir")
-    return p
-
-
-def _join(directory: str, name: str) -> str:
-    return FileSystems.join(directory, name)
-
-
-def expand_inputs(patterns: str) -> list[tuple[str, int]]:
-    """(path, size) of every file the comma-separated globs match; errors name the glob."""
-    files = []
-    for pattern in [x for x in patterns.split(",") if x]:
+def check_inputs(globs) -> None:
+    """Each glob must match a file; a directory is an error. Looks at one match per glob, so
+    it costs the same for one file or a million."""
+    for pattern in globs:
+        if "://" not in pattern and os.path.isdir(pattern):
+            raise JobError(f"--input {pattern} is a directory; give a glob of its files, "
+                           f"such as '{os.path.join(pattern, '*.txt')}'")
         try:
-            matched = FileSystems.match([pattern])[0].metadata_list
-        except Exception as e:  # Beam raises BeamIOError for a missing directory
+            if "://" in pattern:
+                found = FileSystems.match([pattern], limits=[1])[0].metadata_list
+            else:
+                found = [p for p in [next(glob.iglob(pattern), None)] if p]
+        except Exception as e:  # Beam raises BeamIOError for a missing bucket or folder
             raise JobError(f"--input {pattern!r}: {e}") from None
-        if not matched:
+        if not found:
             raise JobError(f"--input {pattern!r} matches no file")
-        files.extend((m.path, m.size_in_bytes) for m in matched)
-    files = sorted(set(files))
-    if not files:
-        raise JobError(f"--input {patterns!r} names no file")
-    return files
 
 
-def plan_ranges(files, split_bytes: int) -> list[tuple[str, int, int | None]]:
-    """Cuts files into byte ranges; compressed files are one range each."""
-    ranges = []
-    for path, size in files:
-        if size == 0:
-            continue
-        if transforms.is_compressed(path):
-            ranges.append((path, 0, None))
-        else:
-            ranges.extend((path, s, e) for s, e in corpus.split_ranges(size, split_bytes))
-    return ranges
-
-
-def load_model_proto(path: str) -> tuple[bytes, Tokenizer]:
+def load_model(path: str) -> tuple[bytes, Tokenizer]:
     """The model's bytes (what workers receive) and the checked, loaded tokenizer."""
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -138,199 +94,166 @@ def load_model_proto(path: str) -> tuple[bytes, Tokenizer]:
 
 
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
-    meta = _join(output_dir, schema.METADATA_FILE)
-    if FileSystems.exists(meta) and not overwrite:
+    if "://" not in output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise JobError(f"--output_dir {output_dir} is a file, not a directory")
+    if FileSystems.exists(FileSystems.join(output_dir, schema.METADATA_FILE)) and not overwrite:
         raise JobError(f"--output_dir {output_dir} already holds a finished dataset "
                        f"({schema.METADATA_FILE}); pass --overwrite to replace it or choose "
                        "another directory")
 
 
-def build_pipeline(p: beam.Pipeline, ranges, model_proto: bytes,
-                   config: pretraining.ExampleConfig, args, staging_dir: str) -> None:
-    """Wires the job: ranges -> examples -> sharded TFRecords + stats, all under staging_dir."""
-    gzip = args.compression == "gzip"
-    suffix = ".tfrecord.gz" if gzip else ".tfrecord"
-    compression = CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED
-    examples = (
-        p
-        | "FileRanges" >> beam.Create(ranges)
-        # Spread the ranges over workers; only these small descriptors are shuffled.
-        | "Distribute" >> beam.Reshuffle()
-        | "CreateExamples" >> transforms.CreateExamples(
-            model_proto, config, record_format=args.record_format,
-            eval_fraction=args.eval_fraction, max_line_bytes=args.max_line_bytes,
-            random_doc_pool_size=args.random_doc_pool_size,
-            word_cache_size=args.word_cache_size)
-    )
-    splits = [transforms.TRAIN] + ([transforms.EVAL] if args.eval_fraction > 0 else [])
-    for split in splits:
-        _ = examples[split] | f"Write{split.capitalize()}" >> transforms.WriteFramedTFRecords(
-            _join(staging_dir, split), file_name_suffix=suffix, num_shards=args.num_shards,
-            compression_type=compression)
-    _ = (
-        examples[transforms.STATS]
-        | "SumStats" >> beam.CombineGlobally(transforms.merge_counts)
-        | "WriteStats" >> beam.Map(_write_json, _join(staging_dir, schema.STATS_FILE))
-    )
+def stale_staging_folders(output_dir: str) -> list[str]:
+    """Staging folders that runs which did not finish left in output_dir."""
+    if "://" not in output_dir:
+        return sorted(p for p in glob.glob(os.path.join(output_dir, STAGING_PREFIX + "*"))
+                      if os.path.isdir(p))
+    inside = FileSystems.match([FileSystems.join(output_dir, STAGING_PREFIX + "*", "*")])
+    return sorted({m.path.rsplit("/", 1)[0] for m in inside[0].metadata_list})
 
 
-def _write_json(obj, path: str) -> None:
-    with FileSystems.create(path) as f:
-        f.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+def remove_stale_staging(output_dir: str) -> None:
+    """Removes what killed runs left in output_dir (two jobs must not share one)."""
+    for folder in stale_staging_folders(output_dir):
+        log.info("removing %s, left by a run that did not finish", folder)
+        remove_folder(folder)
 
 
-def _read_json(path: str):
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return json.loads(f.read().decode())
+def build_pipeline(p: beam.Pipeline, options: JobOptions, model_proto: bytes,
+                   dataset_facts: dict, run_id: str, channel=None, started_at=None) -> None:
+    """Wires the job; only options.inputs (the globs) says which files it reads."""
+    staging = FileSystems.join(options.output_dir, f"{STAGING_PREFIX}{run_id}")
+    files = (p | "Globs" >> beam.Create(list(options.inputs), reshuffle=False)
+             | "MatchFiles" >> inputs.MatchInputFiles())
+    planned = files | "PlanRanges" >> beam.ParDo(
+        inputs.PlanRangesFn(options.split_bytes, channel)).with_outputs(
+        inputs.SKIPPED, inputs.CountingDoFn.STATS, main="ranges")
+    # Spread the ranges over workers; only these small descriptors are shuffled.
+    ranges = planned.ranges | "SpreadRanges" >> beam.Reshuffle()
+    pool = None
+    if options.example.nsp_mode == "random_doc":
+        pool = ranges | "RandomDocuments" >> SampleRandomDocuments(options, model_proto, staging)
+    records = ranges | "CreateRecords" >> CreateRecordBlobs(options, model_proto, pool, channel)
+    pieces = [records[split] | f"Write{split.title()}" >> WriteShardPieces(
+        staging, split, options.compression, options.shard_bytes, options.num_shards)
+        for split in options.splits]
+    all_pieces = pieces | "AllPieces" >> beam.Flatten()
+    counts = ((records[inputs.CountingDoFn.STATS], planned[inputs.CountingDoFn.STATS])
+              | "AllCounts" >> beam.Flatten()
+              | "SumCounts" >> beam.CombineGlobally(merge_counts))
+    _ = (all_pieces, counts, planned[inputs.SKIPPED]) | "Publish" >> PublishDataset(
+        options, staging, dataset_facts, started_at or time.time())
 
 
-def summarize_stats(counts: dict, config: pretraining.ExampleConfig) -> dict:
-    """stats.json: raw counts plus the rates a user checks before training."""
-    counts = dict(counts)
-    # How the run went rather than what the data is: these depend on the workers.
-    words = counts.pop(transforms.WORDS, 0)
-    misses = counts.pop(transforms.WORD_CACHE_MISSES, 0)
-    examples = counts.get(pretraining.EXAMPLES, 0)
-    tokens = counts.get(transforms.TOKENS, 0)
-    histogram = {k[len("length_"):]: v for k, v in sorted(counts.items())
-                 if k.startswith("length_")}
-    skipped = {k: v for k, v in counts.items()
-               if k in (corpus.LINES_INVALID_UTF8, corpus.LINES_TOO_LONG,
-                        corpus.LINES_WHITESPACE_ONLY, corpus.DOCUMENTS_SPLIT,
-                        pretraining.DOCUMENTS_SINGLE_LINE, pretraining.LINES_TRAILING_DROPPED,
-                        pretraining.RANDOM_DOC_UNAVAILABLE)}
-    return {
-        "documents_read": counts.get(transforms.DOCUMENTS_READ, 0),
-        "lines_read": counts.get(transforms.LINES_READ, 0),
-        "skipped_or_repaired": skipped,
-        "examples": examples,
-        "eval_examples": counts.get(transforms.EVAL_EXAMPLES, 0),
-        "train_examples": examples - counts.get(transforms.EVAL_EXAMPLES, 0),
-        "tokens": tokens,
-        "masked_tokens": counts.get(transforms.MASKED_TOKENS, 0),
-        "masked_fraction": counts.get(transforms.MASKED_TOKENS, 0) / max(1, tokens),
-        "not_next_fraction": counts.get(pretraining.EXAMPLES_NOT_NEXT, 0) / max(1, examples),
-        "unk_rate": counts.get(transforms.UNK_TOKENS, 0) / max(1, tokens),
-        "truncation_rate": counts.get(pretraining.EXAMPLES_TRUNCATED, 0) / max(1, examples),
-        "examples_without_masked_tokens": counts.get(pretraining.EXAMPLES_NO_MASK, 0),
-        "mean_length": tokens / max(1, examples),
-        "length_histogram": histogram,
-        "max_seq_length": config.max_seq_length,
-        "counts": dict(sorted(counts.items())),
-        "tokenizer": {"words": words, "word_cache_misses": misses,
-                      "word_cache_hit_rate": 1 - misses / max(1, words)},
-    }
+def _is_local(pipeline_options: PipelineOptions) -> bool:
+    runner = pipeline_options.view_as(StandardOptions).runner or ""
+    return "Dataflow" not in str(runner)
 
 
-def _finalize(staging_dir: str, output_dir: str, splits) -> dict:
-    """Moves finished shards into place; stats.json, then metadata.json, are written last."""
-    # Remove an earlier finished run only now that the new one exists (--overwrite).
-    old_meta = _join(output_dir, schema.METADATA_FILE)
-    if FileSystems.exists(old_meta):
-        FileSystems.delete([old_meta])
-    old = [m.path for split in ("train", "eval")
-           for m in FileSystems.match([_join(output_dir, f"{split}-*-of-*")])[0].metadata_list]
-    if old:
-        FileSystems.delete(old)
-    info = {}
-    for split in splits:
-        staged = sorted(m.path for m in
-                        FileSystems.match([_join(staging_dir, f"{split}-*")])[0].metadata_list)
-        dest = [_join(output_dir, os.path.basename(s)) for s in staged]
-        if staged:
-            FileSystems.rename(staged, dest)
-        info[split] = {"pattern": f"{split}-*-of-*", "num_shards": len(dest)}
-    return info
+def run(argv=None) -> dict | None:
+    """Parses flags, checks inputs, runs the pipeline (which publishes the dataset).
 
-
-def run(argv=None) -> dict:
-    """Parses flags, checks inputs, runs the pipeline, and publishes the dataset.
-
-    Returns the stats dict. Raises JobError for bad inputs or flags (before work starts).
+    Returns the stats dict, or None for a dry run or a launcher that does not wait.
+    Raises JobError for bad inputs or flags (before work starts); a pipeline failure raises
+    what the runner raised (see `failure_message`).
     """
     args, beam_args = make_parser().parse_known_args(argv)
     try:
-        config = pretraining.ExampleConfig(
-            max_seq_length=args.max_seq_length,
-            max_predictions_per_seq=args.max_predictions_per_seq,
-            masked_lm_prob=args.masked_lm_prob, short_seq_prob=args.short_seq_prob,
-            dupe_factor=args.dupe_factor, nsp_mode=args.nsp_mode, masking=args.masking,
-            seed=args.seed)
+        options = options_from_args(args)
     except ValueError as e:
         raise JobError(f"invalid flags: {e}") from None
-    if not 0.0 <= args.eval_fraction < 1.0:
-        raise JobError(f"--eval_fraction must be in [0, 1), got {args.eval_fraction}")
-    if args.split_bytes < 1:
-        raise JobError(f"--split_bytes must be positive, got {args.split_bytes}")
-    if args.max_line_bytes < 1:
-        raise JobError(f"--max_line_bytes must be positive, got {args.max_line_bytes}")
-    if args.word_cache_size < 0:
-        raise JobError(f"--word_cache_size must be >= 0, got {args.word_cache_size}")
-    if args.masking == "dynamic" and args.record_format == "padded":
-        raise JobError("--masking=dynamic needs --record_format=compact")
+    check_inputs(options.inputs)
+    model_proto, tokenizer = load_model(options.spm_model)
+    check_output_dir(options.output_dir, options.overwrite)
+    pipeline_options = PipelineOptions(beam_args)
+    standard = pipeline_options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "FnApiRunner"
+    dry_run = pipeline_options.view_as(TestOptions).dry_run
+    facts = {"tokenizer_sha256": tokenizer.sha256, "tokenizer_path": options.spm_model,
+             "vocab_size": tokenizer.vocab_size, "special_ids": tokenizer.special.as_dict(),
+             "package_version": bertdata.__version__}
+    if not dry_run:
+        remove_stale_staging(options.output_dir)
+    with tempfile.TemporaryDirectory(prefix="bertpipe-progress-") as folder:
+        channel = progress.ProgressChannel(folder) if _is_local(pipeline_options) else None
+        started = time.time()
+        p = beam.Pipeline(options=pipeline_options)
+        build_pipeline(p, options, model_proto, facts, uuid.uuid4().hex[:12], channel, started)
+        log.info("running the pipeline on %s", standard.runner)
+        if channel is None or dry_run:
+            result = p.run()
+        else:
+            with progress.ProgressReporter(channel):
+                result = p.run()
+                if not standard.no_wait_until_finish:
+                    result.wait_until_finish()
+    if dry_run:
+        log.info("dry run: the job was translated and not run; nothing was written")
+        return None
+    if standard.no_wait_until_finish:
+        log.info("the job runs on; it publishes %s itself when it finishes",
+                 options.output_dir)
+        return None
+    result.wait_until_finish()
+    return read_json(FileSystems.join(options.output_dir, schema.STATS_FILE))
 
-    files = expand_inputs(args.input)
-    ranges = plan_ranges(files, args.split_bytes)
-    if not ranges:
-        raise JobError(f"--input {args.input!r}: every matched file is empty "
-                       f"({', '.join(p for p, _ in files[:5])})")
-    model_proto, tokenizer = load_model_proto(args.spm_model)
-    check_output_dir(args.output_dir, args.overwrite)
 
-    options = PipelineOptions(beam_args)
-    if not options.view_as(StandardOptions).runner:
-        options.view_as(StandardOptions).runner = "FnApiRunner"
-    staging_dir = _join(args.output_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
-    splits = ["train"] + (["eval"] if args.eval_fraction > 0 else [])
-    empty_files = sum(1 for _, size in files if size == 0)
-    log.info("%d file(s), %d empty, %d range(s); staging in %s", len(files), empty_files,
-             len(ranges), staging_dir)
-    started = time.time()
-    try:
-        with beam.Pipeline(options=options) as p:
-            build_pipeline(p, ranges, model_proto, config, args, staging_dir)
-        stats_path = _join(staging_dir, schema.STATS_FILE)
-        counts = _read_json(stats_path) if FileSystems.exists(stats_path) else {}
-        counts["files_empty"] = empty_files
-        stats = summarize_stats(counts, config)
-        stats["seconds"] = round(time.time() - started, 3)
-        split_info = _finalize(staging_dir, args.output_dir, splits)
-        split_info.get("train", {})["num_examples"] = stats["train_examples"]
-        if "eval" in split_info:
-            split_info["eval"]["num_examples"] = stats["eval_examples"]
-        metadata = schema.build_metadata(
-            record_format=args.record_format, masking=args.masking,
-            compression=schema.Compression(args.compression),
-            example_config=config, tokenizer_sha256=tokenizer.sha256,
-            tokenizer_path=args.spm_model, vocab_size=tokenizer.vocab_size,
-            special_ids=tokenizer.special.as_dict(), splits=split_info,
-            package_version=bertdata.__version__)
-        _write_json(stats, _join(args.output_dir, schema.STATS_FILE))
-        _write_json(metadata, _join(args.output_dir, schema.METADATA_FILE))
-    finally:
-        try:
-            leftovers = [m.path for m in
-                         FileSystems.match([_join(staging_dir, "*")])[0].metadata_list]
-            if leftovers:
-                FileSystems.delete(leftovers)
-            if FileSystems.exists(staging_dir):
-                FileSystems.delete([staging_dir])
-        except Exception as e:  # cleanup must not hide the real error
-            log.warning("could not remove staging folder %s: %s", staging_dir, e)
-    log.info("wrote %d examples (%d eval) to %s in %.1fs", stats["examples"],
-             stats["eval_examples"], args.output_dir, stats["seconds"])
-    return stats
+_STEP = r"(?: \[while running '[^']*'\])*"
+_OUR_ERRORS = re.compile(rf"(?:DatasetError|InputFileError): (.+?){_STEP}$", re.MULTILINE)
+_NO_SPACE = re.compile(r"\[Errno 28\] No space left on device(?:: '([^']*)')?")
+
+
+def failure_message(error: BaseException) -> str:
+    """One line for a failed pipeline: the job's own message when it raised one, else the
+    last line of the runner's error (which may hold a worker's whole traceback)."""
+    text = str(error)
+    if isinstance(error, (DatasetError, inputs.InputFileError)):
+        return re.sub(_STEP + "$", "", text.splitlines()[0]).strip()
+    mine = _OUR_ERRORS.findall(text)
+    if mine:
+        return mine[-1].strip()
+    space = _NO_SPACE.search(text)
+    if space:
+        where = f" writing {space.group(1)}" if space.group(1) else ""
+        return f"no space left on device{where}; nothing was published"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(error).__name__)[:500]
+
+
+def is_input_error(error: BaseException) -> bool:
+    """True when the pipeline failed on bad input (exit code 2) rather than on the system."""
+    return isinstance(error, (DatasetError, inputs.InputFileError)) or bool(
+        _OUR_ERRORS.search(str(error)))
+
+
+def _log_summary(stats: dict) -> None:
+    log.info("wrote %s train and %s eval examples (%s documents read) in %.1fs",
+             f"{stats['train_examples']:,}", f"{stats['eval_examples']:,}",
+             f"{stats['documents_read']:,}", stats["seconds"])
+    if stats["skipped_or_repaired"]:
+        log.info("skipped or repaired: %s", json.dumps(stats["skipped_or_repaired"]))
+    for skipped in stats["skipped_files"]:
+        log.warning("WARNING: input file not read: %s (%s)", skipped["path"],
+                    skipped["reason"])
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args, _ = make_parser().parse_known_args(argv)
+    logs.configure(args.verbosity)
     try:
         stats = run(argv)
     except JobError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: stats[k] for k in ("documents_read", "examples", "masked_fraction",
-                                            "not_next_fraction", "unk_rate", "seconds")}))
+    except Exception as e:  # the pipeline failed: say why in one line
+        message = failure_message(e)
+        print(f"error: the data job failed: {message}", file=sys.stderr)
+        return 2 if is_input_error(e) else 1
+    if stats is not None:
+        _log_summary(stats)
+        print(json.dumps({k: stats[k] for k in ("documents_read", "examples", "train_examples",
+                                                "eval_examples", "masked_fraction",
+                                                "not_next_fraction", "unk_rate", "seconds")}))
     return 0
 
 

@@ -373,30 +373,53 @@ class RandomDocumentPool:
     """Documents that 'random_doc' mode draws its random B segments from.
 
     The Beam job fills it with a seeded, content-hashed sample of the whole corpus, so every
-    worker draws from the same pool whatever its own share of the input.
+    worker draws from the same pool whatever its own share of the input. It is held as flat
+    arrays (one array of ids, the bounds of every line, each document's span of lines), so a
+    sampled segment is a view and 10,000 documents cost a few MB.
     """
 
-    def __init__(self, documents: Sequence[tuple[bytes, Sequence[np.ndarray]]]):
-        self.documents = [(k, list(lines)) for k, lines in documents if len(lines)]
+    def __init__(self, keys: Sequence[bytes], ids: np.ndarray, line_bounds: np.ndarray,
+                 doc_lines: np.ndarray):
+        """keys[d] identifies document d, whose lines are doc_lines[d]:doc_lines[d + 1];
+        line i holds ids[line_bounds[i]:line_bounds[i + 1]]."""
+        self.keys = list(keys)
+        self.ids = ids
+        self.line_bounds = line_bounds
+        self.doc_lines = doc_lines
+
+    @classmethod
+    def from_documents(cls, documents: Sequence[tuple[bytes, Sequence[np.ndarray]]]
+                       ) -> RandomDocumentPool:
+        """From (key, per-line id arrays) pairs; documents without lines are left out."""
+        documents = [(k, list(lines)) for k, lines in documents if len(lines)]
+        lines = [line for _, doc in documents for line in doc]
+        lengths = [len(line) for line in lines]
+        ids = np.concatenate(lines).astype(np.int32) if lines else np.zeros(0, np.int32)
+        return cls([k for k, _ in documents], ids,
+                   np.array(list(itertools.accumulate(lengths, initial=0)), np.int64),
+                   np.array(list(itertools.accumulate((len(d) for _, d in documents),
+                                                      initial=0)), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
     def sample(self, rng: np.random.Generator, target_len: int, exclude: bytes):
         """Returns pieces from a random start line of a random other document, or None."""
-        if not self.documents:
+        if not self.keys:
             return None
         for _ in range(10):
-            key, lines = self.documents[int(rng.integers(len(self.documents)))]
-            if key != exclude:
+            d = int(rng.integers(len(self.keys)))
+            if self.keys[d] != exclude:
                 break
         else:
             return None
-        start = int(rng.integers(len(lines)))
-        out, n = [], 0
-        for line in lines[start:]:
-            out.append(line)
-            n += len(line)
-            if n >= target_len:
-                break
-        return np.concatenate(out)
+        first, last = int(self.doc_lines[d]), int(self.doc_lines[d + 1])
+        start = first + int(rng.integers(last - first))
+        begin = self.line_bounds[start]
+        # Lines from the start line until target_len pieces are reached (or the document ends).
+        reach = np.searchsorted(self.line_bounds[start + 1:last + 1], begin + target_len)
+        end = self.line_bounds[min(start + 1 + int(reach), last)]
+        return self.ids[begin:end]
 
 
 def document_pairs(

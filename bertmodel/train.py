@@ -146,10 +146,10 @@ def make_strategy(name: str):
 
 
 def _dataset_metadata(pattern: str):
-    from bertdata import input_pipeline, schema
+    from bertdata import schema
 
     try:
-        files = input_pipeline.list_files(pattern)
+        files = schema.list_files(pattern)
     except ValueError as e:
         raise TrainError(f"--tfrecords: {e}") from None
     directory = os.path.dirname(files[0])
@@ -383,9 +383,9 @@ def is_chief(strategy) -> bool:
 
 def _eval_steps(pattern: str, batch_size: int) -> int | None:
     """Batches in one pass over the eval split, from its metadata (None when unknown)."""
-    from bertdata import input_pipeline, schema
+    from bertdata import schema
 
-    files = input_pipeline.list_files(pattern)
+    files = schema.list_files(pattern)
     meta = schema.read_metadata(os.path.dirname(files[0]))
     count = (meta or {}).get("splits", {}).get("eval", {}).get("num_examples")
     return math.ceil(count / batch_size) if count else None

@@ -1,6 +1,12 @@
-import collections
+"""The Beam data job run in-process (FnApiRunner): records, publishing, inputs, errors."""
+
+import bz2
+import gzip
 import json
+import lzma
 import os
+import subprocess
+import sys
 
 import apache_beam as beam
 import numpy as np
@@ -11,13 +17,13 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs import create_pretraining_data as job
-from beam_jobs import transforms
+from beam_jobs import examples, shards
+from beam_jobs.options import JobOptions
 from bertdata import pretraining as pt
 from bertdata import schema, wire_format
 from bertdata.corpus import documents_from_lines
+from tests.conftest import FNAPI, REPO
 from tests.example_helpers import document_examples
-
-FNAPI = ["--runner=FnApiRunner"]
 
 
 def load_json(path):
@@ -36,31 +42,48 @@ def expected_records(lines, tokenizer, cfg):
     out = []
     for doc in documents_from_lines(lines):
         tokens = [np.array(x, np.int32) for x in tokenizer.encode(doc)]
-        for inst in document_examples(tokens, cfg, vocab,
-                                                 key=pt.document_key(doc)):
+        for inst in document_examples(tokens, cfg, vocab, key=pt.document_key(doc)):
             out.append(wire_format.serialize_instance(inst, "compact", masked=True,
-                                                 max_seq_length=cfg.max_seq_length,
-                                                 max_predictions_per_seq=20))
+                                                      max_seq_length=cfg.max_seq_length,
+                                                      max_predictions_per_seq=20))
     return out
 
 
-def test_create_examples_transform_equals_the_pure_functions(tmp_path, spm_model, tokenizer,
-                                                             sample_lines):
-    lines = sample_lines[:400]
-    path = tmp_path / "part.txt"
+def corpus_file(tmp_path, lines, name="c.txt"):
+    path = tmp_path / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_job(tmp_path, corpus, spm_model, *flags, out="out"):
+    output = str(tmp_path / out)
+    stats = job.run([f"--input={corpus}", f"--output_dir={output}",
+                     f"--spm_model={spm_model}", *flags, *FNAPI])
+    return output, stats
+
+
+def test_create_record_blobs_equals_the_pure_functions(tmp_path, spm_model, tokenizer,
+                                                       sample_lines):
+    lines = sample_lines[:400]
+    path = corpus_file(tmp_path, lines)
     cfg = pt.ExampleConfig(max_seq_length=64, dupe_factor=2, seed=3)
     with open(spm_model, "rb") as f:
         proto = f.read()
     size = os.path.getsize(path)
-    ranges = [(str(path), s, min(s + 1000, size)) for s in range(0, size, 1000)]
+    ranges = [(str(path), s, min(s + 1000, size), 1000) for s in range(0, size, 1000)]
     want = expected_records(lines, tokenizer, cfg)
     assert len(want) > 20
+    options = JobOptions(inputs=(str(path),), output_dir="-", spm_model=spm_model,
+                         example=cfg)
     with BeamTestPipeline(options=PipelineOptions(FNAPI)) as p:
-        out = p | beam.Create(ranges) | transforms.CreateExamples(proto, cfg)
-        # The outputs are blobs of framed records; a blob holds many records.
-        records = out["train"] | "Unframe" >> beam.FlatMap(wire_format.unframe_records)
+        out = p | beam.Create(ranges) | examples.CreateRecordBlobs(options, proto)
+        # The outputs are (count, blob of framed records); a blob holds many records.
+        records = out["train"] | "Unframe" >> beam.FlatMap(
+            lambda blob: wire_format.unframe_records(blob[1]))
+        counts = out["train"] | "Count" >> beam.Map(
+            lambda blob: blob[0] == len(wire_format.unframe_records(blob[1])))
         assert_that(records, equal_to(want), label="train")
+        assert_that(counts | beam.Distinct(), equal_to([True]), label="counts")
         assert_that(out["eval"], equal_to([]), label="eval")
 
 
@@ -70,12 +93,11 @@ def test_sample_corpus_end_to_end(sample_dataset, tokenizer):
     assert meta["tokenizer"]["sha256"] == tokenizer.sha256
     assert meta["vocab_size"] == tokenizer.vocab_size and meta["record_format"] == "compact"
     assert not [f for f in os.listdir(out) if f.startswith(job.STAGING_PREFIX)]
-    spec = schema.parse_spec("compact")
     train = read_records(os.path.join(out, "train-*"))
     evals = read_records(os.path.join(out, "eval-*"))
     assert len(train) == stats["train_examples"] == meta["splits"]["train"]["num_examples"]
     assert len(evals) == stats["eval_examples"] > 0
-    parsed = tf.io.parse_example(tf.constant(train + evals), spec)
+    parsed = tf.io.parse_example(tf.constant(train + evals), schema.parse_spec("compact"))
     ids = parsed["input_ids"].to_list()
     pos = parsed["masked_lm_positions"].to_list()
     lm = parsed["masked_lm_ids"].to_list()
@@ -92,30 +114,36 @@ def test_sample_corpus_end_to_end(sample_dataset, tokenizer):
             kept += x[q] == orig
             replaced += x[q] not in (orig, 6)
     assert 0.05 < kept / sum(map(len, pos)) < 0.16 and replaced > 0
-    # Labels equal the original pieces: rebuild the examples without masking from the corpus.
     assert stats["documents_read"] == 18
     assert stats["masked_tokens"] == sum(map(len, pos))
     # Every word went through the worker's word cache; some were seen more than once.
     words = stats["tokenizer"]["words"]
     assert words > stats["lines_read"]
     assert 0 < stats["tokenizer"]["word_cache_misses"] < words
-    assert 0 < stats["tokenizer"]["word_cache_hit_rate"] < 1
 
 
-def test_labels_are_the_original_pieces(tmp_path, spm_model, tokenizer, sample_lines):
+def test_metadata_counts_every_shard(sample_dataset):
+    out, _ = sample_dataset
+    meta = load_json(os.path.join(out, schema.METADATA_FILE))
+    for split in schema.SPLITS:
+        shards_meta = meta["splits"][split]["shards"]
+        assert sorted(shards_meta) == sorted(f for f in os.listdir(out)
+                                             if f.startswith(f"{split}-"))
+        for name, count in shards_meta.items():
+            assert len(read_records(os.path.join(out, name))) == count
+        assert sum(shards_meta.values()) == meta["splits"][split]["num_examples"]
+
+
+def test_labels_are_the_original_pieces(tmp_path, spm_model, sample_lines):
     """Static masks against the same job run unmasked (--masking=dynamic, same seed)."""
-    lines = sample_lines[:300]
-    path = tmp_path / "c.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = corpus_file(tmp_path, sample_lines[:300])
     runs = {}
     for masking in ("static", "dynamic"):
-        out = str(tmp_path / masking)
-        job.run([f"--input={path}", f"--output_dir={out}", f"--spm_model={spm_model}",
-                 f"--masking={masking}", "--seed=9", *FNAPI])
+        out, _ = run_job(tmp_path, path, spm_model, f"--masking={masking}", "--seed=9",
+                         out=masking)
         recs = read_records(os.path.join(out, "train-*"))
-        parsed = tf.io.parse_example(tf.constant(recs), schema.parse_spec(
+        runs[masking] = tf.io.parse_example(tf.constant(recs), schema.parse_spec(
             "compact", masked=masking == "static"))
-        runs[masking] = parsed
     plain = {tuple(x) for x in runs["dynamic"]["input_ids"].to_list()}
     assert len(plain) == len(runs["dynamic"]["input_ids"].to_list())
     restored = set()
@@ -129,35 +157,62 @@ def test_labels_are_the_original_pieces(tmp_path, spm_model, tokenizer, sample_l
     assert restored == plain
 
 
-def test_same_records_whatever_the_workers_and_splits(tmp_path, spm_model, sample_corpus):
-    a, b = str(tmp_path / "one"), str(tmp_path / "two")
-    common = [f"--input={sample_corpus}", f"--spm_model={spm_model}", "--seed=5",
-              "--dupe_factor=2", "--eval_fraction=0.1"]
-    job.run([*common, f"--output_dir={a}", "--split_bytes=1000000000", *FNAPI])
-    job.run([*common, f"--output_dir={b}", "--split_bytes=7000", *FNAPI,
-             "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
-    c = str(tmp_path / "three_shards")
-    job.run([*common, f"--output_dir={c}", "--split_bytes=7000", "--num_shards=3", *FNAPI])
+@pytest.mark.slow
+def test_same_records_whatever_the_workers_splits_and_shards(tmp_path, spm_model,
+                                                             sample_corpus):
+    common = ["--seed=5", "--dupe_factor=2", "--eval_fraction=0.1"]
+    a, sa = run_job(tmp_path, sample_corpus, spm_model, *common, "--split_bytes=1000000000",
+                    out="one")
+    b, sb = run_job(tmp_path, sample_corpus, spm_model, *common, "--split_bytes=7000",
+                    "--direct_num_workers=2", "--direct_running_mode=multi_processing",
+                    out="two")
+    c, _ = run_job(tmp_path, sample_corpus, spm_model, *common, "--split_bytes=7000",
+                   "--num_shards=3", out="three_shards")
     assert len([f for f in os.listdir(c) if f.startswith("train-")]) == 3
     for split in ("train", "eval"):
         ra = sorted(read_records(os.path.join(a, f"{split}-*")))
         rb = sorted(read_records(os.path.join(b, f"{split}-*")))
         rc = sorted(read_records(os.path.join(c, f"{split}-*")))
         assert ra == rb == rc and len(ra) > 0
-    sa = load_json(os.path.join(a, "stats.json"))
-    sb = load_json(os.path.join(b, "stats.json"))
     assert sa["counts"] == sb["counts"]
 
 
+def test_shards_are_sized_by_data(tmp_path, spm_model, sample_corpus):
+    out, stats = run_job(tmp_path, sample_corpus, spm_model, "--dupe_factor=8",
+                         "--shard_size_mb=0.1", "--split_bytes=5000")
+    names = sorted(f for f in os.listdir(out) if f.startswith("train-"))
+    sizes = [os.path.getsize(os.path.join(out, n)) for n in names]
+    total = sum(sizes)
+    # Pieces of at most ~0.1 MB (plus one blob) packed into as few shards as fit.
+    assert len(names) >= total // 150_000 >= 2
+    assert len(names) <= 2 * total // 100_000 + 1
+    assert names == [schema.shard_name("train", i, len(names), schema.Compression.NONE)
+                     for i in range(len(names))]
+    assert sum(len(read_records(os.path.join(out, n))) for n in names) == \
+        stats["train_examples"]
+
+
+def test_pieces_are_packed_first_fit_largest_first():
+    def piece(n):
+        return shards.Piece("train", f"p{n}", records=n, nbytes=n)
+
+    plans = shards.plan_shards([piece(n) for n in (60, 50, 30, 30, 20, 5)], "train",
+                               schema.Compression.NONE, shard_bytes=100)
+    assert [[p.nbytes for p in plan.pieces] for plan in plans] == [[60, 30, 5], [50, 30, 20]]
+    assert [plan.name for plan in plans] == ["train-00000-of-00002.tfrecord",
+                                             "train-00001-of-00002.tfrecord"]
+    exact = shards.plan_shards([piece(7)], "train", schema.Compression.GZIP, 100,
+                               num_shards=3)
+    assert [len(plan.pieces) for plan in exact] == [1, 0, 0]
+    assert exact[2].name == "train-00002-of-00003.tfrecord.gz"
+
+
 def test_gzip_padded_output_reads_back(tmp_path, spm_model, sample_lines):
-    path = tmp_path / "c.txt"
-    path.write_text("\n".join(sample_lines[:200]) + "\n", encoding="utf-8")
-    out = str(tmp_path / "out")
-    job.run([f"--input={path}", f"--output_dir={out}", f"--spm_model={spm_model}",
-             "--record_format=padded", "--compression=gzip", "--max_seq_length=32",
-             "--max_predictions_per_seq=5", *FNAPI])
-    files = sorted(os.listdir(out))
-    assert any(f.startswith("train-") and f.endswith(".tfrecord.gz") for f in files)
+    path = corpus_file(tmp_path, sample_lines[:200])
+    out, _ = run_job(tmp_path, path, spm_model, "--record_format=padded",
+                     "--compression=gzip", "--max_seq_length=32",
+                     "--max_predictions_per_seq=5")
+    assert any(f.startswith("train-") and f.endswith(".tfrecord.gz") for f in os.listdir(out))
     recs = read_records(os.path.join(out, "train-*"))
     p = tf.io.parse_example(tf.constant(recs), schema.parse_spec(
         "padded", max_seq_length=32, max_predictions_per_seq=5))
@@ -168,44 +223,111 @@ def test_gzip_padded_output_reads_back(tmp_path, spm_model, sample_lines):
     assert np.all((w == 0) | (w == 1)) and w.sum() > 0
 
 
-def test_random_doc_mode_runs_on_the_whole_corpus(tmp_path, spm_model, sample_corpus):
-    out = str(tmp_path / "rd")
-    stats = job.run([f"--input={sample_corpus}", f"--output_dir={out}",
-                     f"--spm_model={spm_model}", "--nsp_mode=random_doc", "--split_bytes=9000",
-                     "--random_doc_pool_size=50", *FNAPI])
-    assert stats["examples"] > 100
-    assert 0.4 < stats["not_next_fraction"] < 0.6
-    assert load_json(os.path.join(out, "metadata.json"))["nsp_mode"] == "random_doc"
+def test_random_doc_b_segments_come_from_other_documents(tmp_path, spm_model, tokenizer,
+                                                         sample_corpus, sample_lines):
+    flags = ["--nsp_mode=random_doc", "--random_doc_pool_size=50", "--masking=dynamic",
+             "--max_seq_length=64"]
+    out, stats = run_job(tmp_path, sample_corpus, spm_model, *flags, "--split_bytes=9000")
+    assert 0.4 < stats["not_next_fraction"] < 0.65
+    recs = read_records(os.path.join(out, "train-*"))
+    parsed = tf.io.parse_example(tf.constant(recs), schema.parse_spec("compact",
+                                                                      masked=False))
+    # Each document's ids as one string: a random B is a run of another document's ids.
+    def text(ids):
+        return " " + " ".join(map(str, ids)) + " "
+
+    docs = [text(i for ids in tokenizer.encode(d) for i in ids)
+            for d in documents_from_lines(sample_lines)]
+    random_b = 0
+    for ids, label in zip(parsed["input_ids"].to_list(),
+                          parsed["next_sentence_labels"].numpy().ravel(), strict=True):
+        sep = ids.index(4)
+        a, b = text(ids[1:sep]), text(ids[sep + 1:-1])
+        home = [d for d in docs if a in d]
+        if label == 1 and len(home) == 1:
+            # (Bills share boilerplate, so B may also occur in A's document.)
+            assert any(b in d for d in docs if d is not home[0]), \
+                "a random B came from A's own document"
+            random_b += 1
+    assert random_b > 50
+    # The pool is a corpus-wide sample: the same records however the corpus is split.
+    again, _ = run_job(tmp_path, sample_corpus, spm_model, *flags, "--split_bytes=3000",
+                       out="again")
+    assert sorted(read_records(os.path.join(again, "train-*"))) == sorted(recs)
 
 
-def test_bad_inputs_are_skipped_and_counted(tmp_path, spm_model, sample_lines):
+def test_compressed_corpora_give_the_plain_records(tmp_path, spm_model, sample_lines):
+    text = ("\n".join(sample_lines[:250]) + "\n").encode()
+    plain_dir, packed = tmp_path / "plain", tmp_path / "packed"
+    plain_dir.mkdir()
+    packed.mkdir()
+    (plain_dir / "c.txt").write_bytes(text)
+    (packed / "c.txt.gz").write_bytes(gzip.compress(text))
+    (packed / "c.txt.bz2").write_bytes(bz2.compress(text))
+    (packed / "c.txt.xz").write_bytes(lzma.compress(text))
+    plain, _ = run_job(tmp_path, plain_dir / "c.txt", spm_model, out="o_plain")
+    out, stats = run_job(tmp_path, f"{packed}/*", spm_model, out="o_packed")
+    assert stats["files_read"] == 3
+    want = read_records(os.path.join(plain, "train-*"))
+    assert len(want) > 20
+    assert sorted(read_records(os.path.join(out, "train-*"))) == sorted(want * 3)
+
+
+def test_a_corrupt_compressed_file_is_an_error_naming_it(tmp_path, spm_model, sample_lines):
+    data = gzip.compress(("\n".join(sample_lines[:400]) + "\n").encode())
+    bad = tmp_path / "broken.txt.gz"
+    bad.write_bytes(data[:len(data) // 2])  # truncated mid-stream
+    with pytest.raises(Exception) as failure:
+        run_job(tmp_path, bad, spm_model)
+    assert job.is_input_error(failure.value)
+    message = job.failure_message(failure.value)
+    assert "broken.txt.gz" in message and "gzip" in message and "\n" not in message
+    assert not os.path.exists(tmp_path / "out" / schema.METADATA_FILE)
+
+
+def test_bad_inputs_are_skipped_counted_and_named(tmp_path, spm_model, sample_lines):
     d = tmp_path / "in"
-    d.mkdir()
+    (d / "subdir").mkdir(parents=True)
     (d / "empty.txt").write_bytes(b"")
     (d / "spaces.txt").write_bytes(b"   \n\t\n\n  \n")
+    (d / "utf16.txt").write_bytes("\n".join(sample_lines[:50]).encode("utf-16"))
+    (d / "nul.txt").write_bytes(b"\x00" * 5000)
     good = "\n".join(sample_lines[:60]).encode()
     (d / "mixed.txt").write_bytes(good + b"\n\nbroken \xff\xfe bytes\nsecond line\n\n"
                                   + b"y" * (3 << 20))
-    out = str(tmp_path / "out")
-    stats = job.run([f"--input={d}/*.txt", f"--output_dir={out}", f"--spm_model={spm_model}",
-                     "--max_line_bytes=100000", *FNAPI])
+    # The same file through two globs is read once.
+    out, stats = run_job(tmp_path, f"{d}/*.txt,{d}/mixed*", spm_model,
+                         "--max_line_bytes=100000")
     skipped = stats["skipped_or_repaired"]
     assert skipped["lines_invalid_utf8"] == 1
     assert skipped["lines_too_long"] == 1
     assert skipped["lines_whitespace_only"] == 3
-    assert stats["counts"]["files_empty"] == 1
-    assert stats["examples"] > 0
+    assert skipped["files_empty"] == 1
+    assert skipped["files_skipped_not_utf8_text"] == 2
+    assert {(os.path.basename(s["path"]), s["reason"][:22]) for s in stats["skipped_files"]} \
+        == {("utf16.txt", "starts with a UTF-16 b"), ("nul.txt", "4096 of its first 4096")}
+    assert stats["files_read"] == 2
+    alone, _ = run_job(tmp_path, d / "mixed.txt", spm_model, "--max_line_bytes=100000",
+                       out="alone")
+    assert sorted(read_records(os.path.join(out, "train-*"))) == \
+        sorted(read_records(os.path.join(alone, "train-*")))
 
 
 @pytest.mark.parametrize("flag,message", [
     ("--input={tmp}/nothing-*.txt", "matches no file"),
+    ("--input={tmp}", "is a directory; give a glob of its files"),
+    ("--output_dir={tmp}/a_file", "is a file, not a directory"),
     ("--spm_model={tmp}/missing.model", "missing.model"),
     ("--spm_model={tmp}/garbage.model", "garbage.model"),
     ("--max_seq_length=3", "max_seq_length"),
-    ("--eval_fraction=1.5", "eval_fraction"),
+    ("--eval_fraction=1.5", "--eval_fraction"),
+    ("--num_shards=-1", "--num_shards must be >= 0"),
+    ("--random_doc_pool_size=0", "--random_doc_pool_size must be >= 1"),
+    ("--word_cache_size=-5", "--word_cache_size must be >= 0"),
 ])
 def test_errors_before_work_starts(tmp_path, spm_model, sample_corpus, flag, message):
     (tmp_path / "garbage.model").write_bytes(b"\x00garbage")
+    (tmp_path / "a_file").write_text("not a directory")
     args = {"--input": sample_corpus, "--spm_model": spm_model,
             "--output_dir": str(tmp_path / "out")}
     key, value = flag.split("=", 1)
@@ -215,67 +337,161 @@ def test_errors_before_work_starts(tmp_path, spm_model, sample_corpus, flag, mes
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
-def test_all_empty_inputs_is_an_error(tmp_path, spm_model):
-    (tmp_path / "a.txt").write_bytes(b"")
-    with pytest.raises(job.JobError, match="every matched file is empty"):
-        job.run([f"--input={tmp_path}/*.txt", f"--output_dir={tmp_path}/out",
-                 f"--spm_model={spm_model}", *FNAPI])
+def test_no_training_example_is_an_error_and_publishes_nothing(tmp_path, spm_model):
+    corpus = tmp_path / "thin.txt"
+    # Whitespace-only lines and one-line documents: nothing to pair in swap mode.
+    corpus.write_text("\u3000\n한 줄짜리 문서.\n\n \n또 다른 한 줄.\n\n", encoding="utf-8")
+    with pytest.raises(Exception) as failure:
+        run_job(tmp_path, corpus, spm_model)
+    message = job.failure_message(failure.value)
+    assert job.is_input_error(failure.value)
+    assert message.startswith(f"no training example was built from --input {corpus}")
+    assert "'documents_single_line': 2" in message and "nothing was published" in message
+    out = tmp_path / "out"
+    assert not out.exists() or not [f for f in os.listdir(out)
+                                     if not f.startswith(job.STAGING_PREFIX)]
+
+
+def test_the_pipeline_publishes_itself_and_a_killed_runs_staging_is_removed(
+        tmp_path, spm_model, sample_lines):
+    """The launcher only builds and starts the pipeline: run it without the launcher."""
+    path = corpus_file(tmp_path, sample_lines[:200])
+    out = tmp_path / "out"
+    stale = out / f"{job.STAGING_PREFIX}killedrun"
+    stale.mkdir(parents=True)
+    (stale / "train-piece-1.tfrecord").write_bytes(b"left by a killed run")
+    options = JobOptions(inputs=(str(path),), output_dir=str(out), spm_model=spm_model,
+                         eval_fraction=0.2)
+    proto, tok = job.load_model(spm_model)
+    facts = {"tokenizer_sha256": tok.sha256, "tokenizer_path": spm_model,
+             "vocab_size": tok.vocab_size, "special_ids": tok.special.as_dict(),
+             "package_version": "test"}
+    with beam.Pipeline(options=PipelineOptions(FNAPI)) as p:
+        job.build_pipeline(p, options, proto, facts, run_id="selfpublished")
+    meta = load_json(out / schema.METADATA_FILE)
+    stats = load_json(out / schema.STATS_FILE)
+    assert meta["splits"]["train"]["num_examples"] == stats["train_examples"] > 0
+    assert stale.exists()  # a pipeline never removes another run's folder...
+    job.remove_stale_staging(str(out))  # ...the next launcher does
+    assert sorted(os.listdir(out)) == sorted(
+        ["eval-00000-of-00001.tfrecord", "train-00000-of-00001.tfrecord",
+         schema.STATS_FILE, schema.METADATA_FILE])
 
 
 def test_finished_output_is_protected_and_overwrite_replaces_it(tmp_path, spm_model,
                                                                  sample_lines):
-    path = tmp_path / "c.txt"
-    path.write_text("\n".join(sample_lines[:200]) + "\n", encoding="utf-8")
-    out = str(tmp_path / "out")
-    base = [f"--input={path}", f"--output_dir={out}", f"--spm_model={spm_model}", *FNAPI]
-    job.run(base)
+    path = corpus_file(tmp_path, sample_lines[:200])
+    out, _ = run_job(tmp_path, path, spm_model)
     before = read_records(os.path.join(out, "train-*"))
     with pytest.raises(job.JobError, match="already holds a finished dataset"):
-        job.run(base)
+        run_job(tmp_path, path, spm_model)
     assert read_records(os.path.join(out, "train-*")) == before
-    job.run([*base, "--overwrite", "--seed=99"])
+    run_job(tmp_path, path, spm_model, "--overwrite", "--seed=99", "--num_shards=2")
     after = read_records(os.path.join(out, "train-*"))
     assert sorted(after) != sorted(before) and len(after) == len(before)
     assert load_json(os.path.join(out, "metadata.json"))["seed"] == 99
+    assert len([f for f in os.listdir(out) if f.startswith("train-")]) == 2
 
 
 def test_failed_run_leaves_nothing_that_looks_finished(tmp_path, spm_model, sample_lines,
                                                        monkeypatch):
-    path = tmp_path / "c.txt"
-    path.write_text("\n".join(sample_lines[:200]) + "\n", encoding="utf-8")
+    path = corpus_file(tmp_path, sample_lines[:200])
     out = tmp_path / "out"
-    calls = collections.Counter()
-    original = transforms.BuildExamplesFn.process
+    calls = []
+    original = examples.BuildRecordBlobsFn.process
 
     def failing(self, *args, **kwargs):
         # Dies right after handing its first blob of records to the writer.
         for blob in original(self, *args, **kwargs):
-            calls["records"] += len(wire_format.unframe_records(blob))
+            calls.append(blob)
             yield blob
             raise RuntimeError("worker died")
 
-    monkeypatch.setattr(transforms.BuildExamplesFn, "process", failing)
+    monkeypatch.setattr(examples.BuildRecordBlobsFn, "process", failing)
     with pytest.raises(Exception, match="worker died"):
-        job.run([f"--input={path}", f"--output_dir={out}", f"--spm_model={spm_model}",
-                 *FNAPI])
-    assert calls["records"] > 0
-    leftovers = os.listdir(out) if out.exists() else []
-    assert leftovers == [], leftovers
+        run_job(tmp_path, path, spm_model)
+    assert calls
+    leftovers = [f for f in os.listdir(out) if not f.startswith(job.STAGING_PREFIX)]
+    assert leftovers == []
 
 
-def test_sdist_for_dataflow_setup_file_holds_the_packages(tmp_path):
-    """Dataflow installs the job's code on workers from an sdist built by --setup_file."""
-    import subprocess
-    import sys
-    import tarfile
+def test_a_full_disk_is_one_line_and_publishes_nothing(tmp_path, spm_model, sample_corpus):
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"]).returncode:
+        pytest.skip("needs root and unshare to mount a small private tmpfs")
+    out = tmp_path / "full"
+    out.mkdir()
+    script = (f"mount -t tmpfs -o size=256k tmpfs {out} && exec {sys.executable} -m "
+              f"beam_jobs.create_pretraining_data --input={sample_corpus} "
+              f"--output_dir={out}/data --spm_model={spm_model} --dupe_factor=10 "
+              "--runner=FnApiRunner")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert len(errors) == 1 and "no space left on device" in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def test_progress_and_summary_show_and_beams_chatter_does_not(tmp_path, spm_model,
+                                                              sample_corpus):
+    def cli(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "beam_jobs.create_pretraining_data",
+             f"--input={sample_corpus}", f"--output_dir={tmp_path / extra[0]}",
+             f"--spm_model={spm_model}", "--runner=FnApiRunner", *extra[1:]],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    quiet = cli("a")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "MB read (100%)" in quiet.stderr
+    assert "wrote " in quiet.stderr and " train and 0 eval examples" in quiet.stderr
+    assert "INFO:" not in quiet.stderr and "apache_beam" not in quiet.stderr
+    summary = json.loads(quiet.stdout.strip().splitlines()[-1])
+    assert summary["documents_read"] == 18
+    loud = cli("b", "--verbosity=debug")
+    assert loud.returncode == 0 and "apache_beam" in loud.stderr
+
+
+def test_sdist_for_dataflow_holds_the_packages_and_not_tensorflow(tmp_path):
+    """--setup_file installs this package on workers from an sdist: it must not pull in
+    TensorFlow, tensorflow-text or matplotlib, which the data job never imports."""
     done = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir",
-                           str(tmp_path)], cwd=repo, capture_output=True, text=True)
+                           str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     (tarball,) = list(tmp_path.glob("bertpipe-*.tar.gz"))
+    import tarfile
+
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
-    for module in ("beam_jobs/transforms.py", "bertdata/pretraining.py", "bertdata/schema.py",
-                   "bertmodel/model.py"):
+        (requires,) = [n for n in names if n.endswith(".egg-info/requires.txt")]
+        # What pip installs without extras: the lines before the first [extra] section.
+        base = tar.extractfile(requires).read().decode().split("\n[", 1)[0].split()
+    for module in ("beam_jobs/examples.py", "beam_jobs/publish.py", "bertdata/pretraining.py",
+                   "bertdata/wire_format.py"):
         assert any(n.endswith(module) for n in names), module
+    assert any(r.startswith("apache-beam") for r in base)
+    assert not [r for r in base if any(heavy in r for heavy in
+                                       ("tensorflow", "matplotlib", "keras"))], base
+
+
+def test_the_data_job_runs_without_tensorflow(tmp_path, spm_model, sample_lines):
+    """What a worker imports: beam_jobs and everything it pulls in, with TensorFlow absent."""
+    path = corpus_file(tmp_path, sample_lines[:120])
+    script = f"""
+import importlib.abc, sys
+class NoHeavyLibraries(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_text", "matplotlib", "keras"):
+            raise ImportError(f"{{name}} is not installed here")
+sys.meta_path.insert(0, NoHeavyLibraries())
+from beam_jobs import create_pretraining_data as job
+stats = job.run(["--input={path}", "--output_dir={tmp_path / 'out'}",
+                 "--spm_model={spm_model}", "--runner=FnApiRunner"])
+heavy = [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "matplotlib")]
+print(stats["train_examples"], heavy)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    examples_written, heavy = done.stdout.split(maxsplit=1)
+    assert int(examples_written) > 0 and heavy.strip() == "[]"

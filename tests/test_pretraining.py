@@ -218,7 +218,7 @@ def test_random_doc_mode_draws_b_from_other_documents_and_puts_lines_back():
     vocab = Vocab.tables()
     own = [np.array([7 + i], np.int32) for i in range(8)]  # ids 7..14
     others = [(bytes([k]), [np.array([20 + k, 21 + k], np.int32)] * 3) for k in range(4)]
-    pool = pt.RandomDocumentPool(others + [(b"self", own)])
+    pool = pt.RandomDocumentPool.from_documents(others + [(b"self", own)])
     cfg = pt.ExampleConfig(max_seq_length=7, masked_lm_prob=0.0, nsp_mode="random_doc")
     labels = []
     for dupe in range(200):
