@@ -67,6 +67,7 @@ class BuildRecordBlobsFn(CountingDoFn):
     """
 
     BATCH_EXAMPLES = 1024
+    TOKENIZE_LINES = 2048  # documents are tokenized in groups of about this many lines
 
     def __init__(self, options: JobOptions, model_proto: bytes, progress=None):
         self.options = options
@@ -86,21 +87,19 @@ class BuildRecordBlobsFn(CountingDoFn):
         pending = {split: _PendingExamples() for split in opts.splits}
         words, misses = self.tokenizer.words_encoded, self.tokenizer.word_cache_misses
         built = 0
-        for _, lines in read_range(file_range, counts, opts.max_line_bytes):
-            counts[stats.DOCUMENTS_READ] += 1
-            counts[stats.LINES_READ] += len(lines)
-            key = pretraining.document_key(lines)
-            split = schema.TRAIN
-            if opts.eval_fraction > 0 and eval_share(key) < opts.eval_fraction:
-                split = schema.EVAL
-            doc = self.tokenizer.encode_flat(lines)
-            for pairs, mask_rng in pretraining.document_passes(doc, opts.example, key=key,
-                                                               pool=pool, counts=counts):
-                pending[split].add(pairs, mask_rng)
-            if len(pending[split]) >= self.BATCH_EXAMPLES:
-                built += len(pending[split])
-                yield self._flush(split, pending[split])
-                pending[split] = _PendingExamples()
+        for group in self._document_groups(file_range):
+            for lines, doc in zip(group, self.tokenizer.encode_documents(group), strict=True):
+                key = pretraining.document_key(lines)
+                split = schema.TRAIN
+                if opts.eval_fraction > 0 and eval_share(key) < opts.eval_fraction:
+                    split = schema.EVAL
+                for pairs, mask_stream in pretraining.document_passes(
+                        doc, opts.example, key=key, pool=pool, counts=counts):
+                    pending[split].add(pairs, mask_stream)
+                if len(pending[split]) >= self.BATCH_EXAMPLES:
+                    built += len(pending[split])
+                    yield self._flush(split, pending[split])
+                    pending[split] = _PendingExamples()
         for split, batch in pending.items():
             if len(batch):
                 built += len(batch)
@@ -109,6 +108,20 @@ class BuildRecordBlobsFn(CountingDoFn):
         counts[stats.WORD_CACHE_MISSES] += self.tokenizer.word_cache_misses - misses
         if self.progress is not None:
             self.progress.add(read_bytes=file_range[3], examples=built)
+
+    def _document_groups(self, file_range):
+        """The range's documents in groups of about TOKENIZE_LINES lines (counted as read)."""
+        group, lines_in_group = [], 0
+        for _, lines in read_range(file_range, self.counts, self.options.max_line_bytes):
+            self.counts[stats.DOCUMENTS_READ] += 1
+            self.counts[stats.LINES_READ] += len(lines)
+            group.append(lines)
+            lines_in_group += len(lines)
+            if lines_in_group >= self.TOKENIZE_LINES:
+                yield group
+                group, lines_in_group = [], 0
+        if group:
+            yield group
 
     def _flush(self, split, pending):
         counts = self.counts

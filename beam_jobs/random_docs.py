@@ -6,8 +6,9 @@ ranks are kept by a combine that fans out (no single hot key gathers the corpus)
 documents are then read again, grouped by file, and tokenized, once, on the workers. The pool
 is written to one .npz file in the staging folder, and each worker process loads it once
 (`apache_beam.utils.shared.Shared`) and shares it between its threads. It holds each sampled
-document's first lines, up to POOL_TOKENS_PER_SEQ times max_seq_length pieces: a random B
-never needs more than max_seq_length pieces from its start line.
+document's first lines (at most MAX_LINES), up to the line that reaches POOL_TOKENS_PER_SEQ
+times max_seq_length pieces: a random B never needs more than max_seq_length pieces from its
+start line.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bertdata.tokenizer import Tokenizer
 
 POOL_FILE = "random_documents.npz"
 POOL_TOKENS_PER_SEQ = 4
+MAX_LINES = 64  # lines of a sampled document that are tokenized
 _FANOUT = 16
 
 
@@ -63,19 +65,15 @@ class TokenizeSampledFn(beam.DoFn):
     def process(self, path_and_sample):
         path, sample = path_and_sample
         rank_at = {offset: rank for rank, offset in sample}
+        found = sorted(read_documents_at(path, rank_at, self.options.max_line_bytes).items())
         budget = POOL_TOKENS_PER_SEQ * self.options.example.max_seq_length
-        found = read_documents_at(path, rank_at, self.options.max_line_bytes)
-        for offset, lines in found.items():
-            per_line = self.tokenizer.encode(lines)
-            kept, total = [], 0
-            for ids in per_line:
-                kept.append(ids)
-                total += len(ids)
-                if total >= budget:
-                    break
+        # One encoder call for the file's sampled documents (their first MAX_LINES lines).
+        heads = [lines[:MAX_LINES] for _, lines in found]
+        for (offset, lines), (ids, lengths) in zip(
+                found, self.tokenizer.encode_documents(heads), strict=True):
+            kept = np.searchsorted(np.cumsum(lengths), budget) + 1  # lines up to the budget
             yield (rank_at[offset], pretraining.document_key(lines),
-                   np.array([i for ids in kept for i in ids], np.int32),
-                   np.array([len(ids) for ids in kept], np.int64))
+                   ids[:sum(lengths[:kept])].copy(), np.array(lengths[:kept], np.int64))
 
 
 def write_pool(documents, path: str) -> str:

@@ -1,17 +1,19 @@
 """Masked-LM + next-sentence-prediction example building: pure, seeded, no global state.
 
-Everything here takes token ids (numpy int32 arrays, one per line of a document) and an
-explicit `numpy.random.Generator`. `document_rng` derives that generator from the user's seed
+Everything here takes token ids (numpy int32 arrays, one per line of a document) and
+explicit random streams. `document_stream` derives a document's streams from the user's seed
 and the document's content, so the examples of a document do not depend on which worker
 builds them, in which order, or how the corpus was split.
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import hashlib
 import itertools
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -126,17 +128,77 @@ def document_key(lines: Sequence[str]) -> bytes:
     return h.digest()
 
 
-def document_rng(seed: int, key: bytes, dupe: int = 0, stream: int = 0) -> np.random.Generator:
-    """A random stream for one pass (dupe) over one document.
+@dataclasses.dataclass(frozen=True)
+class RandomStream:
+    """The start of one random stream: a PCG64 state derived from a seed and a document.
 
-    stream 0 cuts the pairs, stream 1 draws the masks: separate streams keep the pairs the
-    same whatever the masking settings (static, dynamic, another masked_lm_prob).
+    `generator()` sets the calling thread's generator to this start and returns it; it is
+    valid until the thread's next `generator()` call. Setting the state of one reused
+    generator costs about a microsecond, where constructing a seeded one costs ten, and a
+    document needs two streams per pass.
     """
-    h = hashlib.blake2b(key, digest_size=16, person=b"bertpipe-doc")
+
+    state: int
+    increment: int
+
+    def generator(self) -> np.random.Generator:
+        generator = getattr(_threads, "generator", None)
+        if generator is None:
+            generator = _threads.generator = np.random.Generator(np.random.PCG64(0))
+        generator.bit_generator.state = {
+            "bit_generator": "PCG64", "state": {"state": self.state, "inc": self.increment},
+            "has_uint32": 0, "uinteger": 0}
+        return generator
+
+
+_threads = threading.local()
+
+
+def document_streams(seed: int, key: bytes, dupe: int = 0) -> tuple[RandomStream, RandomStream]:
+    """The two random streams of one pass (dupe) over one document: the first cuts the
+    pairs, the second draws the masks. Separate streams keep the pairs the same whatever the
+    masking settings (static, dynamic, another masked_lm_prob)."""
+    h = hashlib.blake2b(key, digest_size=64, person=b"bertpipe-doc")
     h.update(int(seed).to_bytes(8, "little", signed=True))
     h.update(int(dupe).to_bytes(4, "little"))
-    h.update(int(stream).to_bytes(4, "little"))
-    return np.random.Generator(np.random.PCG64(int.from_bytes(h.digest(), "little")))
+    d = h.digest()
+    # PCG64 takes any 128-bit state and an odd increment; the digest is already well mixed.
+    return tuple(RandomStream(int.from_bytes(d[at:at + 16], "little"),
+                              int.from_bytes(d[at + 16:at + 32], "little") | 1)
+                 for at in (0, 32))
+
+
+def document_stream(seed: int, key: bytes, dupe: int = 0, purpose: int = 0) -> RandomStream:
+    """One of `document_streams`: purpose 0 cuts the pairs, 1 draws the masks."""
+    return document_streams(seed, key, dupe)[purpose]
+
+
+class UniformDraws:
+    """Uniform numbers in [0, 1) from a generator, fetched a block at a time.
+
+    Cutting a document's pairs takes a few numbers per chunk; one numpy call per number
+    would cost a microsecond each, so they come from a block of 32 drawn in one call.
+    """
+
+    __slots__ = ("_generator", "_block")
+
+    def __init__(self, generator: np.random.Generator):
+        self._generator = generator
+        self._block: list[float] = []
+
+    def uniform(self) -> float:
+        if not self._block:
+            self._block = self._generator.random(32).tolist()[::-1]
+        return self._block.pop()
+
+    def integer(self, low: int, high: int) -> int:
+        """An integer in [low, high)."""
+        return low + int(self.uniform() * (high - low))
+
+
+def _generator(rng) -> np.random.Generator:
+    """A Generator as it is, or a RandomStream's generator (set to its start)."""
+    return rng.generator() if isinstance(rng, RandomStream) else rng
 
 
 def truncated_lengths(len_a: int, len_b: int, max_tokens: int) -> tuple[int, int]:
@@ -268,18 +330,23 @@ def _words_of(ids: np.ndarray, vocab: VocabTables) -> _Words | None:
     return _Words(of_piece, first // width, length, candidates)
 
 
-def _word_draws(words: _Words, rngs, group_rows: np.ndarray):
-    """Each word's visiting-order key and outcome draw, from its document's stream."""
+def _group_draws(words: _Words, rngs, group_rows: np.ndarray, replacements: int):
+    """Every word's visiting-order key and outcome, and a replacement pick for every
+    candidate piece, drawn in one go from its document's stream (rngs[g] for group g)."""
     num_words = len(words.row)
     group_words = np.searchsorted(words.row, group_rows)
+    piece_starts = np.concatenate([[0], np.cumsum(words.length)])
     keys = np.empty(num_words)
     outcome = np.empty(num_words)
+    picks = np.empty(int(piece_starts[-1]), dtype=np.int64)  # in candidate order
     for rng, lo, hi in zip(rngs, group_words[:-1], group_words[1:], strict=True):
         if hi > lo:
-            u = rng.random(2 * (hi - lo))
+            first, last = piece_starts[lo], piece_starts[hi]
+            u = _generator(rng).random(2 * (hi - lo) + last - first)
             keys[lo:hi] = u[:hi - lo]
-            outcome[lo:hi] = u[hi - lo:]
-    return keys, outcome
+            outcome[lo:hi] = u[hi - lo:2 * (hi - lo)]
+            picks[first:last] = u[2 * (hi - lo):] * replacements  # floor, in [0, R)
+    return keys, outcome, picks
 
 
 def _take_words(words: _Words, keys, budget: np.ndarray, n: int, width: int) -> np.ndarray:
@@ -313,7 +380,7 @@ def _take_words(words: _Words, keys, budget: np.ndarray, n: int, width: int) -> 
 
 def mask_whole_words(
     batch: ExampleBatch,
-    rngs: Sequence[np.random.Generator],
+    rngs: Sequence[RandomStream | np.random.Generator],
     group_sizes: Sequence[int],
     vocab: VocabTables,
     *,
@@ -331,8 +398,8 @@ def mask_whole_words(
 
     The rows come in consecutive groups (one per document) of `group_sizes`, and group g
     draws all its randomness from `rngs[g]`: the result for a document does not depend on
-    which other documents share its batch. All the work apart from those draws is
-    vectorized over the whole batch.
+    which other documents share its batch. Each group draws once, everything it may need
+    (see _group_draws); all the work apart from those draws is vectorized over the batch.
 
     Fills batch.masked_lm_positions / masked_lm_ids / num_masked and masks input_ids.
     """
@@ -344,7 +411,7 @@ def mask_whole_words(
     if words is None:
         return
     group_rows = np.concatenate([[0], np.cumsum(group_sizes)])
-    keys, outcome = _word_draws(words, rngs, group_rows)
+    keys, outcome, picks = _group_draws(words, rngs, group_rows, len(vocab.replacement_ids))
     budget = np.minimum(max_predictions,
                         ((batch.lengths - 3) * masked_lm_prob).astype(np.int64))
     chosen_word = _take_words(words, keys, budget, n, width)
@@ -353,14 +420,11 @@ def mask_whole_words(
     flat = batch.input_ids.reshape(-1)
     original = flat[piece].copy()
     flat[piece[draw < mask_token_rate]] = SPECIAL_IDS.mask
-    replace = piece[(draw >= mask_token_rate) & (draw < mask_token_rate + random_token_rate)]
-    if len(replace):
-        bounds = np.searchsorted(replace, group_rows * width)
-        picks = np.empty(len(replace), dtype=np.int64)
-        for rng, lo, hi in zip(rngs, bounds[:-1], bounds[1:], strict=True):
-            if hi > lo:
-                picks[lo:hi] = rng.integers(0, len(vocab.replacement_ids), size=hi - lo)
-        flat[replace] = vocab.replacement_ids[picks]
+    replaced = (draw >= mask_token_rate) & (draw < mask_token_rate + random_token_rate)
+    if replaced.any():
+        # A replaced piece takes the pick drawn for its place among the candidates.
+        rank = np.searchsorted(words.candidates, piece[replaced])
+        flat[piece[replaced]] = vocab.replacement_ids[picks[rank]]
     row = piece // width
     counts = np.bincount(row, minlength=n)
     column = np.arange(len(piece)) - (np.cumsum(counts) - counts)[row]  # i-th of its row
@@ -384,8 +448,10 @@ class RandomDocumentPool:
         line i holds ids[line_bounds[i]:line_bounds[i + 1]]."""
         self.keys = list(keys)
         self.ids = ids
-        self.line_bounds = line_bounds
-        self.doc_lines = doc_lines
+        # Python lists: sampling looks up a few values at a time, where numpy's per-call
+        # cost would dominate.
+        self.line_bounds = [int(x) for x in line_bounds]
+        self.doc_lines = [int(x) for x in doc_lines]
 
     @classmethod
     def from_documents(cls, documents: Sequence[tuple[bytes, Sequence[np.ndarray]]]
@@ -403,28 +469,29 @@ class RandomDocumentPool:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def sample(self, rng: np.random.Generator, target_len: int, exclude: bytes):
+    def sample(self, draws: UniformDraws, target_len: int, exclude: bytes):
         """Returns pieces from a random start line of a random other document, or None."""
         if not self.keys:
             return None
         for _ in range(10):
-            d = int(rng.integers(len(self.keys)))
+            d = draws.integer(0, len(self.keys))
             if self.keys[d] != exclude:
                 break
         else:
             return None
-        first, last = int(self.doc_lines[d]), int(self.doc_lines[d + 1])
-        start = first + int(rng.integers(last - first))
-        begin = self.line_bounds[start]
+        first, last = self.doc_lines[d], self.doc_lines[d + 1]
+        start = draws.integer(first, last)
+        bounds = self.line_bounds
+        begin = bounds[start]
         # Lines from the start line until target_len pieces are reached (or the document ends).
-        reach = np.searchsorted(self.line_bounds[start + 1:last + 1], begin + target_len)
-        end = self.line_bounds[min(start + 1 + int(reach), last)]
+        end = bounds[min(bisect.bisect_left(bounds, begin + target_len, start + 1, last + 1),
+                         last)]
         return self.ids[begin:end]
 
 
 def document_pairs(
     doc: Sequence[np.ndarray] | tuple[np.ndarray, Sequence[int]],
-    rng: np.random.Generator,
+    rng: RandomStream | np.random.Generator,
     config: ExampleConfig,
     *,
     key: bytes = b"",
@@ -448,12 +515,13 @@ def document_pairs(
     an example with a random B, as in google-research/bert.
     """
     counts = counts if counts is not None else collections.Counter()
+    draws = UniformDraws(_generator(rng))
     flat, ends = _flat_document(doc)
     num_lines = len(ends) - 1
     max_tokens = config.max_seq_length - 3
     target = max_tokens
-    if config.short_seq_prob > 0 and rng.random() < config.short_seq_prob:
-        target = int(rng.integers(2, max_tokens + 1))
+    if config.short_seq_prob > 0 and draws.uniform() < config.short_seq_prob:
+        target = draws.integer(2, max_tokens + 1)
     random_doc = config.nsp_mode == "random_doc"
     if not random_doc and num_lines < 2:
         counts[DOCUMENTS_SINGLE_LINE] += 1
@@ -467,10 +535,10 @@ def document_pairs(
             counts[LINES_TRAILING_DROPPED] += num_lines - first
             break
         if random_doc:
-            pair, first = _random_doc_pair(flat, ends, first, last, rng, target, key, pool,
+            pair, first = _random_doc_pair(flat, ends, first, last, draws, target, key, pool,
                                            counts)
         else:
-            pair, first = _swap_pair(flat, ends, first, last, rng), last + 1
+            pair, first = _swap_pair(flat, ends, first, last, draws), last + 1
         if pair is not None:
             pairs.append(pair)
     return pairs
@@ -497,24 +565,24 @@ def _chunk_end(ends: list[int], first: int, target: int, min_lines: int) -> int 
     return None
 
 
-def _swap_pair(flat, ends, first, last, rng):
+def _swap_pair(flat, ends, first, last, draws):
     """A is the chunk's first lines, B the rest; swapped (label 1) half the time."""
-    a_end = first + int(rng.integers(1, last - first + 1))
+    a_end = first + draws.integer(1, last - first + 1)
     a, b = flat[ends[first]:ends[a_end]], flat[ends[a_end]:ends[last + 1]]
-    if rng.random() < 0.5:
+    if draws.uniform() < 0.5:
         return b, a, 1
     return a, b, 0
 
 
-def _random_doc_pair(flat, ends, first, last, rng, target, key, pool, counts):
+def _random_doc_pair(flat, ends, first, last, draws, target, key, pool, counts):
     """Half the time (always for a lone line) B comes from another document; otherwise B is
     the rest of the chunk. Returns (pair or None, the first line of the next chunk): when B
     is random, the chunk's lines after A were not used and begin the next chunk."""
     chunk_lines = last - first + 1
-    a_end = first + (int(rng.integers(1, chunk_lines)) if chunk_lines > 1 else 1)
+    a_end = first + (draws.integer(1, chunk_lines) if chunk_lines > 1 else 1)
     a = flat[ends[first]:ends[a_end]]
-    if chunk_lines == 1 or rng.random() < 0.5:
-        b = pool.sample(rng, target - len(a), key) if pool is not None else None
+    if chunk_lines == 1 or draws.uniform() < 0.5:
+        b = pool.sample(draws, target - len(a), key) if pool is not None else None
         if b is not None:
             return (a, b, 1), a_end
         if chunk_lines == 1:
@@ -533,7 +601,7 @@ def count_examples(batch: ExampleBatch, counts: collections.Counter) -> None:
 
 def build_batch(
     pairs: Sequence[tuple[np.ndarray, np.ndarray, int]],
-    rngs: Sequence[np.random.Generator],
+    rngs: Sequence[RandomStream | np.random.Generator],
     group_sizes: Sequence[int],
     config: ExampleConfig,
     vocab: VocabTables,
@@ -563,13 +631,13 @@ def document_passes(
     pool: RandomDocumentPool | None = None,
     counts: collections.Counter | None = None,
 ):
-    """Yields (pairs, mask_rng) for each of a document's `dupe_factor` passes.
+    """Yields (pairs, mask stream) for each of a document's `dupe_factor` passes.
 
     Each pass has its own two streams: one cuts the pairs, the other draws their masks, so
     the pairs are the same whatever the masking settings (static, dynamic, another rate).
     """
     for dupe in range(config.dupe_factor):
-        pairs = document_pairs(doc, document_rng(config.seed, key, dupe), config, key=key,
-                               pool=pool, counts=counts)
+        pair_stream, mask_stream = document_streams(config.seed, key, dupe)
+        pairs = document_pairs(doc, pair_stream, config, key=key, pool=pool, counts=counts)
         if pairs:
-            yield pairs, document_rng(config.seed, key, dupe, stream=1)
+            yield pairs, mask_stream

@@ -223,28 +223,57 @@ class Tokenizer:
     def encode_flat(self, lines: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """Tokenizes a document into one int32 array of ids plus each line's length.
 
+        The ids equal those of `encode`. See `encode_documents`, which this calls with one
+        document.
+        """
+        return self.encode_documents([lines])[0]
+
+    def encode_documents(self, documents: Sequence[Sequence[str]]
+                         ) -> list[tuple[np.ndarray, list[int]]]:
+        """`encode_flat` of several documents: for each, its ids and its lines' lengths.
+
         The ids equal those of `encode`. SentencePiece cuts pieces inside whitespace-separated
         words only, so the pieces of a line are the concatenation of its words' pieces, and
         each distinct word is encoded once and then looked up: natural text repeats most of
         its words, and a dict lookup is several times cheaper than the encoder. The cache
         holds at most `word_cache_size` words and is emptied when full, so memory stays
-        bounded on any corpus. A model whose pieces span words falls back to the encoder.
+        bounded on any corpus. A model whose pieces span words always uses the encoder.
 
         A new word costs about three times what the encoder spends per word on whole lines
         (one call per word), so when most words are new the cache loses. Once the cache
         holds WARM_WORDS words, if the share of new words, averaged over recent documents,
         passes MISS_RATE_LIMIT, documents go straight to the encoder, and one in PROBE_EVERY
-        still goes through the cache to see whether the share has fallen again.
+        still goes through the cache to see whether the share has fallen again. Documents
+        sent to the encoder go in one call: its cost per call is a third of its work on
+        short lines.
         """
-        if not self._word_cache_ok or self._bypass > 0:
-            self._bypass = max(self._bypass - 1, 0)
-            self._probe = self._bypass == 0  # the next document goes through the cache
+        out: list = [None] * len(documents)
+        encoder = []
+        for i, lines in enumerate(documents):
+            if not self._word_cache_ok or self._bypass > 0:
+                self._bypass = max(self._bypass - 1, 0)
+                self._probe = self._bypass == 0  # the next document goes through the cache
+                encoder.append(i)
+            else:
+                out[i] = self._encode_cached(lines)
+        if encoder:
+            lines = [line for i in encoder for line in documents[i]]
             words = sum(line.count(" ") + 1 for line in lines)  # len(line.split(" "))
             self.words_encoded += words
             self.words_bypassed += words
             per_line = self.encode(lines)
-            return (np.fromiter(itertools.chain.from_iterable(per_line), np.int32),
-                    [len(x) for x in per_line])
+            flat = np.fromiter(itertools.chain.from_iterable(per_line), np.int32)
+            lengths = [len(x) for x in per_line]
+            line = at = 0
+            for i in encoder:
+                doc_lengths = lengths[line:line + len(documents[i])]
+                line += len(doc_lengths)
+                size = sum(doc_lengths)
+                out[i] = flat[at:at + size], doc_lengths
+                at += size
+        return out
+
+    def _encode_cached(self, lines: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         cache = self._word_cache
         if len(cache) >= self.word_cache_size:
             cache.clear()

@@ -189,7 +189,7 @@ def test_swap_mode_b_is_the_continuation_or_the_swap():
     doc = [np.array([7 + i, 27], np.int32) for i in range(6)]  # line i: word 7+i
     cfg = pt.ExampleConfig(max_seq_length=64, masked_lm_prob=0.0, seed=5)
     for dupe in range(50):
-        rng = pt.document_rng(5, b"doc", dupe)
+        rng = pt.document_stream(5, b"doc", dupe).generator()
         for inst in one_pass_examples(doc, rng, cfg, vocab):
             ids = inst.input_ids.tolist()
             a = ids[1:ids.index(SEP)]
@@ -222,7 +222,7 @@ def test_random_doc_mode_draws_b_from_other_documents_and_puts_lines_back():
     cfg = pt.ExampleConfig(max_seq_length=7, masked_lm_prob=0.0, nsp_mode="random_doc")
     labels = []
     for dupe in range(200):
-        rng = pt.document_rng(1, b"self", dupe)
+        rng = pt.document_stream(1, b"self", dupe).generator()
         for inst in one_pass_examples(own, rng, cfg, vocab, key=b"self", pool=pool):
             ids = inst.input_ids.tolist()
             b = ids[ids.index(SEP) + 1:-1]
@@ -268,6 +268,6 @@ def test_a_documents_masks_do_not_depend_on_its_batch(tokenizer, sample_lines):
     key, lines = docs[0]
     flat = (np.concatenate(lines), [len(x) for x in lines])
     for (a1, b1, l1), (a2, b2, l2) in zip(
-            pt.document_pairs(lines, pt.document_rng(1, key), cfg),
-            pt.document_pairs(flat, pt.document_rng(1, key), cfg), strict=True):
+            pt.document_pairs(lines, pt.document_stream(1, key), cfg),
+            pt.document_pairs(flat, pt.document_stream(1, key), cfg), strict=True):
         assert (a1.tolist(), b1.tolist(), l1) == (a2.tolist(), b2.tolist(), l2)
