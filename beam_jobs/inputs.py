@@ -213,19 +213,17 @@ def read_range(file_range, counts, max_line_bytes: int):
         raise InputFileError(f"{path}: corrupt or truncated {_kind(path)} file ({e})") from None
 
 
-def read_documents_at(path: str, offsets, max_line_bytes: int) -> dict[int, list[str]]:
-    """The documents that begin at the given byte offsets of a file (one pass for a
-    compressed file, one seek per document otherwise)."""
+def read_documents_at(path: str, offsets, max_line_bytes: int,
+                      max_lines: int = corpus.DEFAULT_MAX_DOCUMENT_LINES
+                      ) -> dict[int, list[str]]:
+    """The first max_lines lines of the documents that begin at the given byte offsets of a
+    file (one pass for a compressed file, one seek per document otherwise)."""
     wanted = set(offsets)
-    counts = collections.Counter()  # already counted when the job read the whole corpus
     if is_compressed(path):
-        return {offset: lines for offset, lines in read_range((path, 0, None, 0), counts,
-                                                               max_line_bytes)
-                if offset in wanted}
-    found = {}
+        counts = collections.Counter()  # already counted when the job read the whole corpus
+        return {offset: lines[:max_lines] for offset, lines in read_range(
+            (path, 0, None, 0), counts, max_line_bytes) if offset in wanted}
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for offset in sorted(wanted):
-            for at, lines in corpus.read_documents(f, offset, offset + 1, counts=counts,
-                                                   max_line_bytes=max_line_bytes):
-                found[at] = lines
-    return found
+        return {offset: corpus.document_at(f, offset, max_line_bytes=max_line_bytes,
+                                           max_lines=max_lines)
+                for offset in sorted(wanted)}

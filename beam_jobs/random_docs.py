@@ -1,7 +1,8 @@
 """random_doc mode's pool: a seeded sample of the whole corpus, tokenized once.
 
 Sampling works on small keys: every document of the corpus is reduced to (rank, path,
-offset), where the rank is a hash of its content and the seed, and the `pool_size` smallest
+offset, key), where the key is a hash of its content and the rank a hash of the key and the
+seed, and the `pool_size` smallest
 ranks are kept by a combine that fans out (no single hot key gathers the corpus). Only those
 documents are then read again, grouped by file, and tokenized, once, on the workers. The pool
 is written to one .npz file in the staging folder, and each worker process loads it once
@@ -39,7 +40,8 @@ def document_rank(key: bytes, seed: int) -> bytes:
 
 
 class RankDocumentsFn(beam.DoFn):
-    """Range -> (rank, path, offset) of each document it owns; no text leaves the worker."""
+    """Range -> (rank, path, offset, key) of each document it owns; no text leaves the
+    worker (the key is the document's identity, which the pool needs to exclude it)."""
 
     def __init__(self, options: JobOptions):
         self.options = options
@@ -48,11 +50,12 @@ class RankDocumentsFn(beam.DoFn):
         counts = {}  # these documents are counted when the examples are built
         for offset, lines in read_range(file_range, counts, self.options.max_line_bytes):
             key = pretraining.document_key(lines)
-            yield document_rank(key, self.options.example.seed), file_range[0], offset
+            yield document_rank(key, self.options.example.seed), file_range[0], offset, key
 
 
 class TokenizeSampledFn(beam.DoFn):
-    """(path, [(rank, offset)]) -> (rank, key, ids, line lengths) of each sampled document."""
+    """(path, [(rank, offset, key)]) -> (rank, key, ids, line lengths) of each sampled
+    document."""
 
     def __init__(self, options: JobOptions, model_proto: bytes):
         self.options = options
@@ -60,32 +63,44 @@ class TokenizeSampledFn(beam.DoFn):
 
     def setup(self):
         self.tokenizer = Tokenizer(self.model_proto, name=self.options.spm_model,
-                                   word_cache_size=0)
+                                   word_cache_size=self.options.word_cache_size)
 
     def process(self, path_and_sample):
         path, sample = path_and_sample
-        rank_at = {offset: rank for rank, offset in sample}
-        found = sorted(read_documents_at(path, rank_at, self.options.max_line_bytes).items())
+        sampled = {offset: (rank, key) for rank, offset, key in sample}
+        found = sorted(read_documents_at(path, sampled, self.options.max_line_bytes,
+                                         MAX_LINES).items())
         budget = POOL_TOKENS_PER_SEQ * self.options.example.max_seq_length
-        # One encoder call for the file's sampled documents (their first MAX_LINES lines).
-        heads = [lines[:MAX_LINES] for _, lines in found]
-        for (offset, lines), (ids, lengths) in zip(
+        # Only the first lines can be kept: up to MAX_LINES, stopping at the line that brings
+        # a document to 8 characters per kept piece (a piece covers one character or more,
+        # real text 1.5 to 4).
+        heads = [_head(lines, 8 * budget) for _, lines in found]
+        for (offset, _), (ids, lengths) in zip(
                 found, self.tokenizer.encode_documents(heads), strict=True):
             kept = np.searchsorted(np.cumsum(lengths), budget) + 1  # lines up to the budget
-            yield (rank_at[offset], pretraining.document_key(lines),
-                   ids[:sum(lengths[:kept])].copy(), np.array(lengths[:kept], np.int64))
+            # Bytes rather than arrays: Beam's coder encodes them without pickling.
+            yield (*sampled[offset], ids[:sum(lengths[:kept])].astype(np.int32).tobytes(),
+                   np.array(lengths[:kept], np.int64).tobytes())
+
+
+def _head(lines, characters: int) -> list[str]:
+    total = 0
+    for n, line in enumerate(lines, 1):
+        total += len(line)
+        if total >= characters:
+            return lines[:n]
+    return lines
 
 
 def write_pool(documents, path: str) -> str:
     """Writes the sampled documents, in rank order, as one .npz file; returns its path."""
     documents = sorted(documents, key=lambda d: d[0])
-    lengths = [d[3] for d in documents]
+    lengths = [np.frombuffer(d[3], np.int64) for d in documents]
     buffer = io.BytesIO()
     np.savez(buffer,
              keys=np.array([np.frombuffer(d[1], np.uint8) for d in documents],
                            np.uint8).reshape(-1, 16),
-             ids=np.concatenate([d[2] for d in documents]) if documents else
-             np.zeros(0, np.int32),
+             ids=np.frombuffer(b"".join(d[2] for d in documents), np.int32),
              line_bounds=np.concatenate([[0], np.cumsum(np.concatenate(lengths))]) if
              documents else np.zeros(1, np.int64),
              doc_lines=np.concatenate([[0], np.cumsum([len(x) for x in lengths],
@@ -131,8 +146,8 @@ class SampleRandomDocuments(beam.PTransform):
             | "Rank" >> beam.ParDo(RankDocumentsFn(self.options))
             | "SmallestRanks" >> beam.CombineGlobally(
                 TopCombineFn(size, reverse=True)).with_fanout(_FANOUT)
-            | "ByFile" >> beam.FlatMap(lambda top: [(path, (rank, offset))
-                                                    for rank, path, offset in top])
+            | "ByFile" >> beam.FlatMap(lambda top: [(path, (rank, offset, key))
+                                                    for rank, path, offset, key in top])
             | "GroupByFile" >> beam.GroupByKey()
             | "Tokenize" >> beam.ParDo(TokenizeSampledFn(self.options, self.model_proto))
             | "Gather" >> beam.combiners.ToList()

@@ -1,24 +1,35 @@
-"""Throughput and memory of the Beam data job at two corpus sizes, with 1 and 2 workers.
+"""The data job against google-research/bert's create_pretraining_data.py on real prose.
 
-Usage:
-    python benchmarks/beam_throughput.py --sizes_mb=20,200 --workers=1,2 --repeats=1
+Usage (the `benchmark` extra installs the peer; build the corpus first, see prose_corpus.py):
+    python benchmarks/prose_corpus.py --out=runs/bench/ko_prose.txt
+    python benchmarks/beam_throughput.py --corpus=runs/bench/ko_prose.txt --repeats=3 \
+        [--baseline=../older-checkout] [--memory_sizes_mb=20,200]
 
-Builds corpora of the given sizes from the bundled sample (each copy of a document gets a
-distinct first line, so no two documents are identical), trains one tokenizer, then runs
-`python -m beam_jobs.create_pretraining_data` (seq 128, 20 predictions, dupe_factor 1) as a
-child process per configuration. 1 worker runs the in-process FnApiRunner; N > 1 uses its
-multi_processing mode. The process tree is polled for RSS every 0.1 s. Prints examples/s,
-examples/s per worker, and the peak RSS of the largest single process (the per-worker
-memory bound) and of the whole tree.
+Speed: the corpus is real, non-repeated Korean prose. One SentencePiece model (--vocab_size
+learned pieces) serves both tools: the peer gets it as a WordPiece vocab.txt (see
+google_bert_peer.py). Every run is a fresh process pinned to one core (taskset -c 0):
+  * peer: its own main() with max_seq_length 128, 20 predictions, short_seq_prob 0.1 (its
+    default) and the dupe factor of the row; its NSP draws B from another document;
+  * ours, its semantics: --nsp_mode=random_doc --short_seq_prob=0.1, one worker;
+  * ours, default mode: swap NSP, short_seq_prob 0;
+  * with --baseline, an older checkout of this project runs the same two configurations.
+`examples/s` is examples over seconds of processing: ours from building the pipeline to
+publishing (Beam's start-up, about a second, included), the peer's main() (its TensorFlow
+import left out); `process s` is each process's whole life. Medians of --repeats,
+interleaved run by run.
+
+Memory (--memory_sizes_mb): corpora of those sizes in which every word is made new (two
+random Hangul syllables appended), the word cache's worst case; peak RSS of the job's
+largest process, polled every 0.1 s, one worker, in both NSP modes.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import resource
+import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,139 +37,155 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(REPO, "data", "ko_sample.txt")
+PEER_FLAGS = ["--nsp_mode=random_doc", "--short_seq_prob=0.1"]
 
 
-def build_corpus(path: str, size_mb: int) -> int:
-    with open(SAMPLE, encoding="utf-8") as f:
-        docs = [d for d in f.read().split("\n\n") if d.strip()]
-    target = size_mb * 1_000_000
-    written = copy = 0
-    with open(path, "w", encoding="utf-8") as out:
-        while written < target:
-            for d in docs:
-                text = f"사본 {copy} 문서\n{d.strip()}\n\n"
-                out.write(text)
-                written += len(text.encode())
-                copy += 1
-    return written
+def pinned(cmd: list[str]) -> list[str]:
+    return ["taskset", "-c", "0", *cmd] if shutil.which("taskset") else cmd
 
 
-def run_job(corpus, out_dir, spm_model, workers, extra_args=()):
+def peak_rss(proc) -> int:
+    """Polls a running process tree until it ends; returns its largest process's peak."""
     import psutil
 
-    cmd = [sys.executable, "-m", "beam_jobs.create_pretraining_data", f"--input={corpus}",
-           f"--output_dir={out_dir}", f"--spm_model={spm_model}", "--max_seq_length=128",
-           "--max_predictions_per_seq=20", "--runner=FnApiRunner", "--split_bytes=4000000",
-           f"--direct_num_workers={workers}", *extra_args]
-    if workers > 1:
-        cmd.append("--direct_running_mode=multi_processing")
-    cpu_before = _children_cpu_seconds()
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    root = psutil.Process(proc.pid)
-    peak_one = peak_tree = 0
+    root, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         try:
-            procs = [root, *root.children(recursive=True)]
-            rss = []
-            for p in procs:
-                with contextlib.suppress(psutil.Error):
-                    rss.append(p.memory_info().rss)
-            peak_one = max(peak_one, max(rss, default=0))
-            peak_tree = max(peak_tree, sum(rss))
+            for p in [root, *root.children(recursive=True)]:
+                peak = max(peak, p.memory_info().rss)
         except psutil.Error:
             pass
         time.sleep(0.1)
-    wall = time.perf_counter() - start
-    out, err = proc.communicate()
+    return peak
+
+
+def run_ours(checkout: str, corpus: str, spm_model: str, flags, workdir: str) -> dict:
+    out = tempfile.mkdtemp(dir=workdir)
+    cmd = pinned([sys.executable, "-m", "beam_jobs.create_pretraining_data", f"--input={corpus}",
+                  f"--output_dir={out}/data", f"--spm_model={spm_model}", "--max_seq_length=128",
+                  "--max_predictions_per_seq=20", "--runner=FnApiRunner", *flags])
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rss = peak_rss(proc)
+    wall = time.perf_counter() - started
+    _, err = proc.communicate()
     if proc.returncode:
         raise RuntimeError(err.decode()[-3000:])
-    summary = json.loads(out.decode().strip().splitlines()[-1])
-    return summary, wall, peak_one, peak_tree, _children_cpu_seconds() - cpu_before
+    with open(os.path.join(out, "data", "stats.json")) as f:
+        stats = json.load(f)
+    shutil.rmtree(out)
+    return {"examples": stats["examples"], "seconds": stats["seconds"], "process": wall,
+            "rss": rss, "hit_rate": stats.get("tokenizer", {}).get("word_cache_hit_rate")}
 
 
-def _children_cpu_seconds() -> float:
-    """User + system CPU time of every finished descendant (the job and its workers)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def run_peer(corpus: str, spm_model: str, dupe: int, workdir: str) -> dict:
+    out = os.path.join(workdir, "peer.tfrecord")
+    cmd = pinned([sys.executable, os.path.join(REPO, "benchmarks", "google_bert_peer.py"),
+                  f"--spm_model={spm_model}", f"--input_file={corpus}", f"--output_file={out}",
+                  f"--dupe_factor={dupe}"])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rss = peak_rss(proc)
+    stdout, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(err.decode()[-3000:])
+    result = json.loads(stdout.decode().strip().splitlines()[-1])
+    return {"examples": result["examples"], "seconds": result["seconds"],
+            "process": result["process_seconds"], "rss": rss, "hit_rate": None}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes_mb", default="20,200")
-    p.add_argument("--workers", default="1,2")
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--vocab_size", type=int, default=4000)
-    p.add_argument("--word_cache_size", type=int, default=None,
-                   help="passed to the job; 0 runs the SentencePiece encoder on every line "
-                        "(this corpus repeats its words far more than real text does)")
-    args = p.parse_args(argv)
-    sys.path.insert(0, REPO)
-    from bertdata.tokenizer import train_tokenizer
-
-    sizes = [int(x) for x in args.sizes_mb.split(",")]
-    workers = [int(x) for x in args.workers.split(",")]
-    rows = []
-    extra = ([] if args.word_cache_size is None
-             else [f"--word_cache_size={args.word_cache_size}"])
-    with tempfile.TemporaryDirectory() as tmp:
-        spm_model = train_tokenizer([SAMPLE], os.path.join(tmp, "ko"), args.vocab_size)
-        for size in sizes:
-            corpus = os.path.join(tmp, f"corpus_{size}mb.txt")
-            nbytes = build_corpus(corpus, size)
-            for w in workers:
-                runs = []
-                for r in range(args.repeats):
-                    out_dir = os.path.join(tmp, f"out_{size}_{w}_{r}")
-                    summary, wall, one, tree, cpu = run_job(corpus, out_dir, spm_model, w,
-                                                            extra)
-                    rate = summary["examples"] / summary["seconds"]
-                    runs.append((rate, wall, one, tree, summary, summary["examples"] / cpu))
-                    print(f"{size} MB, {w} worker(s), run {r}: {summary['examples']:,} "
-                          f"examples in {summary['seconds']:.1f}s pipeline / {wall:.1f}s "
-                          f"process, {rate:,.0f} examples/s, {cpu:.1f} CPU s "
-                          f"({summary['examples'] / cpu:,.0f} examples per CPU s), peak RSS "
-                          f"{one / 2**20:.0f} MiB (one process), {tree / 2**20:.0f} MiB (all)",
-                          flush=True)
-                rate = statistics.median(r[0] for r in runs)
-                rows.append({"size_mb": size, "bytes": nbytes, "workers": w,
-                             "examples": runs[0][4]["examples"], "examples_per_s": rate,
-                             "examples_per_s_per_worker": rate / w,
-                             "examples_per_cpu_s": statistics.median(r[5] for r in runs),
-                             "peak_rss_one_mib": max(r[2] for r in runs) / 2**20,
-                             "peak_rss_all_mib": max(r[3] for r in runs) / 2**20})
-                shutil_rmtree(os.path.join(tmp, f"out_{size}_{w}_*"))
-            os.remove(corpus)
-    print(f"\ncores: {os.cpu_count()}; seq 128, 20 predictions, dupe_factor 1; "
-          f"medians of {args.repeats} run(s)")
-    print(f"{'size':>8} {'workers':>7} {'examples':>10} {'ex/s':>9} {'ex/s/worker':>11} "
-          f"{'ex/CPU s':>9} {'peak RSS one':>13} {'peak RSS all':>13}")
-    for r in rows:
-        print(f"{r['size_mb']:>6}MB {r['workers']:>7} {r['examples']:>10,} "
-              f"{r['examples_per_s']:>9,.0f} {r['examples_per_s_per_worker']:>11,.0f} "
-              f"{r['examples_per_cpu_s']:>9,.0f} "
-              f"{r['peak_rss_one_mib']:>10.0f}MiB {r['peak_rss_all_mib']:>10.0f}MiB")
-    by = {(r["size_mb"], r["workers"]): r for r in rows}
-    if len(workers) > 1:
-        for size in sizes:
-            a, b = by[(size, workers[0])], by[(size, workers[-1])]
-            print(f"scaling {workers[0]} -> {workers[-1]} workers at {size} MB: "
-                  f"{b['examples_per_s'] / a['examples_per_s']:.2f}x")
-    if len(sizes) > 1:
-        for w in workers:
-            small, big = by[(sizes[0], w)], by[(sizes[-1], w)]
-            print(f"peak RSS (one process) {sizes[-1]} MB vs {sizes[0]} MB, {w} worker(s): "
-                  f"{big['peak_rss_one_mib'] / small['peak_rss_one_mib']:.2f}x")
+def novel_word_corpus(corpus: str, path: str, size_mb: int, seed: int = 0) -> None:
+    """size_mb of the corpus's lines with every word made new: the word cache's worst case."""
+    rng = random.Random(seed)
+    with open(corpus, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    written, target = 0, size_mb * 1_000_000
+    with open(path, "w", encoding="utf-8") as out:
+        while written < target:
+            for line in lines:
+                if line:
+                    line = " ".join(w + chr(0xAC00 + rng.randrange(11172)) +
+                                    chr(0xAC00 + rng.randrange(11172)) for w in line.split(" "))
+                text = line + "\n"
+                out.write(text)
+                written += len(text.encode())
 
 
-def shutil_rmtree(pattern):
-    import glob
-    import shutil
+def speed(args, spm_model, workdir) -> None:
+    configs = {"ours, random_doc": (REPO, PEER_FLAGS), "ours, default": (REPO, [])}
+    if args.baseline:
+        configs["baseline, random_doc"] = (args.baseline, PEER_FLAGS)
+        configs["baseline, default"] = (args.baseline, [])
+    for dupe in [int(d) for d in args.dupe_factors.split(",")]:
+        runs = {name: [] for name in ["peer", *configs]}
+        for rep in range(args.repeats):
+            runs["peer"].append(run_peer(args.corpus, spm_model, dupe, workdir))
+            for name, (checkout, flags) in configs.items():
+                runs[name].append(run_ours(checkout, args.corpus, spm_model,
+                                           [*flags, f"--dupe_factor={dupe}"], workdir))
+            print(f"  dupe {dupe}: run {rep + 1} of {args.repeats} done", flush=True)
+        report(dupe, runs)
 
-    for path in glob.glob(pattern):
-        shutil.rmtree(path, ignore_errors=True)
+
+def report(dupe: int, runs: dict) -> None:
+    def med(rows, key):
+        return statistics.median(r[key] for r in rows)
+
+    rates = {}
+    print(f"\ndupe_factor {dupe} (medians of {len(runs['peer'])} runs, one core)")
+    print("| tool | examples | seconds | process s | examples/s | x peer | word-cache hits "
+          "| peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, rows in runs.items():
+        rates[name] = statistics.median(r["examples"] / r["seconds"] for r in rows)
+    for name, rows in runs.items():
+        hits = rows[0]["hit_rate"]
+        print(f"| {name} | {med(rows, 'examples'):,.0f} | {med(rows, 'seconds'):.2f} | "
+              f"{med(rows, 'process'):.2f} | {rates[name]:,.0f} | "
+              f"{rates[name] / rates['peer']:.2f} | {'-' if hits is None else f'{hits:.3f}'} | "
+              f"{med(rows, 'rss') / 2**20:.0f} MiB |")
+
+
+def memory(args, spm_model, workdir) -> None:
+    print("\npeak RSS, largest process, one worker, every word new (worst case for the cache)")
+    print("| input | mode | examples | seconds | peak RSS |")
+    print("| --- | --- | --- | --- | --- |")
+    for size in [int(s) for s in args.memory_sizes_mb.split(",")]:
+        path = os.path.join(workdir, f"novel-{size}.txt")
+        novel_word_corpus(args.corpus, path, size)
+        for mode, flags in (("default", []), ("random_doc", PEER_FLAGS)):
+            r = run_ours(REPO, path, spm_model, flags, workdir)
+            print(f"| {size} MB | {mode} | {r['examples']:,} | {r['seconds']:.1f} | "
+                  f"{r['rss'] / 2**20:.0f} MiB |", flush=True)
+        os.remove(path)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", required=True, help="real prose (benchmarks/prose_corpus.py)")
+    p.add_argument("--spm_model", default=None, help="default: trained on the corpus")
+    p.add_argument("--vocab_size", type=int, default=8000)
+    p.add_argument("--dupe_factors", default="1,10")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--baseline", default=None, help="an older checkout of this project")
+    p.add_argument("--memory_sizes_mb", default="", help="e.g. 20,200")
+    p.add_argument("--skip_speed", action="store_true")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bertpipe-bench-") as workdir:
+        spm_model = args.spm_model
+        if spm_model is None:
+            sys.path.insert(0, REPO)
+            from bertdata.tokenizer import train_tokenizer
+
+            spm_model = train_tokenizer([args.corpus], os.path.join(workdir, "ko"),
+                                        args.vocab_size)
+        print(f"corpus {args.corpus}: {os.path.getsize(args.corpus):,} bytes; "
+              f"tokenizer {spm_model}")
+        if not args.skip_speed:
+            speed(args, spm_model, workdir)
+        if args.memory_sizes_mb:
+            memory(args, spm_model, workdir)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

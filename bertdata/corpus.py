@@ -175,6 +175,24 @@ def read_documents(
         yield doc_offset, doc
 
 
+def document_at(f: BinaryIO, offset: int, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                max_lines: int = DEFAULT_MAX_DOCUMENT_LINES) -> list[str]:
+    """The lines of the document that starts at `offset`, an offset `read_documents` yielded
+    (so no range bookkeeping is needed), read the same way; at most max_lines of them."""
+    f.seek(offset)
+    counts: collections.Counter = collections.Counter()  # counted when first read
+    doc: list[str] = []
+    while len(doc) < max_lines:
+        raw, n = _read_line(f, max_line_bytes)
+        text = _line_text(raw, offset == 0, counts) if n else ""
+        if text == "":
+            break
+        offset = -1  # only the file's first line may carry a byte-order mark
+        if text is not _TOO_LONG and text is not _HAS_NUL:
+            doc.append(text)
+    return doc
+
+
 def documents_from_lines(lines: Iterable[str]) -> Iterator[list[str]]:
     """Groups already-decoded lines into documents (for in-memory text and tests)."""
     doc: list[str] = []

@@ -96,3 +96,12 @@ def test_lines_with_nul_bytes_are_dropped_and_counted():
 def test_files_that_are_not_utf8_text_are_recognised(head, reason):
     got = corpus.looks_like_text(head)
     assert (got is None) if reason is None else (reason in got)
+
+
+def test_document_at_reads_the_document_read_documents_found_there(sample_lines):
+    data = ("\ufeff" + "\n".join(sample_lines[:300]) + "\n").encode()
+    found = list(corpus.read_documents(io.BytesIO(data)))
+    assert len(found) > 3
+    for offset, lines in found:
+        assert corpus.document_at(io.BytesIO(data), offset) == lines
+        assert corpus.document_at(io.BytesIO(data), offset, max_lines=2) == lines[:2]
