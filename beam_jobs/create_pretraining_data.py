@@ -150,9 +150,8 @@ def _is_local(pipeline_options: PipelineOptions) -> bool:
 
 
 def run(argv=None) -> dict | None:
-    """Parses flags, checks inputs, runs the pipeline (which publishes the dataset).
+    """Parses flags into JobOptions and Beam's PipelineOptions, then `run_job`.
 
-    Returns the stats dict, or None for a dry run or a launcher that does not wait.
     Raises JobError for bad inputs or flags (before work starts); a pipeline failure raises
     what the runner raised (see `failure_message`).
     """
@@ -161,10 +160,15 @@ def run(argv=None) -> dict | None:
         options = options_from_args(args)
     except ValueError as e:
         raise JobError(f"invalid flags: {e}") from None
+    return run_job(options, PipelineOptions(beam_args))
+
+
+def run_job(options: JobOptions, pipeline_options: PipelineOptions) -> dict | None:
+    """Checks the inputs, runs the pipeline (which publishes the dataset) and returns the
+    stats dict; None for a dry run or a launcher that does not wait."""
     check_inputs(options.inputs)
     model_proto, tokenizer = load_model(options.spm_model)
     check_output_dir(options.output_dir, options.overwrite)
-    pipeline_options = PipelineOptions(beam_args)
     standard = pipeline_options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "FnApiRunner"

@@ -69,65 +69,6 @@ class StepTimer:
         self.callback = _Cb()
 
 
-def encoder_params(hidden, layers, intermediate):
-    per_block = 4 * hidden * hidden + 4 * hidden + 2 * hidden * intermediate \
-        + intermediate + hidden + 4 * hidden
-    return layers * per_block
-
-
-def flops_per_sequence(cfg, seq, preds):
-    n_enc = encoder_params(cfg.hidden_size, cfg.num_layers, cfg.intermediate_size)
-    d, v, n_layers = cfg.hidden_size, cfg.vocab_size, cfg.num_layers
-    return 6 * n_enc * seq + 12 * n_layers * d * seq * seq + 6 * (d * d + d * v) * preds
-
-
-def skipped_flops_per_sequence(cfg, seq, preds):
-    """FLOPs of the formula that the project's pretrainer does not execute.
-
-    Its last block computes queries, attention output, LayerNorms and the feed-forward only
-    at [CLS] and the masked positions; keys and values still cover every position.
-    """
-    d, inter = cfg.hidden_size, cfg.intermediate_size
-    skipped = max(seq - preds - 1, 0)
-    per_position = 2 * d * d + 2 * d * inter  # query and output projections, feed-forward
-    return 6 * per_position * skipped + 12 * d * seq * skipped
-
-
-def _cpu_ghz(cpuinfo: str) -> float:
-    """The CPU clock /proc/cpuinfo reports (a VM's nominal clock; turbo is not counted)."""
-    for line in cpuinfo.splitlines():
-        if line.startswith("cpu MHz"):
-            return float(line.split(":")[1]) / 1000.0
-    return 2.5
-
-
-def peak_flops(precision):
-    """(peak FLOP/s, description) for the device TensorFlow will use."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
-        dense_bf16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
-        dense_fp32 = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12, "L4": 30e12}
-        for key in dense_bf16:
-            if key in name:
-                table = dense_fp32 if precision == "fp32" else dense_bf16
-                return table[key], f"{name}, dense {precision} spec"
-        return None, f"{name}: unknown peak, pass --peak_tflops"
-    cores = os.cpu_count() or 1
-    flags = ""
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    ghz = _cpu_ghz(flags)
-    per_cycle = 32 if "avx512f" in flags else 16  # fp32 FMA lanes * 2
-    if precision != "fp32" and "avx512_bf16" in flags:
-        per_cycle *= 2
-    return cores * ghz * 1e9 * per_cycle, (f"CPU estimate: {cores} cores x {ghz} GHz x "
-                                           f"{per_cycle} FLOP/cycle")
-
-
 def build_project(cfg, jit):
     from bertmodel.model import BertPretrainer
     from bertmodel.schedule import WarmupCosine, make_optimizer
@@ -179,7 +120,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from bertmodel.config import load_config
-    from bertmodel.train import resolve_jit, resolve_precision
+    from bertmodel.devices import resolve_jit, resolve_precision
 
     precision = resolve_precision(args.mixed_precision)
     policy = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[precision]
@@ -212,8 +153,10 @@ def main(argv=None):
                   flush=True)
     ours_rate = statistics.median(rates["project"])
     base_rate = statistics.median(rates["keras_hub"]) if "keras_hub" in rates else float("nan")
+    from bertmodel.flops import device_peak, flops_per_sequence, skipped_flops_per_sequence
+
     flops = flops_per_sequence(cfg, s, pr)
-    peak, peak_note = peak_flops(precision)
+    peak, peak_note = device_peak(precision)
     if args.peak_tflops:
         peak, peak_note = args.peak_tflops * 1e12, "--peak_tflops"
     mfu = ours_rate * flops / peak if peak else float("nan")

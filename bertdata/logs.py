@@ -29,12 +29,28 @@ def add_verbosity_flag(parser: argparse.ArgumentParser) -> None:
                              "INFO logs of Beam, TensorFlow and Keras; warning: problems only")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (tests and notebooks replace
+    it; a handler holding an old one would write to a closed stream)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure(verbosity: str = "info") -> None:
     """Sends the package's log lines to stderr and quiets the libraries' (unless debug)."""
     if verbosity not in VERBOSITIES:
         raise ValueError(f"--verbosity must be one of {VERBOSITIES}, got {verbosity!r}")
     level = {"warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     for name in PACKAGE_LOGGERS:
         logger = logging.getLogger(name)
@@ -64,20 +80,21 @@ def _file_descriptor_2_silenced():
 
 
 def import_tensorflow_quietly(verbosity: str = "info"):
-    """Imports TensorFlow without its C++ start-up lines, unless the user set
-    TF_CPP_MIN_LOG_LEVEL or asked for debug output.
+    """Imports TensorFlow without its C++ start-up lines, unless the user asked for them:
+    TF_CPP_MIN_LOG_LEVEL set to 0 or 1, or debug output.
 
     Some of those lines (oneDNN, CUDA stubs) are printed while the shared libraries load,
     before TensorFlow reads TF_CPP_MIN_LOG_LEVEL, so the import itself runs with file
     descriptor 2 pointed at /dev/null; Python errors still surface once it is restored.
-    Level 3 also hides the `failed call to cuInit` error every CPU-only machine prints.
+    Level 3 (set when the user set none) also hides the `failed call to cuInit` error every
+    CPU-only machine prints.
     """
-    if "tensorflow" in sys.modules or verbosity == "debug" or \
-            "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if "tensorflow" in sys.modules or verbosity == "debug" or level in ("0", "1"):
         import tensorflow as tf
 
         return tf
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _file_descriptor_2_silenced():
         import tensorflow as tf
     return tf

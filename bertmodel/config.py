@@ -73,6 +73,23 @@ PRESETS = {
 }
 
 
+# The peak learning rate each preset trains with unless --learning_rate says otherwise.
+# Small models need larger steps to leave the unigram plateau (always predicting the most
+# frequent pieces) in a run of a few thousand steps: measured on held-out real prose
+# (benchmarks/learning_rates.py, figures in benchmarks/README.md). `seed` keeps the
+# reference's 2.5e-4; base and large use the 1e-4 of Devlin et al. (not measured here).
+PRESET_LEARNING_RATES = {"tiny": 1e-3, "mini": 1e-3, "seed": 2.5e-4, "base": 1e-4,
+                         "large": 1e-4}
+
+
+def default_learning_rate(config: BertConfig) -> float:
+    """The peak learning rate for a model of this width (the presets' rule, for JSON
+    configs too): the rate of the widest preset that is not wider."""
+    fitting = [(PRESETS[name].hidden_size, rate) for name, rate in PRESET_LEARNING_RATES.items()
+               if PRESETS[name].hidden_size <= config.hidden_size]
+    return max(fitting)[1] if fitting else PRESET_LEARNING_RATES["tiny"]
+
+
 def load_config(name_or_path: str, **overrides) -> BertConfig:
     """A preset name or a JSON file (strict: unknown keys are an error), plus overrides."""
     if name_or_path in PRESETS:

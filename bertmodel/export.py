@@ -1,35 +1,152 @@
-"""Exports of a trained model: a SavedModel for serving."""
+"""SavedModel exports of a pretrained model, for TF Serving or `tf.saved_model.load`.
+
+A SavedModel written here needs only `tensorflow` and `tensorflow_text` to load. Signatures:
+  serve / serving_default: the four int32 feature tensors -> mlm_logits, nsp_logits;
+  fill_mask: text (string, batch) -> top_pieces (string, batch x masks x k),
+    top_scores (float32, same shape, probabilities among ordinary pieces, special pieces
+    never proposed) and mask_positions (int32, batch x masks; -1 where a text has fewer
+    [MASK]s), with k = the export's default (5);
+  fill_mask_top_k: the same with an int32 scalar input top_k;
+  encode: text -> pooled_output (batch x hidden), sequence_output (batch x length x
+    hidden) and input_mask (batch x length);
+  encode_pair: text and text_b, laid out as [CLS] A [SEP] B [SEP].
+Signatures cannot have optional inputs, so each optional input makes a second signature
+(fill_mask_top_k, encode_pair). Loaded in Python, the same functions are attributes:
+`tf.saved_model.load(path).fill_mask(tf.constant(["..."]))`.
+"""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from bertmodel.layers import KERAS3
+from bertdata.schema import INPUT_IDS, INPUT_MASK, MASKED_LM_POSITIONS, SEGMENT_IDS
+from bertdata.tokenizer import NUM_SPECIAL, SPECIAL_IDS
+from bertmodel.preprocessing import BertPreprocessor
+
+DEFAULT_TOP_K = 5
+_TEXT = tf.TensorSpec([None], tf.string, name="text")
+_TEXT_B = tf.TensorSpec([None], tf.string, name="text_b")
+_TOP_K = tf.TensorSpec([], tf.int32, name="top_k")
+FEATURE_SPEC = {
+    INPUT_IDS: tf.TensorSpec([None, None], tf.int32, name=INPUT_IDS),
+    INPUT_MASK: tf.TensorSpec([None, None], tf.int32, name=INPUT_MASK),
+    SEGMENT_IDS: tf.TensorSpec([None, None], tf.int32, name=SEGMENT_IDS),
+    MASKED_LM_POSITIONS: tf.TensorSpec([None, None], tf.int32, name=MASKED_LM_POSITIONS),
+}
 
 
-def export_saved_model(model, path: str) -> None:
-    """Writes a SavedModel whose `serve` signature takes the four int32 feature tensors
-    (batch, seq) / (batch, preds) and returns mlm_logits and nsp_logits."""
-    spec = {
-        "input_ids": tf.TensorSpec([None, None], tf.int32, name="input_ids"),
-        "input_mask": tf.TensorSpec([None, None], tf.int32, name="input_mask"),
-        "segment_ids": tf.TensorSpec([None, None], tf.int32, name="segment_ids"),
-        "masked_lm_positions": tf.TensorSpec([None, None], tf.int32,
-                                             name="masked_lm_positions"),
-    }
+def mask_positions(input_ids) -> tf.Tensor:
+    """(B, M) positions of the [MASK] pieces of each row, padded with -1."""
+    b, n = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
+    where = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(n)[None], [b, n]),
+                                   tf.equal(input_ids, SPECIAL_IDS.mask))
+    return where.to_tensor(-1)
 
-    if KERAS3:
-        model.export(path, format="tf_saved_model", input_signature=[spec], verbose=False)
+
+def top_pieces(mlm_logits, top_k):
+    """(probabilities, ids) of the top_k ordinary pieces: special pieces get no mass."""
+    ordinary = tf.range(tf.shape(mlm_logits)[-1]) >= NUM_SPECIAL
+    logits = tf.where(ordinary, tf.cast(mlm_logits, tf.float32), float("-inf"))
+    return tf.math.top_k(tf.nn.softmax(logits, axis=-1), k=top_k)
+
+
+class PretrainedExport(tf.Module):
+    """The pretrainer with its preprocessor, as tf.functions on raw text."""
+
+    def __init__(self, model, model_proto: bytes, max_seq_length: int):
+        super().__init__(name="bertpipe_export")
+        self.model = model
+        self.preprocessor = BertPreprocessor(model_proto, max_seq_length)
+
+    @tf.function(input_signature=[FEATURE_SPEC])
+    def serve(self, features):
+        return self.model(features, training=False)
+
+    def _fill_mask(self, text, top_k):
+        inputs = self.preprocessor(text)
+        positions = mask_positions(inputs[INPUT_IDS])
+        # Rows with fewer masks look up position 0 ([CLS]); their slots are dropped below.
+        out = self.model({**inputs, MASKED_LM_POSITIONS: tf.maximum(positions, 0)},
+                         training=False)
+        scores, ids = top_pieces(out["mlm_logits"], top_k)
+        valid = (positions >= 0)[..., None]
+        return {"top_pieces": tf.where(valid, self.preprocessor.pieces(ids), ""),
+                "top_scores": tf.where(valid, scores, 0.0),
+                "mask_positions": positions}
+
+    @tf.function(input_signature=[_TEXT])
+    def fill_mask(self, text):
+        return self._fill_mask(text, DEFAULT_TOP_K)
+
+    @tf.function(input_signature=[_TEXT, _TOP_K])
+    def fill_mask_top_k(self, text, top_k):
+        return self._fill_mask(text, top_k)
+
+    def _encode(self, text, text_b=None):
+        inputs = self.preprocessor(text, text_b)
+        out = self.model.backbone(inputs, training=False)
+        return {"pooled_output": tf.cast(out["pooled_output"], tf.float32),
+                "sequence_output": tf.cast(out["sequence_output"], tf.float32),
+                "input_mask": inputs[INPUT_MASK]}
+
+    @tf.function(input_signature=[_TEXT])
+    def encode(self, text):
+        return self._encode(text)
+
+    @tf.function(input_signature=[_TEXT, _TEXT_B])
+    def encode_pair(self, text, text_b):
+        return self._encode(text, text_b)
+
+
+def export_saved_model(model, path: str, *, model_proto: bytes | None = None,
+                       max_seq_length: int | None = None) -> None:
+    """Writes the SavedModel described in the module docstring. Without a tokenizer
+    (model_proto), only the `serve` signature on feature tensors is written."""
+    if model_proto is None:
+        module = tf.Module()
+        module.model = model
+        module.serve = tf.function(lambda features: model(features, training=False),
+                                   input_signature=[FEATURE_SPEC])
+        tf.saved_model.save(module, path, signatures={"serving_default": module.serve,
+                                                      "serve": module.serve})
         return
+    module = PretrainedExport(model, model_proto,
+                              max_seq_length or model.backbone.config.max_position_embeddings)
+    tf.saved_model.save(module, path, signatures={
+        "serving_default": module.serve, "serve": module.serve,
+        "fill_mask": module.fill_mask, "fill_mask_top_k": module.fill_mask_top_k,
+        "encode": module.encode, "encode_pair": module.encode_pair})
 
-    class _Serving(tf.Module):  # tf-keras
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
 
-        @tf.function(input_signature=[spec])
-        def serve(self, features):
-            return self.model(features, training=False)
+class ClassifierExport(tf.Module):
+    """A fine-tuned classifier with its preprocessor and label names."""
 
-    module = _Serving(model)
-    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    def __init__(self, model, model_proto: bytes, max_seq_length: int, labels):
+        super().__init__(name="bertpipe_classifier")
+        self.model = model
+        self.preprocessor = BertPreprocessor(model_proto, max_seq_length)
+        self.labels = tf.constant(list(labels))
+
+    def _classify(self, text, text_b=None):
+        probabilities = tf.nn.softmax(self.model(self.preprocessor(text, text_b),
+                                                 training=False), axis=-1)
+        return {"probabilities": probabilities,
+                "label": tf.gather(self.labels, tf.argmax(probabilities, axis=-1))}
+
+    @tf.function(input_signature=[_TEXT])
+    def classify(self, text):
+        return self._classify(text)
+
+    @tf.function(input_signature=[_TEXT, _TEXT_B])
+    def classify_pair(self, text, text_b):
+        return self._classify(text, text_b)
+
+
+def export_classifier(model, path: str, *, model_proto: bytes, max_seq_length: int,
+                      labels) -> None:
+    """A SavedModel whose `classify` signature takes text (and `classify_pair` text and
+    text_b) strings and returns probabilities (batch x labels) and label (string)."""
+    module = ClassifierExport(model, model_proto, max_seq_length, labels)
+    tf.saved_model.save(module, path, signatures={"serving_default": module.classify,
+                                                  "classify": module.classify,
+                                                  "classify_pair": module.classify_pair})

@@ -7,6 +7,9 @@ Usage:
         --model_dir=runs/sample/model
 
 Reads MODEL_DIR/model.keras and MODEL_DIR/tokenizer.model (both written by bertmodel.train).
+The text is laid out as one segment, [CLS] text [SEP]; special pieces are never proposed,
+and the probabilities are those among the ordinary pieces: the export's fill_mask signature
+gives the same answers.
 """
 
 from __future__ import annotations
@@ -17,28 +20,33 @@ import sys
 
 import numpy as np
 
+from bertdata import logs
+
 
 def load(model_dir: str):
-    """(model, tokenizer) from a training run's directory."""
-    import tensorflow as tf
-
-    import bertmodel.model  # noqa: F401  (registers the custom layers for loading)
+    """(model, tokenizer) from a training run's directory; errors name the file."""
+    import bertmodel
     from bertdata.tokenizer import Tokenizer
 
-    model_path = os.path.join(model_dir, "model.keras")
     tok_path = os.path.join(model_dir, "tokenizer.model")
-    for path in (model_path, tok_path):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} not found: is {model_dir} a bertmodel.train "
-                                    "output directory?")
-    return tf.keras.models.load_model(model_path), Tokenizer.load(tok_path)
+    if not os.path.isfile(tok_path):
+        raise FileNotFoundError(f"{tok_path} not found: is {model_dir} a bertmodel.train "
+                                "output directory?")
+    model = bertmodel.load_pretrainer(os.path.join(model_dir, "model.keras"))
+    return model, Tokenizer.load(tok_path)
 
 
 def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-k (piece, probability) for each [MASK] in text, in order of appearance."""
     import tensorflow as tf
 
+    from bertmodel.export import top_pieces
+
     special = tokenizer.special
+    ordinary = tokenizer.vocab_size - len(tokenizer.special.as_dict())
+    if not 1 <= top_k <= ordinary:
+        raise ValueError(f"--top_k must be between 1 and {ordinary} (the ordinary pieces), "
+                         f"got {top_k}")
     ids = [special.cls] + tokenizer.encode_line(text) + [special.sep]
     max_len = model.backbone.config.max_position_embeddings
     if len(ids) > max_len:
@@ -52,15 +60,12 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[st
         "segment_ids": tf.zeros([1, len(ids)], tf.int32),
         "masked_lm_positions": tf.constant([positions], tf.int32),
     }
-    logits = model(inputs, training=False)["mlm_logits"][0].numpy()  # (masks, vocab)
-    logits[:, tokenizer.is_special] = -np.inf  # never propose a special piece
-    out = []
-    for row in logits:
-        probs = np.exp(row - row.max())
-        probs /= probs.sum()
-        best = np.argsort(-probs)[:top_k]
-        out.append([(tokenizer.id_to_piece(i), float(probs[i])) for i in best])
-    return out
+    logits = model(inputs, training=False)["mlm_logits"]  # (1, masks, vocab)
+    scores, best = top_pieces(logits, top_k)
+    return [[(tokenizer.id_to_piece(i), float(p)) for i, p in zip(row_ids, row_scores,
+                                                                 strict=True)]
+            for row_ids, row_scores in zip(np.asarray(best[0]), np.asarray(scores[0]),
+                                           strict=True)]
 
 
 def main(argv=None) -> int:
@@ -68,10 +73,15 @@ def main(argv=None) -> int:
     p.add_argument("--model_dir", required=True)
     p.add_argument("--text", default=None, help="default: one sentence per line on stdin")
     p.add_argument("--top_k", type=int, default=5)
+    logs.add_verbosity_flag(p)
     args = p.parse_args(argv)
+    logs.configure(args.verbosity)
+    if args.top_k < 1:
+        print(f"error: --top_k must be at least 1, got {args.top_k}", file=sys.stderr)
+        return 2
     try:
         model, tok = load(args.model_dir)
-    except FileNotFoundError as e:
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     texts = [args.text] if args.text is not None else [t for t in sys.stdin.read().splitlines()
@@ -86,7 +96,7 @@ def main(argv=None) -> int:
             status = 2
             continue
         for n, candidates in enumerate(results, 1):
-            shown = "  ".join(f"{piece} {prob:.3f}" for piece, prob in candidates)
+            shown = "  ".join(f"{piece} {prob:.4f}" for piece, prob in candidates)
             print(f"  [MASK] {n}: {shown}")
     return status
 

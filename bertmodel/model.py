@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from bertdata.schema import (
+    INPUT_IDS,
+    INPUT_MASK,
+    MASKED_LM_IDS,
+    MASKED_LM_POSITIONS,
+    MASKED_LM_WEIGHTS,
+    NEXT_SENTENCE_LABELS,
+    SEGMENT_IDS,
+)
 from bertmodel import schedule as _schedule  # noqa: F401  (registers WarmupCosine for loading)
 from bertmodel.config import BertConfig
 from bertmodel.layers import (
@@ -16,11 +25,6 @@ from bertmodel.layers import (
 )
 
 keras = tf.keras
-
-INPUT_IDS, INPUT_MASK, SEGMENT_IDS = "input_ids", "input_mask", "segment_ids"
-MASKED_LM_POSITIONS = "masked_lm_positions"
-MASKED_LM_IDS, MASKED_LM_WEIGHTS = "masked_lm_ids", "masked_lm_weights"
-NEXT_SENTENCE_LABELS = "next_sentence_labels"
 
 
 @keras.utils.register_keras_serializable(package="bertpipe")
@@ -98,6 +102,32 @@ class _Perplexity(keras.metrics.Metric):
         self.count.assign(0.0)
 
 
+class _TokenCounter(keras.metrics.Metric):
+    """Tokens trained on: real (the input mask's ones) and padded (batch x length).
+
+    A metric for its replica-safe sums, but kept out of the model's `metrics`, so Keras
+    neither resets it each epoch nor shows it; the trainer's step logs read it for tokens/s
+    and MFU, and checkpoints carry it across restarts.
+    """
+
+    def __init__(self, name="token_counter", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.real = self.add_weight(name="real", shape=(), initializer="zeros")
+        self.padded = self.add_weight(name="padded", shape=(), initializer="zeros")
+
+    def update_state(self, input_mask):
+        mask = tf.cast(input_mask, tf.float32)
+        self.real.assign_add(tf.reduce_sum(mask))
+        self.padded.assign_add(tf.cast(tf.size(mask), tf.float32))
+
+    def result(self):
+        return tf.stack([tf.convert_to_tensor(self.real), tf.convert_to_tensor(self.padded)])
+
+    def reset_state(self):
+        self.real.assign(0.0)
+        self.padded.assign(0.0)
+
+
 def _global_sum(value):
     """Sum of a per-replica value over all replicas (identity on one replica)."""
     ctx = tf.distribute.get_replica_context()
@@ -134,6 +164,7 @@ class BertPretrainer(keras.Model):
         self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
         self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
         self.mlm_perplexity = _Perplexity()
+        self.token_counter = _TokenCounter()
         # Keras 3 tracks the returned loss itself; tf-keras only tracks compiled losses.
         self.legacy_loss_tracker = None if KERAS3 else keras.metrics.Mean(name="loss")
 
@@ -163,6 +194,8 @@ class BertPretrainer(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mlm_sum, weight_sum, nsp_sum, examples = self._loss_sums(y, y_pred)
+        if training and x is not None:
+            self.token_counter.update_state(x[INPUT_MASK])
         # This replica's share of the global means: summing over replicas gives the loss of
         # the whole global batch (Keras sums replica gradients).
         mlm = mlm_sum / tf.maximum(_global_sum(weight_sum), 1.0)
@@ -206,6 +239,52 @@ class BertPretrainer(keras.Model):
     def from_config(cls, config):
         return cls(config=BertConfig(**config["config"]),
                    mlm_loss_weight=config.get("mlm_loss_weight", 20.0), name=config.get("name"))
+
+
+@keras.utils.register_keras_serializable(package="bertpipe")
+class BertClassifier(keras.Model):
+    """Backbone + dropout + a dense layer on the pooled [CLS] vector: sentence (or sentence
+    pair) classification logits (batch, num_labels), float32 whatever the policy."""
+
+    def __init__(self, backbone: BertBackbone | None = None, *, num_labels: int,
+                 config=None, dropout_rate: float = 0.1, pooling: str = "cls", **kwargs):
+        super().__init__(**kwargs)
+        if backbone is None:
+            backbone = BertBackbone(config, name="backbone")
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.backbone = backbone
+        self.num_labels = int(num_labels)
+        self.dropout_rate = float(dropout_rate)
+        self.pooling = pooling
+        c = backbone.config
+        self.dropout = keras.layers.Dropout(dropout_rate, name="dropout")
+        self.classifier = keras.layers.Dense(num_labels,
+                                             kernel_initializer=initializer(c.initializer_range),
+                                             name="classifier")
+
+    def call(self, inputs, training=None):
+        out = self.backbone(inputs, training=training)
+        if self.pooling == "cls":
+            pooled = out["pooled_output"]
+        else:  # the mean of the real positions' vectors
+            mask = tf.cast(inputs[INPUT_MASK], out["sequence_output"].dtype)[..., None]
+            pooled = tf.reduce_sum(out["sequence_output"] * mask, axis=1) / tf.maximum(
+                tf.reduce_sum(mask, axis=1), 1.0)
+        return tf.cast(self.classifier(self.dropout(pooled, training=training)), tf.float32)
+
+    def get_config(self):
+        return {"config": self.backbone.config.to_dict(), "num_labels": self.num_labels,
+                "dropout_rate": self.dropout_rate, "pooling": self.pooling, "name": self.name}
+
+    def build_from_config(self, config):
+        self(dummy_inputs(self.backbone.config))
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config=BertConfig(**config["config"]), num_labels=config["num_labels"],
+                   dropout_rate=config.get("dropout_rate", 0.1),
+                   pooling=config.get("pooling", "cls"), name=config.get("name"))
 
 
 def dummy_inputs(config: BertConfig, batch: int = 2, seq: int = 16, preds: int = 4):

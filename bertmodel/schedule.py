@@ -49,16 +49,26 @@ NO_DECAY = ["layer_norm", "bias", "LayerNorm"]
 
 
 def make_optimizer(name: str, schedule, *, weight_decay: float = 0.01,
-                   clipnorm: float | None = None):
+                   clipnorm: float | None = None, gradient_accumulation_steps: int = 1):
     """'adam': the reference Adam(0.9, 0.98, 1e-9); 'adamw': AdamW without decay on
-    LayerNorm and biases. clipnorm clips the global gradient norm."""
+    LayerNorm and biases; 'lamb': LAMB (layer-wise trust ratios, for large batches), the
+    same exclusions. clipnorm clips the global gradient norm; with
+    gradient_accumulation_steps=N the optimizer applies the mean gradient of N batches, and
+    its iteration count (which the schedule reads) counts those updates."""
     kwargs = {"global_clipnorm": clipnorm} if clipnorm else {}
+    if gradient_accumulation_steps > 1 or name == "lamb":
+        if not hasattr(keras.optimizers, "Lamb"):  # tf-keras: the multi-worker path
+            raise ValueError("--optimizer=lamb and --gradient_accumulation_steps need Keras 3;"
+                             " the multi_worker strategy runs on tf-keras")
+        if gradient_accumulation_steps > 1:
+            kwargs["gradient_accumulation_steps"] = gradient_accumulation_steps
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.98,
                                      epsilon=1e-9, **kwargs)
-    if name == "adamw":
-        opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay,
-                                     beta_1=0.9, beta_2=0.98, epsilon=1e-9, **kwargs)
+    if name in ("adamw", "lamb"):
+        cls = keras.optimizers.AdamW if name == "adamw" else keras.optimizers.Lamb
+        opt = cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=0.9, beta_2=0.98,
+                  epsilon=1e-9 if name == "adamw" else 1e-6, **kwargs)
         opt.exclude_from_weight_decay(var_names=NO_DECAY)
         return opt
-    raise ValueError(f"--optimizer must be 'adam' or 'adamw', got {name!r}")
+    raise ValueError(f"--optimizer must be 'adam', 'adamw' or 'lamb', got {name!r}")

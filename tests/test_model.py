@@ -1,15 +1,12 @@
 import dataclasses
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from bertmodel import train
-from bertmodel.config import PRESETS, BertConfig, load_config
-from bertmodel.model import BertBackbone, BertPretrainer, dummy_inputs
+from bertmodel.config import PRESETS, BertConfig, default_learning_rate, load_config
+from bertmodel.model import BertBackbone, BertClassifier, BertPretrainer, dummy_inputs
 from bertmodel.schedule import WarmupCosine, default_warmup_steps
 
 TINY = dataclasses.replace(PRESETS["tiny"], vocab_size=60)
@@ -168,72 +165,24 @@ def test_mirrored_strategy_gives_the_one_device_loss():
     assert one[1] < one[0]
 
 
-def run_train(tmp_path, dataset_dir, *extra):
-    return train.run([f"--tfrecords={dataset_dir}", f"--model_dir={tmp_path / 'model'}",
-                      "--config=tiny", "--batch_size=8", "--verbose=0",
-                      "--mixed_precision=fp32", *extra])
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_classifier_round_trips_and_reads_only_real_positions(tmp_path, pooling):
+    model = BertClassifier(config=TINY, num_labels=3, pooling=pooling)
+    x, _ = batch(TINY, b=1, s=8)
+    want = model(x, training=False).numpy()
+    assert want.shape == (1, 3) and want.dtype == np.float32
+    model.save(tmp_path / "c.keras")
+    loaded = tf.keras.models.load_model(tmp_path / "c.keras")
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded(x, training=False).numpy(), want, rtol=1e-5, atol=1e-6)
+    # Padding added after the real positions changes nothing.
+    padded = {k: np.pad(v, [(0, 0), (0, 4)]) for k, v in x.items()}
+    np.testing.assert_allclose(model(padded, training=False).numpy(), want, rtol=1e-4,
+                               atol=1e-5)
 
 
-def test_training_on_the_sample_lowers_the_loss_and_writes_everything(tmp_path, sample_dataset):
-    out, _ = sample_dataset
-    summary = run_train(tmp_path, out, f"--eval_tfrecords={out}/eval-*", "--epochs=5",
-                        "--steps_per_epoch=20", "--learning_rate=5e-3", "--warmup_steps=5")
-    hist = summary["history"]
-    assert hist["mlm_loss"][-1] < hist["mlm_loss"][0] - 0.5
-    model_dir = tmp_path / "model"
-    for name in ("config.json", "data_metadata.json", "tokenizer.model", "history.csv",
-                 "history.json", "plots.png", "model.keras", "encoder.keras",
-                 "checkpoints/best.weights.h5", "export/saved_model.pb"):
-        assert (model_dir / name).exists(), name
-    assert os.listdir(model_dir / "logs")
-    settings = json.loads((model_dir / "config.json").read_text())
-    assert settings["model"]["vocab_size"] == 1007
-    assert set(summary["eval"]) >= {"mlm_accuracy", "nsp_accuracy", "mlm_perplexity"}
-
-
-@pytest.mark.parametrize("extra,message", [
-    (["--config=galactic"], "neither a preset"),
-    (["--batch_size=3", "--strategy=mirrored"], "not divisible by the 2 replicas"),
-    (["--train_steps=0"], "at least one step"),
-])
-def test_bad_flags_fail_before_training(tmp_path, sample_dataset, extra, message):
-    if "--strategy=mirrored" in extra and len(tf.config.list_logical_devices("CPU")) < 2:
-        pytest.skip("needs two logical CPU devices")
-    with pytest.raises(train.TrainError, match=message):
-        run_train(tmp_path, sample_dataset[0], "--steps_per_epoch=1", *extra)
-    assert not (tmp_path / "model" / "model.keras").exists()
-
-
-def test_data_problems_fail_before_training(tmp_path, sample_dataset):
-    out, _ = sample_dataset
-    with pytest.raises(train.TrainError, match="matches no file"):
-        run_train(tmp_path, str(tmp_path / "none-*"))
-    cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps({**TINY.to_dict(), "vocab_size": 999}))
-    with pytest.raises(train.TrainError, match="vocab_size=999.*1007-piece"):
-        train.run([f"--tfrecords={out}", f"--model_dir={tmp_path / 'm'}", f"--config={cfg}"])
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    for f in os.listdir(out):
-        if f.startswith("train-"):
-            shutil.copy(os.path.join(out, f), bare / f)
-    with pytest.raises(train.TrainError, match="no metadata.json"):
-        run_train(tmp_path, str(bare))
-
-
-def test_non_finite_loss_stops_and_keeps_the_good_checkpoint(tmp_path, sample_dataset):
-    out, _ = sample_dataset
-    model_dir = tmp_path / "model"
-    base = [f"--tfrecords={out}", f"--model_dir={model_dir}", "--config=tiny",
-            "--batch_size=8", "--verbose=0", "--mixed_precision=fp32", "--steps_per_epoch=3"]
-    train.run([*base, "--epochs=1"])
-    best = model_dir / "checkpoints" / "best.weights.h5"
-    good = best.read_bytes()
-    # A learning rate this large sends the weights to infinity within a few steps.
-    with pytest.raises(train.TrainError, match="non-finite loss"):
-        train.run([*base, "--epochs=3", "--learning_rate=1e30", "--warmup_steps=0"])
-    assert best.read_bytes() == good
-    model = BertPretrainer(config=dataclasses.replace(TINY, vocab_size=1007))
-    model(dummy_inputs(model.backbone.config))
-    model.load_weights(best)
-    assert all(np.all(np.isfinite(w.numpy())) for w in model.weights)
+def test_presets_and_json_configs_get_a_learning_rate_for_their_width():
+    assert [default_learning_rate(PRESETS[n]) for n in ("tiny", "mini", "seed", "base")] \
+        == [1e-3, 1e-3, 2.5e-4, 1e-4]
+    assert default_learning_rate(BertConfig(hidden_size=512, num_heads=8)) == 2.5e-4
+    assert default_learning_rate(BertConfig(hidden_size=16, num_heads=2)) == 1e-3

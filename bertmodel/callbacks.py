@@ -1,0 +1,170 @@
+"""The trainer's callbacks: resumable checkpoints, step-level logs, evaluation within epochs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+
+import tensorflow as tf
+
+from bertmodel import flops
+
+keras = tf.keras
+
+# Without --checkpoint_every_steps: a resumable checkpoint about this often.
+CHECKPOINT_EVERY_SECONDS = 300
+
+
+def _finite(logs, key="loss") -> bool:
+    value = (logs or {}).get(key)
+    return value is None or math.isfinite(float(value))
+
+
+class Checkpointing(keras.callbacks.Callback):
+    """Counts steps; saves the run's state every N steps (or seconds) and at every epoch's
+    end; records each epoch's metrics; keeps the best weights by the monitored metric.
+
+    Nothing is saved after a non-finite loss: TerminateOnNaN then ends the run, and the
+    last good state and the best weights stay as they were.
+    """
+
+    def __init__(self, state, monitor: str, every_steps: int | None, history_dir: str,
+                 total_steps: int):
+        super().__init__()
+        self.state = state
+        self.monitor = monitor
+        self.every_steps = every_steps
+        self.history_dir = history_dir
+        self.total_steps = total_steps
+        self._saved_at = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        progress = self.state.progress
+        progress.step += 1
+        due = (progress.step % self.every_steps == 0 if self.every_steps else
+               time.monotonic() - self._saved_at >= CHECKPOINT_EVERY_SECONDS)
+        if due and _finite(logs):
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not _finite(logs):
+            return
+        for key, value in (logs or {}).items():
+            self.state.progress.history.setdefault(key, []).append(float(value))
+        self.consider_best((logs or {}).get(self.monitor))
+        self._save()
+        write_history(self.state.progress.history, self.history_dir)
+
+    def on_train_end(self, logs=None):
+        if self.model.stop_training:  # stopped on a non-finite loss
+            return
+        self.state.progress.finished = self.state.progress.step >= self.total_steps
+        self._save()
+
+    def consider_best(self, value) -> None:
+        if value is not None and self.state.improves(float(value)):
+            self.state.save_best(self.model, float(value))
+
+    def _save(self):
+        self.state.save()
+        self._saved_at = time.monotonic()
+
+
+def write_history(history: dict, directory: str) -> None:
+    """history.json and history.csv (one row per epoch), each replaced atomically."""
+    epochs = len(history.get("loss", []))
+    keys = sorted(history)
+    for name, write in (("history.json", _write_json), ("history.csv", _write_csv)):
+        path = os.path.join(directory, name)
+        with open(path + ".tmp", "w", newline="") as f:
+            write(f, history, keys, epochs)
+        os.replace(path + ".tmp", path)
+
+
+def _write_json(f, history, keys, epochs):
+    json.dump(history, f, indent=2, sort_keys=True)
+    f.write("\n")
+
+
+def _write_csv(f, history, keys, epochs):
+    writer = csv.writer(f)
+    writer.writerow(["epoch", *keys])
+    for epoch in range(epochs):
+        writer.writerow([epoch, *(history[k][epoch] if epoch < len(history[k]) else ""
+                                  for k in keys)])
+
+
+class StepLogger(keras.callbacks.Callback):
+    """Every N steps, TensorBoard scalars at the global step: the running losses and
+    accuracies, the learning rate, examples/s, tokens/s (real, unpadded tokens) and, where
+    the device's peak is known, the model FLOPs utilisation of the padded tokens."""
+
+    def __init__(self, log_dir: str, every: int, state, *, global_batch: int, bert_config,
+                 predictions: int, peak_flops: float | None):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.every, self.state = every, state
+        self.global_batch, self.bert_config = global_batch, bert_config
+        self.predictions, self.peak_flops = predictions, peak_flops
+        self._last = None
+
+    def _counts(self):
+        real, padded = self.model.token_counter.result()
+        return time.perf_counter(), self.state.progress.step, float(real), float(padded)
+
+    def on_train_begin(self, logs=None):
+        self._last = self._counts()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.state.progress.step
+        if step % self.every or not logs:
+            return
+        now = self._counts()
+        seconds = max(now[0] - self._last[0], 1e-9)
+        steps, real, padded = now[1] - self._last[1], now[2] - self._last[2], \
+            now[3] - self._last[3]
+        scalars = {k: float(v) for k, v in logs.items()}
+        scalars["learning_rate"] = float(self.model.optimizer.learning_rate)
+        scalars["examples_per_second"] = steps * self.global_batch / seconds
+        scalars["tokens_per_second"] = real / seconds
+        sequences = steps * self.global_batch
+        if self.peak_flops and sequences:
+            length = padded / sequences
+            executed = flops.flops_per_sequence(self.bert_config, length, self.predictions)
+            scalars["mfu"] = executed * sequences / seconds / self.peak_flops
+        with self.writer.as_default(step=step):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+        self._last = now
+
+
+class EvaluateEvery(keras.callbacks.Callback):
+    """Evaluates every N steps within epochs, without disturbing the epoch's running train
+    metrics (Keras resets all metrics when it evaluates; they are saved and put back)."""
+
+    def __init__(self, dataset, steps: int | None, every: int, state, log_dir: str,
+                 checkpointing: Checkpointing):
+        super().__init__()
+        self.dataset, self.steps, self.every, self.state = dataset, steps, every, state
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.checkpointing = checkpointing
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.state.progress.step
+        if step % self.every:
+            return
+        variables = [v for m in self.model.metrics for v in m.variables]
+        saved = [v.numpy() for v in variables]
+        result = self.model.evaluate(self.dataset, steps=self.steps, verbose=0,
+                                     return_dict=True)
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+        with self.writer.as_default(step=step):
+            for name, value in result.items():
+                tf.summary.scalar(f"val_{name}", float(value))
+        monitor = self.checkpointing.monitor
+        if monitor.startswith("val_"):
+            self.checkpointing.consider_best(result.get(monitor[len("val_"):]))

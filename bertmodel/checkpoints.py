@@ -1,0 +1,85 @@
+"""A training run's state on disk: what the same command resumes from after a kill.
+
+MODEL_DIR/checkpoints/last/ holds TensorFlow checkpoints (`ckpt-STEP`, the last two kept) of
+the model, the optimizer (its slots and step count) and the run's progress, as JSON in one
+string variable: the batches trained, the history of every finished epoch, the best value
+of the monitored metric and whether training finished. They are saved together, and
+TensorFlow writes a checkpoint before it points to it, so a kill at any moment leaves the
+previous complete one. MODEL_DIR/checkpoints/best.weights.h5 holds the model's weights at
+the best monitored value; it is replaced by renaming, only by a better value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import tensorflow as tf
+
+LAST = "last"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+@dataclasses.dataclass
+class Progress:
+    """How far a run got; saved inside every checkpoint."""
+
+    step: int = 0  # batches trained
+    history: dict = dataclasses.field(default_factory=dict)  # metric -> one value per epoch
+    best_value: float | None = None  # of the monitored metric
+    best_step: int | None = None
+    finished: bool = False  # every step trained; what is left is writing the outputs
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history.get("loss", []))
+
+
+class RunState:
+    """The model, its optimizer and the run's Progress, saved and restored together.
+
+    `restore_from` is where to resume from when it is not `directory`: under multi-worker
+    training every worker resumes from the chief's checkpoints and saves into its own folder.
+    """
+
+    def __init__(self, directory: str, model, optimizer, restore_from: str | None = None):
+        self.directory = directory
+        self.restore_from = restore_from or directory
+        os.makedirs(directory, exist_ok=True)
+        self.progress = Progress()
+        self._json = tf.Variable("{}", trainable=False, name="progress")
+        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                               progress=self._json)
+        self._manager = tf.train.CheckpointManager(
+            self._checkpoint, os.path.join(directory, LAST), max_to_keep=2)
+
+    def restore(self) -> bool:
+        """Loads the latest checkpoint, if any; True when there was one."""
+        path = tf.train.latest_checkpoint(os.path.join(self.restore_from, LAST))
+        if not path:
+            return False
+        self._checkpoint.restore(path).assert_existing_objects_matched()
+        self.progress = Progress(**json.loads(self._json.numpy().decode()))
+        return True
+
+    def save(self) -> None:
+        self._json.assign(json.dumps(dataclasses.asdict(self.progress)))
+        self._manager.save(checkpoint_number=self.progress.step)
+
+    def improves(self, value) -> bool:
+        """Whether a monitored value beats the best so far (a NaN never does)."""
+        if value is None or not math.isfinite(value):
+            return False
+        return self.progress.best_value is None or value > self.progress.best_value
+
+    @property
+    def best_weights(self) -> str:
+        return os.path.join(self.directory, BEST_WEIGHTS)
+
+    def save_best(self, model, value: float) -> None:
+        tmp = self.best_weights + ".tmp.weights.h5"
+        model.save_weights(tmp)
+        os.replace(tmp, self.best_weights)
+        self.progress.best_value, self.progress.best_step = float(value), self.progress.step

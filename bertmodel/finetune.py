@@ -1,0 +1,318 @@
+"""Fine-tune a pretrained encoder to classify sentences or sentence pairs.
+
+Usage:
+    python -m bertmodel.finetune --model_dir=runs/sample/model --train=train.tsv \
+        --eval=dev.tsv --output_dir=runs/classifier [--epochs=5 --batch_size=32 \
+        --learning_rate=2e-4 --max_seq_length=128 --from_scratch]
+
+TSV files, UTF-8, no header: `label<TAB>text` for single sentences, `label<TAB>text_a<TAB>
+text_b` for pairs; every line of a file has the same number of columns. Labels are any
+strings; their sorted list is saved with the model. Blank lines are skipped and counted;
+any other malformed line is an error naming the file and line.
+
+--model_dir is a bertmodel.train output (encoder.keras, tokenizer.model). --from_scratch
+trains the same architecture from random weights with the same budget, to see what
+pretraining brought. Text goes through the in-graph preprocessor (bertmodel.preprocessing),
+inside the tf.data pipeline. Schedule: linear warm-up over the first 10% of the steps, then
+cosine decay; AdamW. After each epoch the eval set is scored (accuracy and macro-F1); the
+weights of the best epoch by accuracy are kept, and training stops after --patience epochs
+without a better one.
+
+Writes OUT/classifier.keras, OUT/labels.json, OUT/tokenizer.model, OUT/results.json and
+OUT/export, a SavedModel whose `classify` signature takes `text` strings (`classify_pair`
+takes `text` and `text_b`) and returns `probabilities` (batch x labels) and `label`. Prints
+one line per epoch, then one JSON line with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+
+import numpy as np
+
+from bertdata import logs
+
+log = logging.getLogger("bertmodel.finetune")
+
+
+class FinetuneError(Exception):
+    """Bad flags or data, found before training starts; names the flag, file or line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    model_dir: str  # a bertmodel.train output directory
+    train: str  # TSV
+    eval: str  # TSV
+    output_dir: str
+    epochs: int = 5
+    batch_size: int = 32
+    # Peak learning rate; default: a fifth of the pretraining preset's for this width.
+    learning_rate: float | None = None
+    max_seq_length: int = 128
+    from_scratch: bool = False
+    # Epochs without a better eval accuracy before stopping.
+    patience: int = 2
+    dropout_rate: float = 0.1
+    weight_decay: float = 0.01
+    # What the classifier reads: the pooled [CLS] vector, or the mean of the token vectors.
+    pooling: str = "cls"
+    seed: int = 1
+    verbose: int = 0
+
+    def __post_init__(self):
+        problems = [f"--{name} must be positive, got {getattr(self, name)}"
+                    for name in ("epochs", "batch_size", "patience")
+                    if getattr(self, name) < 1]
+        if self.max_seq_length < 3:
+            problems.append(f"--max_seq_length must be at least 3, got {self.max_seq_length}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            problems.append(f"--learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.dropout_rate < 1:
+            problems.append(f"--dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclasses.dataclass
+class Examples:
+    texts: list[str]
+    texts_b: list[str] | None
+    labels: list[str]
+    lines: list[int]  # each example's line number, for messages
+    skipped_blank: int = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def read_tsv(path: str, flag: str) -> Examples:
+    """Examples of a TSV file; a malformed line is a FinetuneError naming file and line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = f.read().split("\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise FinetuneError(f"{flag} {path}: cannot read ({e})") from None
+    out = Examples([], None, [], [])
+    columns = None
+    for number, row in enumerate(rows, 1):
+        if not row.strip():
+            out.skipped_blank += number < len(rows)  # the newline after the last line
+            continue
+        fields = row.rstrip("\r").split("\t")
+        columns = columns or len(fields)
+        if len(fields) not in (2, 3) or len(fields) != columns:
+            want = columns if columns in (2, 3) else "2 or 3"
+            raise FinetuneError(f"{path}:{number}: expected {want} tab-separated columns "
+                                f"(label, text[, text_b]), got {len(fields)}")
+        if not all(x.strip() for x in fields):
+            raise FinetuneError(f"{path}:{number}: an empty label or text")
+        out.labels.append(fields[0].strip())
+        out.texts.append(fields[1])
+        if columns == 3:
+            out.texts_b = (out.texts_b or []) + [fields[2]]
+        out.lines.append(number)
+    if not out.labels:
+        raise FinetuneError(f"{flag} {path}: no examples (an empty file?)")
+    return out
+
+
+def label_list(train: Examples, evaluation: Examples, train_path: str, eval_path: str):
+    labels = sorted(set(train.labels))
+    if len(labels) < 2:
+        raise FinetuneError(f"{train_path}: only one label ({labels[0]!r}); a classifier "
+                            "needs at least two")
+    known = set(labels)
+    for label, line in zip(evaluation.labels, evaluation.lines, strict=True):
+        if label not in known:
+            raise FinetuneError(f"{eval_path}:{line}: label {label!r} does not occur in "
+                                f"{train_path}")
+    if (train.texts_b is None) != (evaluation.texts_b is None):
+        raise FinetuneError(f"{train_path} and {eval_path} differ: one holds sentence pairs, "
+                            "the other single sentences")
+    return labels
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray, num_labels: int) -> float:
+    """Mean over labels of F1 (a label that never occurs and is never predicted is left out)."""
+    scores = []
+    for label in range(num_labels):
+        tp = np.sum((predicted == label) & (truth == label))
+        fp = np.sum((predicted == label) & (truth != label))
+        fn = np.sum((predicted != label) & (truth == label))
+        if tp + fp + fn:
+            scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def load_encoder(model_dir: str, from_scratch: bool, seed: int):
+    """(backbone, tokenizer bytes): the pretrained encoder, or the same architecture with
+    fresh random weights."""
+    import tensorflow as tf
+
+    import bertmodel
+    from bertmodel.model import BertBackbone, dummy_inputs
+
+    tokenizer = os.path.join(model_dir, "tokenizer.model")
+    if not os.path.isfile(tokenizer):
+        raise FinetuneError(f"--model_dir {model_dir} holds no tokenizer.model: is it a "
+                            "bertmodel.train output directory?")
+    with open(tokenizer, "rb") as f:
+        proto = f.read()
+    try:
+        encoder = bertmodel.load_encoder(os.path.join(model_dir, "encoder.keras"))
+    except bertmodel.ModelFileError as e:
+        raise FinetuneError(f"--model_dir: {e}") from None
+    if from_scratch:
+        tf.keras.utils.set_random_seed(seed)
+        encoder = BertBackbone(encoder.config, name="backbone")
+        encoder(dummy_inputs(encoder.config))
+    return encoder, proto
+
+
+def make_dataset(examples: Examples, labels, preprocessor, batch_size, *, training, seed):
+    """Batches of (features, label ids); the text is preprocessed inside the pipeline."""
+    import tensorflow as tf
+
+    index = {label: i for i, label in enumerate(labels)}
+    ids = np.array([index[x] for x in examples.labels], np.int32)
+    columns = (examples.texts,) + ((examples.texts_b,) if examples.texts_b else ())
+    ds = tf.data.Dataset.from_tensor_slices((*columns, ids))
+    if training:
+        ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if examples.texts_b:
+        ds = ds.map(lambda a, b, y: (preprocessor(a, b), y))
+    else:
+        ds = ds.map(lambda a, y: (preprocessor(a), y))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _make_scorer(eval_ds, truth, num_labels, patience, keras):
+    class ScoreEachEpoch(keras.callbacks.Callback):
+        """Eval accuracy and macro-F1 after each epoch; keeps the best weights; stops after
+        `patience` epochs without a better accuracy."""
+
+        def __init__(self):
+            super().__init__()
+            self.scores, self.best, self.best_weights, self.best_epoch = [], -1.0, None, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            predicted = np.argmax(self.model.predict(eval_ds, verbose=0), axis=-1)
+            accuracy = float(np.mean(predicted == truth))
+            f1 = macro_f1(truth, predicted, num_labels)
+            self.scores.append({"epoch": epoch + 1, "eval_accuracy": accuracy,
+                                "eval_macro_f1": f1, "loss": float((logs or {}).get("loss"))})
+            log.info("epoch %d: loss %.4f, eval accuracy %.4f, macro-F1 %.4f", epoch + 1,
+                     self.scores[-1]["loss"], accuracy, f1)
+            if accuracy > self.best:
+                self.best, self.best_epoch = accuracy, epoch + 1
+                self.best_weights = self.model.get_weights()
+            elif epoch + 1 - self.best_epoch >= patience:
+                self.model.stop_training = True
+
+    return ScoreEachEpoch()
+
+
+def finetune(config: FinetuneConfig) -> dict:
+    """Trains and exports a classifier; returns the results. Raises FinetuneError."""
+    train, evaluation = read_tsv(config.train, "--train"), read_tsv(config.eval, "--eval")
+    labels = label_list(train, evaluation, config.train, config.eval)
+    tf = logs.import_tensorflow_quietly()
+    from bertmodel.config import default_learning_rate
+    from bertmodel.export import export_classifier
+    from bertmodel.model import BertClassifier, dummy_inputs
+    from bertmodel.preprocessing import BertPreprocessor
+    from bertmodel.schedule import NO_DECAY, WarmupCosine
+
+    tf.keras.utils.set_random_seed(config.seed)
+    encoder, proto = load_encoder(config.model_dir, config.from_scratch, config.seed)
+    preprocessor = BertPreprocessor(proto, min(config.max_seq_length,
+                                               encoder.config.max_position_embeddings))
+    train_ds = make_dataset(train, labels, preprocessor, config.batch_size, training=True,
+                            seed=config.seed)
+    eval_ds = make_dataset(evaluation, labels, preprocessor, config.batch_size,
+                           training=False, seed=config.seed)
+    steps = math.ceil(len(train) / config.batch_size) * config.epochs
+    peak = config.learning_rate or default_learning_rate(encoder.config) / 5
+    model = BertClassifier(encoder, num_labels=len(labels), dropout_rate=config.dropout_rate,
+                           pooling=config.pooling)
+    model(dummy_inputs(encoder.config))
+    optimizer = tf.keras.optimizers.AdamW(
+        WarmupCosine(peak, max(1, steps // 10), steps), weight_decay=config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
+    model.compile(optimizer=optimizer,
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    truth = np.array([labels.index(x) for x in evaluation.labels])
+    scorer = _make_scorer(eval_ds, truth, len(labels), config.patience, tf.keras)
+    model.fit(train_ds, epochs=config.epochs, callbacks=[scorer], verbose=config.verbose,
+              shuffle=False)
+    model.set_weights(scorer.best_weights)
+    results = _write_outputs(config, model, proto, preprocessor, labels, scorer,
+                             export_classifier)
+    results.update(num_labels=len(labels), train_examples=len(train),
+                   eval_examples=len(evaluation), train_skipped_blank_lines=train.skipped_blank,
+                   eval_skipped_blank_lines=evaluation.skipped_blank, learning_rate=peak,
+                   from_scratch=config.from_scratch)
+    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
+        json.dump({**results, "epochs": scorer.scores}, f, indent=2)
+    return results
+
+
+def _write_outputs(config, model, proto, preprocessor, labels, scorer, export_classifier):
+    out = config.output_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise FinetuneError(f"--output_dir {out} is a file, not a directory")
+    os.makedirs(out, exist_ok=True)
+    model.save(os.path.join(out, "classifier.keras"))
+    with open(os.path.join(out, "labels.json"), "w", encoding="utf-8") as f:
+        json.dump(labels, f, ensure_ascii=False)
+    with open(os.path.join(out, "tokenizer.model"), "wb") as f:
+        f.write(proto)
+    export_classifier(model, os.path.join(out, "export"), model_proto=proto,
+                      max_seq_length=preprocessor.max_seq_length, labels=labels)
+    best = scorer.scores[scorer.best_epoch - 1]
+    return {"eval_accuracy": best["eval_accuracy"], "eval_macro_f1": best["eval_macro_f1"],
+            "best_epoch": scorer.best_epoch, "epochs_trained": len(scorer.scores)}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    d = FinetuneConfig(model_dir="-", train="-", eval="-", output_dir="-")
+    p = argparse.ArgumentParser(description="Fine-tune a pretrained encoder to classify text.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for name in ("model_dir", "train", "eval", "output_dir"):
+        p.add_argument(f"--{name}", required=True)
+    for name, typ in (("epochs", int), ("batch_size", int), ("learning_rate", float),
+                      ("max_seq_length", int), ("patience", int), ("dropout_rate", float),
+                      ("weight_decay", float), ("seed", int), ("verbose", int)):
+        p.add_argument(f"--{name}", type=typ, default=getattr(d, name))
+    p.add_argument("--pooling", choices=("cls", "mean"), default=d.pooling,
+                   help="the pooled [CLS] vector, or the mean of the token vectors")
+    p.add_argument("--from_scratch", action="store_true",
+                   help="the same architecture from random weights, for comparison")
+    logs.add_verbosity_flag(p)
+    return p
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    logs.configure(args.verbosity)
+    fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    try:
+        config = FinetuneConfig(**{k: v for k, v in vars(args).items() if k in fields})
+        results = finetune(config)
+    except (FinetuneError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

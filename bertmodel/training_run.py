@@ -1,0 +1,254 @@
+"""Running a planned pretraining run: devices, datasets, the model, fit, and its outputs.
+
+`bertmodel.train` checks the flags and the data and settles a Plan; this runs it. A run
+resumes from the last checkpoint of its --model_dir: the interrupted epoch's remaining steps
+first, then the rest, so no finished step is trained again; a run whose training finished
+only writes the outputs that are missing (each is written under a temporary name and
+renamed, so none is ever half-written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+
+from bertmodel import devices, flops
+from bertmodel.callbacks import Checkpointing, EvaluateEvery, StepLogger, write_history
+from bertmodel.checkpoints import RunState
+
+log = logging.getLogger("bertmodel.train")
+
+OUTPUTS = ("model.keras", "encoder.keras", "export", "plots.png")
+
+
+@dataclasses.dataclass
+class Setup:
+    strategy: object
+    replicas: int
+    precision: str
+    jit: bool
+    pad_to: str
+    out_dir: str  # --model_dir on the chief, a scratch folder on other workers
+    checkpoint_every_steps: int | None
+
+
+def set_up_devices(config, tf) -> Setup:
+    devices.split_cpu(config.cpu_devices)
+    strategy = devices.make_strategy(config.strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise devices.DeviceError(f"--batch_size {config.batch_size} is not divisible by the "
+                                  f"{replicas} replicas of the strategy")
+    precision = devices.resolve_precision(config.mixed_precision)
+    tf.keras.mixed_precision.set_global_policy(devices.KERAS_POLICIES[precision])
+    jit = devices.resolve_jit(config.jit_compile, replicas, precision)
+    tf.keras.utils.set_random_seed(config.seed)
+    # Under multi-worker training every worker runs this code; only the chief writes into
+    # --model_dir, the others into a scratch folder beside it (removed at the end).
+    out_dir = config.model_dir if devices.is_chief(strategy) else os.path.join(
+        config.model_dir, f".worker-{strategy.cluster_resolver.task_id}")
+    every = config.checkpoint_every_steps
+    if every is None and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        every = 1000  # workers save together, so the cadence cannot be a clock's
+    return Setup(strategy, replicas, precision, jit,
+                 config.pad_to or ("buckets" if jit else "longest"), out_dir, every)
+
+
+def make_datasets(config, plan, setup):
+    import bertdata
+    from bertdata import dynamic_masking
+
+    masking = (dynamic_masking.masking_options(config.spm_model)
+               if plan.meta["masking"] == "dynamic" else None)
+
+    def distributed(files, training):
+        def fn(ctx):
+            return bertdata.make_dataset(
+                files, config.batch_size, is_training=training, input_context=ctx,
+                seed=config.seed, pad_to=setup.pad_to, shuffle_buffer=config.shuffle_buffer,
+                dynamic_masking=masking, repeat=training)
+        return setup.strategy.distribute_datasets_from_function(fn)
+
+    train_ds = distributed(plan.files, True)
+    eval_ds = distributed(plan.eval_files, False) if plan.eval_files else None
+    return train_ds, eval_ds
+
+
+def build_model(config, plan, setup):
+    from bertmodel.model import BertPretrainer, dummy_inputs
+    from bertmodel.schedule import WarmupCosine, make_optimizer
+
+    accumulate = config.gradient_accumulation_steps
+    with setup.strategy.scope():
+        model = BertPretrainer(config=plan.bert_config, mlm_loss_weight=config.mlm_loss_weight,
+                               name="bert_pretrainer")
+        model(dummy_inputs(plan.bert_config))
+        # The schedule counts optimizer updates: one per `accumulate` batches.
+        schedule = WarmupCosine(plan.learning_rate, plan.warmup_steps // accumulate,
+                                max(1, plan.total_steps // accumulate))
+        optimizer = make_optimizer(config.optimizer, schedule, weight_decay=config.weight_decay,
+                                   clipnorm=config.clipnorm,
+                                   gradient_accumulation_steps=accumulate)
+        model.compile(optimizer=optimizer, jit_compile=setup.jit)
+        model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def write_settings(config, plan, setup) -> None:
+    os.makedirs(setup.out_dir, exist_ok=True)
+    settings = {"model": plan.bert_config.to_dict(), "training": {
+        **dataclasses.asdict(config), "steps_per_epoch": plan.steps_per_epoch,
+        "epochs": plan.epochs, "total_steps": plan.total_steps,
+        "warmup_steps": plan.warmup_steps, "learning_rate": plan.learning_rate,
+        "effective_batch_size": config.batch_size * config.gradient_accumulation_steps,
+        "precision": setup.precision, "jit_compile": setup.jit, "pad_to": setup.pad_to,
+        "replicas": setup.replicas}}
+    _write_json(os.path.join(setup.out_dir, "config.json"), settings)
+    _write_json(os.path.join(setup.out_dir, "data_metadata.json"), plan.meta)
+    tokenizer = config.spm_model or plan.meta["tokenizer"].get("path")
+    if tokenizer and os.path.isfile(tokenizer):
+        shutil.copyfile(tokenizer, os.path.join(setup.out_dir, "tokenizer.model"))
+
+
+def _write_json(path, obj):
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def make_callbacks(config, plan, setup, state, eval_ds, tf):
+    monitor = "val_mlm_accuracy" if eval_ds is not None else "mlm_accuracy"
+    checkpointing = Checkpointing(state, monitor, setup.checkpoint_every_steps,
+                                  setup.out_dir, plan.total_steps)
+    peak = config.peak_tflops * 1e12 if config.peak_tflops else None
+    if peak is None and tf.config.list_physical_devices("GPU"):
+        peak = flops.device_peak(setup.precision)[0]
+    logs_dir = os.path.join(setup.out_dir, "logs")
+    callbacks = [
+        checkpointing,
+        StepLogger(os.path.join(logs_dir, "steps"), config.log_every_steps, state,
+                   global_batch=config.batch_size, bert_config=plan.bert_config,
+                   predictions=plan.meta["max_predictions_per_seq"],
+                   peak_flops=peak * setup.replicas if peak else None),
+        tf.keras.callbacks.TensorBoard(logs_dir),
+        tf.keras.callbacks.TerminateOnNaN(),
+    ]
+    if config.eval_every_steps and eval_ds is not None:
+        callbacks.append(EvaluateEvery(eval_ds, plan.eval_steps, config.eval_every_steps,
+                                       state, os.path.join(logs_dir, "steps"), checkpointing))
+    return callbacks
+
+
+def fit(model, config, plan, state, train_ds, eval_ds, callbacks) -> None:
+    """Trains the steps not trained yet: the rest of an interrupted epoch, then the others."""
+    epoch, done = divmod(state.progress.step, plan.steps_per_epoch)
+    common = {"validation_data": eval_ds, "validation_steps": plan.eval_steps,
+              "callbacks": callbacks, "verbose": config.verbose, "shuffle": False}
+    if done:
+        log.info("resuming at step %d, in epoch %d", state.progress.step, epoch + 1)
+        model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1,
+                  steps_per_epoch=plan.steps_per_epoch - done, **common)
+        epoch += 1
+    elif state.progress.step:
+        log.info("resuming at step %d, epoch %d", state.progress.step, epoch + 1)
+    if epoch < plan.epochs and not model.stop_training:
+        model.fit(train_ds, initial_epoch=epoch, epochs=plan.epochs,
+                  steps_per_epoch=plan.steps_per_epoch, **common)
+
+
+def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
+    """The outputs of a finished run, under a temporary name first; with only_missing
+    (nothing was trained now), only those that are missing. The best weights are restored
+    before (as the reference keeps them). The export takes raw text when the tokenizer was
+    copied into the run's folder; it trims to the records' max_seq_length, the lengths the
+    model was trained on."""
+    from bertmodel.export import export_saved_model
+    from bertmodel.layers import KERAS3
+    from bertmodel.plots import save_plots
+
+    out = setup.out_dir
+    tokenizer = os.path.join(out, "tokenizer.model")
+    proto = None
+    if os.path.isfile(tokenizer):
+        with open(tokenizer, "rb") as f:
+            proto = f.read()
+    if os.path.exists(state.best_weights) and (KERAS3 or setup.replicas == 1):
+        # (tf-keras cannot assign loaded weights to multi-worker variables.)
+        with setup.strategy.scope():
+            model.load_weights(state.best_weights)
+    writers = {"model.keras": model.save, "encoder.keras": model.backbone.save,
+               "export": lambda path: export_saved_model(
+                   model, path, model_proto=proto, max_seq_length=plan.meta["max_seq_length"]),
+               "plots.png": lambda path: save_plots(state.progress.history, path)}
+    for name in OUTPUTS:
+        final = os.path.join(out, name)
+        if only_missing and os.path.exists(final):
+            continue
+        tmp = os.path.join(out, f".tmp-{name}")
+        _remove(tmp)
+        writers[name](tmp)
+        _remove(final)
+        os.replace(tmp, final)
+    write_history(state.progress.history, out)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def run(config, plan, tf) -> dict:
+    setup = set_up_devices(config, tf)
+    write_settings(config, plan, setup)
+    train_ds, eval_ds = make_datasets(config, plan, setup)
+    model = build_model(config, plan, setup)
+    state = RunState(os.path.join(setup.out_dir, "checkpoints"), model, model.optimizer,
+                     restore_from=os.path.join(config.model_dir, "checkpoints"))
+    state.restore()
+    progress = state.progress
+    if progress.finished and progress.step < plan.total_steps:
+        log.info("extending the finished run from %d to %d steps", progress.step,
+                 plan.total_steps)
+        progress.finished = False
+    log.info("model: %s parameters; %d replica(s); precision %s; XLA %s; %d steps "
+             "(%d epochs x %d), warm-up %d, peak learning rate %g, effective batch %d",
+             f"{model.count_params():,}", setup.replicas, setup.precision, setup.jit,
+             plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.warmup_steps,
+             plan.learning_rate, config.batch_size * config.gradient_accumulation_steps)
+    trained_now = not progress.finished
+    if trained_now:
+        fit(model, config, plan, state, train_ds, eval_ds,
+            make_callbacks(config, plan, setup, state, eval_ds, tf))
+        if model.stop_training or not state.progress.finished:
+            # TerminateOnNaN stopped the run: keep the last good state, publish nothing.
+            raise _non_finite(state)
+    else:
+        log.info("training had finished; writing the outputs that are missing")
+    if config.save_outputs:
+        write_outputs(model, plan, setup, state, only_missing=not trained_now)
+    summary = {"model_dir": config.model_dir, "history": state.progress.history,
+               "parameters": int(model.count_params()), "steps": state.progress.step,
+               "best_checkpoint": state.best_weights,
+               "plots": os.path.join(config.model_dir, "plots.png"),
+               "logs": os.path.join(config.model_dir, "logs")}
+    if eval_ds is not None:
+        summary["eval"] = {k: float(v) for k, v in model.evaluate(
+            eval_ds, steps=plan.eval_steps, verbose=0, return_dict=True).items()}
+    if setup.out_dir != config.model_dir:
+        shutil.rmtree(setup.out_dir, ignore_errors=True)
+    return summary
+
+
+def _non_finite(state):
+    from bertmodel.train import TrainError
+
+    return TrainError("training stopped on a non-finite loss at step "
+                      f"{state.progress.step}; the last good checkpoint and the best weights "
+                      f"are kept in {state.directory}")
+

@@ -1,0 +1,184 @@
+"""The whole pipeline on one corpus: tokenizer, Beam job, training, evaluation.
+
+Usage (the README's main command runs exactly this on the bundled sample):
+    python -m bertpipe.end_to_end --corpus=data/ko_sample.txt --workdir=runs/sample
+
+Stages, each announced as it starts:
+  1. SentencePiece BPE on the corpus -> WORKDIR/tokenizer/ko.model
+  2. the Beam job on all local cores -> WORKDIR/data (train- and eval- shards by document)
+  3. bertmodel's trainer -> WORKDIR/model (checkpoints, TensorBoard logs, plots.png, exports)
+  4. evaluation on the held-out documents: MLM and NSP accuracy next to the accuracy of
+     always answering the most frequent masked piece (and the majority NSP label).
+Rerunning replaces WORKDIR's dataset and model. It lives above the three packages
+(bertdata, beam_jobs, bertmodel) and calls their typed functions, so none of them needs
+another's command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+
+from bertdata import logs
+
+log = logging.getLogger("bertpipe.end_to_end")
+
+
+@dataclasses.dataclass(frozen=True)
+class EndToEndConfig:
+    corpus: str = "data/ko_sample.txt"
+    workdir: str = "runs/sample"
+    vocab_size: int = 2000  # learned pieces (+7 special)
+    max_seq_length: int = 128
+    dupe_factor: int = 20  # passes over the corpus, each with new masks and cuts
+    eval_fraction: float = 0.15
+    config: str = "mini"
+    batch_size: int = 32
+    epochs: int = 10
+    learning_rate: float | None = None  # default: the preset's
+    workers: int = os.cpu_count() or 1  # Beam worker processes
+    seed: int = 12345
+
+    def __post_init__(self):
+        if not os.path.isfile(self.corpus):
+            raise ValueError(f"--corpus {self.corpus}: no such file")
+        for name in ("vocab_size", "dupe_factor", "batch_size", "epochs", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+
+
+def majority_baselines(train_pattern: str, eval_pattern: str) -> dict:
+    """Accuracy on eval of always predicting train's most frequent masked piece / NSP label."""
+    import bertdata
+
+    def labels(pattern):
+        pieces, nsp = collections.Counter(), collections.Counter()
+        for _, y in bertdata.make_dataset(pattern, 256, is_training=False):
+            w = y["masked_lm_weights"].numpy() > 0
+            pieces.update(y["masked_lm_ids"].numpy()[w].tolist())
+            nsp.update(y["next_sentence_labels"].numpy().tolist())
+        return pieces, nsp
+
+    train_pieces, train_nsp = labels(train_pattern)
+    eval_pieces, eval_nsp = labels(eval_pattern)
+    top_piece = train_pieces.most_common(1)[0][0]
+    top_label = train_nsp.most_common(1)[0][0]
+    return {
+        "most_frequent_piece": int(top_piece),
+        "mlm_accuracy": eval_pieces[top_piece] / max(1, sum(eval_pieces.values())),
+        "nsp_accuracy": eval_nsp[top_label] / max(1, sum(eval_nsp.values())),
+        "eval_masked_pieces": int(sum(eval_pieces.values())),
+        "eval_examples": int(sum(eval_nsp.values())),
+    }
+
+
+def _stage(n: int, title: str) -> float:
+    log.info("=== [%d/4] %s", n, title)
+    return time.time()
+
+
+def make_dataset_files(cfg: EndToEndConfig, prefix: str, data_dir: str) -> None:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from beam_jobs.create_pretraining_data import run_job
+    from beam_jobs.options import JobOptions
+    from bertdata.pretraining import ExampleConfig
+
+    options = JobOptions(
+        inputs=(cfg.corpus,), output_dir=data_dir, spm_model=f"{prefix}.model",
+        example=ExampleConfig(max_seq_length=cfg.max_seq_length, dupe_factor=cfg.dupe_factor,
+                              seed=cfg.seed),
+        eval_fraction=cfg.eval_fraction, split_bytes=16384, overwrite=True)
+    workers = ([f"--direct_num_workers={cfg.workers}",
+                "--direct_running_mode=multi_processing"] if cfg.workers > 1 else [])
+    run_job(options, PipelineOptions(workers))
+
+
+def run(cfg: EndToEndConfig) -> dict:
+    from bertdata.tokenizer import train_tokenizer
+    from bertmodel.train import train
+    from bertmodel.train_config import TrainConfig
+
+    started = time.time()
+    prefix = os.path.join(cfg.workdir, "tokenizer", "ko")
+    data_dir = os.path.join(cfg.workdir, "data")
+    model_dir = os.path.join(cfg.workdir, "model")
+    t = _stage(1, f"SentencePiece BPE, {cfg.vocab_size} + 7 pieces, on {cfg.corpus}")
+    train_tokenizer([cfg.corpus], prefix, cfg.vocab_size)
+    log.info("    %.1fs", time.time() - t)
+    t = _stage(2, f"Beam job on {cfg.workers} local worker(s) -> {data_dir}")
+    make_dataset_files(cfg, prefix, data_dir)
+    log.info("    %.1fs", time.time() - t)
+    t = _stage(3, f"training the '{cfg.config}' BERT for {cfg.epochs} epochs -> {model_dir}")
+    shutil.rmtree(model_dir, ignore_errors=True)  # a fresh run, not a resume of an old one
+    summary = train(TrainConfig(
+        tfrecords=data_dir, eval_tfrecords=os.path.join(data_dir, "eval-*"),
+        model_dir=model_dir, config=cfg.config, batch_size=cfg.batch_size,
+        epochs=cfg.epochs, learning_rate=cfg.learning_rate, seed=cfg.seed, verbose=2))
+    log.info("    %.1fs", time.time() - t)
+    _stage(4, "evaluation on held-out documents")
+    base = majority_baselines(os.path.join(data_dir, "train-*"),
+                              os.path.join(data_dir, "eval-*"))
+    ev = summary["eval"]
+    result = {
+        "eval_examples": base["eval_examples"],
+        "mlm_accuracy": round(ev["mlm_accuracy"], 4),
+        "mlm_accuracy_most_frequent_piece_baseline": round(base["mlm_accuracy"], 4),
+        "nsp_accuracy": round(ev["nsp_accuracy"], 4),
+        "nsp_accuracy_majority_baseline": round(base["nsp_accuracy"], 4),
+        "mlm_perplexity": round(ev["mlm_perplexity"], 2),
+        "model": os.path.join(model_dir, "model.keras"),
+        "encoder": os.path.join(model_dir, "encoder.keras"),
+        "export": os.path.join(model_dir, "export"),
+        "tensorboard_logs": summary["logs"],
+        "plots": summary["plots"],
+        "tokenizer": prefix + ".model",
+        "data": data_dir,
+        "seconds": round(time.time() - started, 1),
+    }
+    with open(os.path.join(cfg.workdir, "summary.json"), "w") as f:
+        json.dump(result, f, indent=2, ensure_ascii=False)
+    return result
+
+
+def main(argv=None) -> int:
+    d = EndToEndConfig.__dataclass_fields__
+    p = argparse.ArgumentParser(description="Run the whole pipeline on one corpus.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for name, field in d.items():
+        typ = float if name in ("eval_fraction", "learning_rate") else type(field.default)
+        p.add_argument(f"--{name}", type=typ, default=field.default)
+    logs.add_verbosity_flag(p)
+    args = p.parse_args(argv)
+    logs.configure(args.verbosity)
+    from beam_jobs.create_pretraining_data import JobError, failure_message
+    from bertmodel.train import TrainError
+
+    try:
+        cfg = EndToEndConfig(**{k: v for k, v in vars(args).items() if k in d})
+        result = run(cfg)
+    except (ValueError, OSError, JobError, TrainError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # the Beam pipeline failed: say why in one line
+        print(f"error: {failure_message(e)}", file=sys.stderr)
+        return 2
+    log.info("MLM accuracy %.3f vs most-frequent-piece baseline %.3f; NSP accuracy %.3f vs "
+             "majority baseline %.3f", result["mlm_accuracy"],
+             result["mlm_accuracy_most_frequent_piece_baseline"], result["nsp_accuracy"],
+             result["nsp_accuracy_majority_baseline"])
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    log.info("try it: python -m bertmodel.fill_mask --model_dir=%s "
+             "--text='대한민국은 민주[MASK]국이다.'", os.path.dirname(result["model"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

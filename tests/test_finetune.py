@@ -1,0 +1,47 @@
+"""Fine-tuning: TSV input, its errors, and whether pretraining helps."""
+
+import json
+
+import pytest
+
+from bertmodel import finetune
+
+
+def test_pretraining_helps_the_classifier(finetuned):
+    pretrained, scratch = (json.loads((finetuned[k] / "results.json").read_text())
+                           for k in ("pretrained", "scratch"))
+    assert pretrained["from_scratch"] is False and scratch["from_scratch"] is True
+    assert pretrained["num_labels"] == scratch["num_labels"] == 8
+    assert pretrained["train_examples"] == scratch["train_examples"] == 120
+    assert pretrained["eval_accuracy"] > scratch["eval_accuracy"]
+    assert pretrained["eval_macro_f1"] > scratch["eval_macro_f1"]
+    # Both were scored every epoch and kept their best epoch.
+    best = max(e["eval_accuracy"] for e in pretrained["epochs"])
+    assert pretrained["eval_accuracy"] == best
+
+
+@pytest.mark.parametrize("train,dev,message", [
+    ("a\tx\nb\n", "a\tx\n", "train.tsv:2: expected 2 tab-separated columns"),
+    ("a\tx\nb\ty\tz\n", "a\tx\n", "train.tsv:2: expected 2 tab-separated columns"),
+    ("", "a\tx\n", "--train {train}: no examples"),
+    ("a\tx\na\ty\n", "a\tx\n", "only one label ('a')"),
+    ("a\tx\nb\ty\n", "a\tx\n\nc\tz\n", "dev.tsv:3: label 'c' does not occur in"),
+    ("a\tx\nb\ty\n", "a\tx\tw\n", "differ: one holds sentence pairs"),
+    ("a\tx\n\tyy\n", "a\tx\n", "train.tsv:2: an empty label or text"),
+])
+def test_bad_tsv_files_are_errors_naming_file_and_line(tmp_path, capsys, train, dev,
+                                                       message):
+    (tmp_path / "train.tsv").write_text(train, encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text(dev, encoding="utf-8")
+    code = finetune.main([f"--model_dir={tmp_path}", f"--train={tmp_path / 'train.tsv'}",
+                          f"--eval={tmp_path / 'dev.tsv'}", f"--output_dir={tmp_path / 'o'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message.format(train=tmp_path / "train.tsv") in err
+    assert "\n" not in err and not (tmp_path / "o").exists()
+
+
+def test_blank_lines_are_skipped_and_counted(tmp_path):
+    (tmp_path / "t.tsv").write_text("a\tx\n\n  \nb\ty\n", encoding="utf-8")
+    examples = finetune.read_tsv(str(tmp_path / "t.tsv"), "--train")
+    assert examples.labels == ["a", "b"] and examples.lines == [1, 4]
+    assert examples.skipped_blank == 2

@@ -1,0 +1,176 @@
+"""Using a pretrained model: the in-graph preprocessor, raw-text exports, loading, keras-hub."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bertdata
+from bertdata.tokenizer import SPECIAL_IDS, Tokenizer, train_tokenizer
+from bertmodel.preprocessing import BertPreprocessor
+
+CLS, SEP = SPECIAL_IDS.cls, SPECIAL_IDS.sep
+
+
+@pytest.fixture(scope="module")
+def held_back(tmp_path_factory, sample_lines):
+    """A tokenizer trained on 80% of the sample's lines, and the other 20%."""
+    lines = [x for x in sample_lines if x.strip()]
+    cut = int(len(lines) * 0.8)
+    corpus = tmp_path_factory.mktemp("held") / "train.txt"
+    corpus.write_text("\n".join(lines[:cut]) + "\n", encoding="utf-8")
+    model = train_tokenizer([str(corpus)], str(corpus.parent / "ko"), 800, num_threads=1)
+    with open(model, "rb") as f:
+        proto = f.read()
+    return Tokenizer(proto), proto, lines[cut:]
+
+
+def test_the_preprocessor_gives_the_tokenizers_ids_on_held_back_lines(held_back):
+    tok, proto, lines = held_back
+    pre = BertPreprocessor(proto, max_seq_length=512)
+    out = pre(tf.constant(lines))
+    for i, line in enumerate(lines):
+        want = [CLS] + tok.encode_line(line) + [SEP]
+        n = int(out["input_mask"][i].numpy().sum())
+        assert out["input_ids"][i, :n].numpy().tolist() == want, line
+        assert not out["segment_ids"][i].numpy().any()
+
+
+def test_pairs_are_laid_out_as_the_data_job_lays_them_out(held_back):
+    tok, proto, lines = held_back
+    pre = BertPreprocessor(proto, max_seq_length=512)
+    out = pre(tf.constant(lines[:20]), tf.constant(lines[20:40]))
+    for i in range(20):
+        a, b = tok.encode_line(lines[i]), tok.encode_line(lines[20 + i])
+        n = len(a) + len(b) + 3
+        assert out["input_ids"][i, :n].numpy().tolist() == [CLS, *a, SEP, *b, SEP]
+        # Segment 0 up to and including the first [SEP], 1 after it, 0 on padding: the
+        # convention make_dataset derives from the records.
+        assert out["segment_ids"][i].numpy().tolist() == \
+            [0] * (len(a) + 2) + [1] * (len(b) + 1) + [0] * (out["input_ids"].shape[1] - n)
+
+
+def test_pairs_are_trimmed_round_robin_keeping_each_segments_start(held_back):
+    tok, proto, lines = held_back
+    long_a = " ".join(lines[:8])
+    short_b = lines[9]
+    pre = BertPreprocessor(proto, max_seq_length=32)
+    out = pre(tf.constant([long_a, short_b]), tf.constant([short_b, long_a]))
+    a, b = tok.encode_line(long_a), tok.encode_line(short_b)
+    assert len(a) > 40 and len(b) < 14
+    ids = out["input_ids"].numpy()
+    assert out["input_mask"].numpy().sum(axis=1).tolist() == [32, 32]
+    # The short segment keeps all its pieces; the long one gives way from its end.
+    assert ids[0].tolist() == [CLS, *a[:29 - len(b)], SEP, *b, SEP]
+    assert ids[1].tolist() == [CLS, *b, SEP, *a[:29 - len(b)], SEP]
+
+
+def test_the_preprocessor_feeds_fit_from_inside_a_tf_data_map(held_back):
+    from bertmodel.config import PRESETS
+    from bertmodel.model import BertClassifier, dummy_inputs
+
+    tok, proto, lines = held_back
+    pre = BertPreprocessor(proto, max_seq_length=48)
+    labels = np.arange(len(lines)) % 2
+    ds = tf.data.Dataset.from_tensor_slices((lines, labels)).batch(8).map(
+        lambda text, y: (pre(text), y))
+    config = PRESETS["tiny"].__class__(**{**PRESETS["tiny"].to_dict(),
+                                          "vocab_size": tok.vocab_size})
+    model = BertClassifier(config=config, num_labels=2)
+    model(dummy_inputs(config))
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(ds.take(3), epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"][0])
+    assert all(not np.array_equal(a, b.numpy())
+               for a, b in zip(before, model.trainable_weights, strict=True))
+
+
+def test_keras_hub_bert_masked_lm_trains_on_make_dataset(sample_dataset, tokenizer):
+    import keras_hub
+
+    data, _ = sample_dataset
+    ds = bertdata.make_dataset(data, 8, seed=1, output_format="keras_hub")
+    x, y, weights = next(iter(ds))
+    assert sorted(x) == ["mask_positions", "padding_mask", "segment_ids", "token_ids"]
+    assert y.shape == weights.shape == x["mask_positions"].shape
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=tokenizer.vocab_size, num_layers=1, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, max_sequence_length=64)
+    model = keras_hub.models.BertMaskedLM(backbone=backbone, preprocessor=None)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  weighted_metrics=["sparse_categorical_accuracy"])
+    history = model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and history.history["loss"][0] > 0
+
+
+FRESH_PROCESS = """
+import json, sys
+import tensorflow as tf, tensorflow_text
+assert not [m for m in sys.modules if m.split(".")[0] in ("bertmodel", "bertdata")]
+out = {}
+export = tf.saved_model.load(sys.argv[1])
+fill = export.signatures["fill_mask_top_k"](text=tf.constant([sys.argv[3]]),
+                                            top_k=tf.constant(3))
+out["fill_mask"] = [[p.decode() for p in row] for row in fill["top_pieces"].numpy()[0]]
+out["scores"] = fill["top_scores"].numpy()[0].tolist()
+out["positions"] = fill["mask_positions"].numpy().tolist()
+encoded = export.signatures["encode"](text=tf.constant([sys.argv[4]]))
+out["pooled"] = encoded["pooled_output"].numpy().tolist()
+classifier = tf.saved_model.load(sys.argv[2]).signatures["classify"]
+answer = classifier(text=tf.constant([sys.argv[4], sys.argv[3]]))
+out["classify"] = [x.decode() for x in answer["label"].numpy()]
+out["probabilities"] = answer["probabilities"].numpy().tolist()
+# Then the Keras files: they load after a plain `import bertmodel`.
+import bertmodel, keras
+encoder = keras.models.load_model(sys.argv[5])
+ids = encoded["input_mask"].numpy()
+out["keras_pooled"] = encoder({"input_ids": tf.constant(json.loads(sys.argv[6])),
+                               "input_mask": tf.ones_like(ids), "segment_ids": tf.zeros_like(
+                                   ids)})["pooled_output"].numpy().tolist()
+print(json.dumps(out))
+"""
+
+
+def test_exports_answer_raw_text_in_a_process_without_this_package(pipeline_run, finetuned,
+                                                                   capsys):
+    from bertmodel import fill_mask
+
+    work, _ = pipeline_run
+    model_dir = work / "model"
+    text = "대한민국은 민주[MASK]국이다. 모든 [MASK]은 법 앞에 평등하다."
+    plain = "국회는 법률을 제정한다."
+    assert fill_mask.main([f"--model_dir={model_dir}", f"--text={text}", "--top_k=3"]) == 0
+    cli = [line.split(": ", 1)[1].split("  ") for line in capsys.readouterr().out.splitlines()
+           if line.startswith("  [MASK]")]
+    tok = Tokenizer.load(str(model_dir / "tokenizer.model"))
+    ids = [[CLS, *tok.encode_line(plain), SEP]]
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(model_dir / "export"),
+                           str(finetuned["pretrained"] / "export"), text, plain,
+                           str(model_dir / "encoder.keras"), json.dumps(ids)],
+                          cwd="/", capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert len(cli) == 2 and len(out["fill_mask"]) == 2
+    for row, pieces, scores in zip(cli, out["fill_mask"], out["scores"], strict=True):
+        assert [x.rsplit(" ", 1)[0] for x in row] == pieces
+        # The model computes in bfloat16 (this CPU's mixed precision); a Keras call and the
+        # SavedModel's graph round differently within its 3 significant digits.
+        assert [float(x.rsplit(" ", 1)[1]) for x in row] == pytest.approx(scores, abs=1e-3)
+        assert not [p for p in pieces if p.startswith("[")]
+    assert out["positions"][0] == [i for i, t in enumerate(
+        [CLS, *tok.encode_line(text), SEP]) if t == SPECIAL_IDS.mask]
+    # Same ids, same weights; the export computes in bfloat16 (the policy it was trained
+    # with), so the two agree to bfloat16's precision. A wrong layout or ids would not.
+    np.testing.assert_allclose(out["pooled"], out["keras_pooled"], rtol=0.02, atol=0.01)
+    labels = json.loads((finetuned["pretrained"] / "labels.json").read_text())
+    assert set(out["classify"]) <= set(labels)
+    assert all(len(p) == len(labels) and sum(p) == pytest.approx(1, abs=1e-5)
+               for p in out["probabilities"])
+    assert os.path.exists(model_dir / "export" / "saved_model.pb")

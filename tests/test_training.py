@@ -1,0 +1,259 @@
+"""The trainer: step-level checkpoints and exact resume, outputs, checked inputs, errors."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bertmodel import train
+from bertmodel.checkpoints import RunState
+from bertmodel.config import PRESETS
+from bertmodel.model import BertPretrainer, dummy_inputs
+from tests.conftest import REPO
+
+TINY = ["--config=tiny", "--batch_size=8", "--verbose=0", "--mixed_precision=fp32",
+        "--jit_compile=false"]
+
+
+def tensorboard_scalars(log_dir, tag):
+    """(step, value) of a scalar in every event file of a folder, in file order."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    out = []
+    for name in sorted(os.listdir(log_dir)):
+        acc = event_accumulator.EventAccumulator(os.path.join(log_dir, name),
+                                                 size_guidance={"tensors": 0})
+        acc.Reload()
+        if tag in acc.Tags()["tensors"]:
+            out += [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+    return out
+
+
+def test_a_run_writes_everything_and_logs_every_n_steps(pipeline_run):
+    work, _ = pipeline_run
+    model_dir = work / "model"
+    for name in ("config.json", "data_metadata.json", "tokenizer.model", "history.csv",
+                 "history.json", "plots.png", "model.keras", "encoder.keras",
+                 "checkpoints/best.weights.h5", "export/saved_model.pb"):
+        assert (model_dir / name).exists(), name
+    history = json.loads((model_dir / "history.json").read_text())
+    assert len(history["loss"]) == 5 and history["mlm_loss"][-1] < history["mlm_loss"][0] - 0.5
+    # Step scalars every 100 steps: the learning rate climbs over the warm-up (100 steps,
+    # 535 in all) to its 2e-3 peak, then decays.
+    rates = dict(tensorboard_scalars(model_dir / "logs" / "steps", "learning_rate"))
+    assert sorted(rates) == [100, 200, 300, 400, 500]
+    assert rates[100] == pytest.approx(2e-3, rel=1e-3) and rates[200] < rates[100]
+    speed = tensorboard_scalars(model_dir / "logs" / "steps", "examples_per_second")
+    tokens = tensorboard_scalars(model_dir / "logs" / "steps", "tokens_per_second")
+    # Tokens per example are between the shortest and the longest possible example.
+    assert all(5 * e <= t <= 64 * e for (_, e), (_, t) in zip(speed, tokens, strict=True))
+
+
+def _run_until(cmd, condition, seconds=180):
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + seconds
+        while time.time() < deadline and not condition():
+            if proc.poll() is not None:
+                pytest.fail(f"training exited early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+        assert condition(), "no checkpoint in time"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_run_killed_mid_epoch_resumes_at_its_step_with_a_clean_console(tmp_path,
+                                                                        sample_dataset):
+    data, _ = sample_dataset
+    model_dir = tmp_path / "model"
+    cmd = [sys.executable, "-m", "bertmodel.train", f"--tfrecords={data}",
+           f"--model_dir={model_dir}", *TINY, "--epochs=3", "--steps_per_epoch=10",
+           "--checkpoint_every_steps=4", "--log_every_steps=2"]
+    index = model_dir / "checkpoints" / "last" / "checkpoint"
+
+    def saved_step():
+        text = index.read_text() if index.exists() else ""
+        return int(text.split("ckpt-")[1].split('"')[0]) if "ckpt-" in text else 0
+
+    _run_until(cmd, lambda: saved_step() >= 12)  # killed in the second epoch
+    killed_at = saved_step()
+    assert not (model_dir / "model.keras").exists()
+    resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming at step {killed_at}, in epoch 2" in resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["steps"] == 30  # not 30 + the steps trained before the kill
+    history = json.loads((model_dir / "history.json").read_text())
+    assert len(history["loss"]) == 3  # the epochs of both processes, each once
+    # The rerun's step logs start after the checkpoint, at a loss below the first run's.
+    losses = tensorboard_scalars(model_dir / "logs" / "steps", "mlm_loss")
+    first_run = [v for s, v in losses if s <= 4]
+    after = [(s, v) for s, v in losses if s > killed_at]
+    assert after and after[-1][0] == 30 and after[0][1] < first_run[0]
+    # A clean console: the package's lines, none of TensorFlow's C++ or Keras' warnings.
+    for noise in ("I0000", "cuInit", "shuffle=True", "oneDNN", "Traceback"):
+        assert noise not in resumed.stderr, noise
+    assert "model: " in resumed.stderr and "effective batch 8" in resumed.stderr
+
+
+def test_progress_and_the_best_value_survive_a_restart(tmp_path):
+    cfg = dict(PRESETS["tiny"].to_dict(), vocab_size=50)
+    from bertmodel.config import BertConfig
+
+    def state():
+        model = BertPretrainer(config=BertConfig(**cfg))
+        model(dummy_inputs(model.backbone.config))
+        model.compile(optimizer="adam")
+        model.optimizer.build(model.trainable_variables)
+        return model, RunState(str(tmp_path), model, model.optimizer)
+
+    model, first = state()
+    first.progress.step = 7
+    first.progress.history = {"loss": [3.0, 2.5]}
+    first.save_best(model, 0.31)
+    first.save()
+    weights = [w.numpy() for w in model.weights]
+    _, again = state()
+    assert again.restore()
+    assert (again.progress.step, again.progress.history) == (7, {"loss": [3.0, 2.5]})
+    assert not again.improves(0.30) and not again.improves(float("nan"))
+    assert again.improves(0.32)
+    restored = [w.numpy() for w in again._checkpoint.model.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(weights, restored, strict=True))
+
+
+def test_a_finished_run_writes_what_is_missing_without_training(tmp_path, pipeline_run):
+    work, _ = pipeline_run
+    run = tmp_path / "model"
+    shutil.copytree(work / "model", run)
+    before = (run / "history.json").read_text()
+    for name in ("export", "plots.png"):
+        shutil.rmtree(run / name, ignore_errors=True) if name == "export" else \
+            (run / name).unlink()
+    settings = json.loads((run / "config.json").read_text())["training"]
+    summary = train.run([f"--tfrecords={work / 'data'}", f"--model_dir={run}", "--config=mini",
+                         "--batch_size=32", "--epochs=5", "--learning_rate=2e-3",
+                         "--verbose=0", "--seed=3"])
+    assert summary["steps"] == settings["total_steps"]
+    assert (run / "export" / "saved_model.pb").exists() and (run / "plots.png").exists()
+    assert (run / "history.json").read_text() == before
+    assert not [p for p in os.listdir(run) if p.startswith(".tmp-")]
+
+
+def _other_tokenizer(tmp_path, corpus):
+    from bertdata.tokenizer import train_tokenizer
+
+    return train_tokenizer([corpus], str(tmp_path / "other"), 900, num_threads=1)
+
+
+def test_a_tokenizer_that_did_not_make_the_records_is_refused(tmp_path, sample_dataset,
+                                                             sample_corpus):
+    data, _ = sample_dataset
+    other = _other_tokenizer(tmp_path, sample_corpus)
+    with pytest.raises(train.TrainError, match=f"--spm_model {other} is not the tokenizer"):
+        train.run([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}",
+                   f"--spm_model={other}", *TINY])
+
+
+def test_eval_records_of_another_tokenizer_are_refused(tmp_path, sample_dataset,
+                                                       sample_corpus):
+    from beam_jobs import create_pretraining_data as job
+
+    data, _ = sample_dataset
+    other = _other_tokenizer(tmp_path, sample_corpus)
+    job.run([f"--input={sample_corpus}", f"--output_dir={tmp_path / 'other'}",
+             f"--spm_model={other}", "--max_seq_length=64", "--runner=FnApiRunner"])
+    with pytest.raises(train.TrainError, match="--eval_tfrecords .* has tokenizer sha256"):
+        train.run([f"--tfrecords={data}", f"--eval_tfrecords={tmp_path / 'other'}",
+                   f"--model_dir={tmp_path / 'm'}", *TINY])
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--warmup_steps=-1", "--warmup_steps must be >= 0, got -1"),
+    ("--eval_steps=0", "--eval_steps must be a positive number, got 0"),
+    ("--learning_rate=0", "--learning_rate must be positive, got 0.0"),
+    ("--learning_rate=-0.1", "--learning_rate must be positive"),
+    ("--gradient_accumulation_steps=0", "--gradient_accumulation_steps must be a positive"),
+    ("--config=galactic", "neither a preset"),
+    ("--train_steps=0", "--train_steps must be a positive number"),
+    ("--warmup_steps=1000", "--warmup_steps 1000 is more than the 10 steps of the run"),
+])
+def test_bad_flags_are_one_line_and_exit_2(tmp_path, sample_dataset, capsys, flag, message):
+    data, _ = sample_dataset
+    code = train.main([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY,
+                       "--steps_per_epoch=10", "--epochs=1", flag])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "m" / "model.keras").exists()
+
+
+def test_a_model_dir_that_is_a_file_or_another_models_is_refused(tmp_path, sample_dataset):
+    data, _ = sample_dataset
+    (tmp_path / "a_file").write_text("not a directory")
+    with pytest.raises(train.TrainError, match="is a file, not a directory"):
+        train.run([f"--tfrecords={data}", f"--model_dir={tmp_path / 'a_file'}", *TINY])
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"model": {"hidden_size": 999}}))
+    with pytest.raises(train.TrainError, match="holds a run of another model"):
+        train.run([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY])
+
+
+def test_a_dataset_without_examples_is_refused(tmp_path, sample_dataset):
+    data, _ = sample_dataset
+    empty = tmp_path / "empty"
+    shutil.copytree(data, empty)
+    meta = json.loads((empty / "metadata.json").read_text())
+    meta["splits"]["train"]["num_examples"] = 0
+    (empty / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(train.TrainError, match="says the train split holds 0 examples"):
+        train.run([f"--tfrecords={empty}", f"--model_dir={tmp_path / 'm'}", *TINY])
+
+
+def test_lamb_with_gradient_accumulation_updates_every_n_steps(tmp_path, sample_dataset):
+    data, _ = sample_dataset
+    summary = train.run([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY,
+                         "--optimizer=lamb", "--gradient_accumulation_steps=3",
+                         "--train_steps=6", "--warmup_steps=0"])
+    settings = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
+    assert settings["effective_batch_size"] == 24 and summary["steps"] == 6
+    model = tf.keras.models.load_model(tmp_path / "m" / "model.keras", compile=True)
+    assert int(model.optimizer.iterations.numpy()) == 2  # one update per 3 batches
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, sample_dataset):
+    data, _ = sample_dataset
+    model_dir = tmp_path / "model"
+    base = [f"--tfrecords={data}", f"--model_dir={model_dir}", *TINY, "--steps_per_epoch=3"]
+    train.run([*base, "--epochs=1"])
+    best = model_dir / "checkpoints" / "best.weights.h5"
+    good = best.read_bytes()
+    # A learning rate this large sends the weights to infinity within a few steps.
+    with pytest.raises(train.TrainError, match="non-finite loss"):
+        train.run([*base, "--epochs=3", "--learning_rate=1e30", "--warmup_steps=0"])
+    assert best.read_bytes() == good
+    state = json.loads((model_dir / "history.json").read_text())
+    assert all(np.isfinite(state["loss"]))
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_a_cpu():
+    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu", "--config=tiny",
+                           "--steps=4", "--precisions=fp32", "--xla=false",
+                           "--vocab_size=1007"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines()
+            if line.startswith("| tiny |")]
+    assert [(r[1], r[2]) for r in rows] == [("default", "1"), ("mirrored", "2")]
+    for r in rows:  # seq/s and tokens/s measured: full-length records, 128 tokens each
+        seq, tokens = float(r[6].replace(",", "")), float(r[7].replace(",", ""))
+        assert seq > 0 and tokens == pytest.approx(128 * seq, rel=0.01)
+    assert "same global batch, one SGD step" in done.stdout and "(equal)" in done.stdout
