@@ -3,6 +3,7 @@ under tf-keras (TF_USE_LEGACY_KERAS=1, the multi-worker path)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 
@@ -14,6 +15,10 @@ KERAS3 = getattr(keras, "__version__", "2").startswith("3")
 
 
 def initializer(stddev: float):
+    """A new initializer for one weight. Never share one between weights: an unseeded Keras
+    initializer takes its seed when it is made, so every weight it fills would start from the
+    same random stream (the three embeddings, or the four kernels of a block, would share
+    their leading values)."""
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
@@ -92,14 +97,14 @@ class BertEmbeddings(keras.layers.Layer):
         self.dropout_rate = dropout_rate
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
-        init = initializer(initializer_range)
+        init = functools.partial(initializer, initializer_range)  # init() per weight
         self.token_embedding = keras.layers.Embedding(
-            vocab_size, hidden_size, embeddings_initializer=init, name="token_embedding")
+            vocab_size, hidden_size, embeddings_initializer=init(), name="token_embedding")
         self.position_embedding = keras.layers.Embedding(
-            max_position_embeddings, hidden_size, embeddings_initializer=init,
+            max_position_embeddings, hidden_size, embeddings_initializer=init(),
             name="position_embedding")
         self.segment_embedding = keras.layers.Embedding(
-            type_vocab_size, hidden_size, embeddings_initializer=init, name="segment_embedding")
+            type_vocab_size, hidden_size, embeddings_initializer=init(), name="segment_embedding")
         self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
                                                           name="layer_norm")
         self.dropout = FastDropout(dropout_rate, name="dropout")
@@ -147,9 +152,9 @@ class TransformerBlock(keras.layers.Layer):
         self.attention_dropout_rate = attention_dropout_rate
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
-        init = initializer(initializer_range)
-        self.qkv = keras.layers.Dense(3 * hidden_size, kernel_initializer=init, name="qkv")
-        self.attention_output = keras.layers.Dense(hidden_size, kernel_initializer=init,
+        init = functools.partial(initializer, initializer_range)  # init() per weight
+        self.qkv = keras.layers.Dense(3 * hidden_size, kernel_initializer=init(), name="qkv")
+        self.attention_output = keras.layers.Dense(hidden_size, kernel_initializer=init(),
                                                    name="attention_output")
         self.attention_dropout = FastDropout(attention_dropout_rate, name="attention_dropout")
         self.attention_output_dropout = FastDropout(dropout_rate,
@@ -157,8 +162,8 @@ class TransformerBlock(keras.layers.Layer):
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, name="attention_layer_norm")
         self.intermediate = keras.layers.Dense(intermediate_size, activation=gelu_tanh,
-                                               kernel_initializer=init, name="intermediate")
-        self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=init,
+                                               kernel_initializer=init(), name="intermediate")
+        self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=init(),
                                                name="output")
         self.output_dropout = FastDropout(dropout_rate, name="output_dropout")
         self.output_layer_norm = keras.layers.LayerNormalization(

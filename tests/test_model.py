@@ -42,6 +42,20 @@ def test_shapes_and_config_round_trip():
     assert BertBackbone.from_config(model.backbone.get_config()).config == TINY
 
 
+def test_every_weight_starts_from_its_own_random_values():
+    # A shared initializer object would fill several weights from one random stream, so their
+    # leading values would coincide (embeddings with each other, a block's four kernels).
+    model = BertPretrainer(config=TINY)
+    model(batch(TINY)[0])
+    random_weights = [w for w in model.weights
+                      if "embeddings" in w.path or w.path.endswith("kernel")]
+    assert len(random_weights) >= 3 + 4 * TINY.num_layers
+    leading = [tuple(np.asarray(w).reshape(-1)[:4].round(6)) for w in random_weights]
+    assert len(set(leading)) == len(leading)
+    std = np.std(np.asarray(model.backbone.weights[0]))
+    assert abs(std - TINY.initializer_range * 0.88) < 0.2 * TINY.initializer_range
+
+
 def test_seed_preset_has_the_reference_size():
     model = BertPretrainer(config=PRESETS["seed"])
     model(dummy_inputs(PRESETS["seed"]))
