@@ -128,6 +128,7 @@ def replicas_agree(devices: list[str], vocab_size: int) -> tuple[float, float]:
     import tensorflow as tf
 
     from bertmodel.config import PRESETS
+    from bertmodel.devices import mirrored_strategy
     from bertmodel.model import BertPretrainer, dummy_inputs
 
     cfg = dataclasses.replace(PRESETS["tiny"], vocab_size=vocab_size, dropout_rate=0.0,
@@ -143,7 +144,7 @@ def replicas_agree(devices: list[str], vocab_size: int) -> tuple[float, float]:
     data = tf.data.Dataset.from_tensors((x, y))
     losses = []
     for strategy in (tf.distribute.OneDeviceStrategy(devices[0]),
-                     tf.distribute.MirroredStrategy(devices)):
+                     mirrored_strategy(devices)):
         tf.keras.mixed_precision.set_global_policy("float32")
         with strategy.scope():
             tf.keras.utils.set_random_seed(3)
@@ -191,6 +192,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--peak_tflops", type=float, default=None, help="dense peak per device")
     p.add_argument("--cpu", action="store_true",
                    help="no GPU: two logical CPU devices stand in for the GPUs")
+    p.add_argument("--same_process", action="store_true",
+                   help="run every combination in this process: faster, for checking the "
+                        "script itself (a combination that fails may then spoil the next)")
     for internal in ("--row", "--data", "--work"):  # a child process's combination
         p.add_argument(internal, default=None, help=argparse.SUPPRESS)
     return p
@@ -228,8 +232,9 @@ def main(argv=None) -> int:
                 [x == "true" for x in args.xla.split(",")]):
             replicas = 1 if strategy == "default" else len(devices)
             batch = (args.batch_size or per_replica.get(config, 32)) * replicas
-            rows.append(run_in_child(Row(config, strategy, replicas, precision, xla, batch),
-                                     data, argv, work))
+            row = Row(config, strategy, replicas, precision, xla, batch)
+            rows.append(run_one(row, data, args, work) if args.same_process else
+                        run_in_child(row, data, argv, work))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     print_table(rows, devices)
     agree = abs(one - many) <= 1e-4 * max(1.0, abs(one))

@@ -78,13 +78,25 @@ def make_strategy(name: str):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
+        return mirrored_strategy(devices)
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise DeviceError(f"--strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def mirrored_strategy(devices: list[str]):
+    """MirroredStrategy over these devices. Over logical CPU devices the replicas' gradients
+    are summed on one device rather than by collective ops: with collectives, a second
+    MirroredStrategy in the same process failed ("Shape mismatch in the collective
+    instance", tensorflow/tensorflow#62790)."""
+    import tensorflow as tf
+
+    on_cpus = all(":CPU:" in d.upper() for d in devices)
+    return tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice() if on_cpus else None)
 
 
 def is_chief(strategy) -> bool:

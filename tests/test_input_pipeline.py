@@ -9,6 +9,7 @@ import tensorflow as tf
 import bertdata
 from bertdata import dynamic_masking as dm
 from bertdata import schema, wire_format
+from bertmodel.devices import mirrored_strategy
 
 
 def write(directory, records, name="train-00000-of-00001.tfrecord", meta=None, **meta_kw):
@@ -81,7 +82,7 @@ def test_per_replica_batches_under_mirrored_strategy(tmp_path):
     records = [wire_format.serialize_compact([5, 7 + i % 30, 4, 9, 4], [1], [7], i % 2)
                for i in range(64)]
     d = write(tmp_path / "d", records)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy(["/cpu:0", "/cpu:1"])
     dist = strategy.distribute_datasets_from_function(
         lambda ctx: bertdata.make_dataset(d, 16, input_context=ctx, seed=3))
     batch = next(iter(dist))
