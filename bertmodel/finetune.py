@@ -63,6 +63,8 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     # What the classifier reads: the pooled [CLS] vector, or the mean of the token vectors.
     pooling: str = "cls"
+    # Write OUT/export (the classify SavedModel); not needed for a comparison run.
+    export: bool = True
     seed: int = 1
     verbose: int = 0
 
@@ -275,8 +277,9 @@ def _write_outputs(config, model, proto, preprocessor, labels, scorer, export_cl
         json.dump(labels, f, ensure_ascii=False)
     with open(os.path.join(out, "tokenizer.model"), "wb") as f:
         f.write(proto)
-    export_classifier(model, os.path.join(out, "export"), model_proto=proto,
-                      max_seq_length=preprocessor.max_seq_length, labels=labels)
+    if config.export:
+        export_classifier(model, os.path.join(out, "export"), model_proto=proto,
+                          max_seq_length=preprocessor.max_seq_length, labels=labels)
     best = scorer.scores[scorer.best_epoch - 1]
     return {"eval_accuracy": best["eval_accuracy"], "eval_macro_f1": best["eval_macro_f1"],
             "best_epoch": scorer.best_epoch, "epochs_trained": len(scorer.scores)}
@@ -296,6 +299,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="the pooled [CLS] vector, or the mean of the token vectors")
     p.add_argument("--from_scratch", action="store_true",
                    help="the same architecture from random weights, for comparison")
+    p.add_argument("--export", action=argparse.BooleanOptionalAction, default=d.export,
+                   help="write OUT/export, the classify SavedModel")
     logs.add_verbosity_flag(p)
     return p
 

@@ -234,6 +234,7 @@ def run(config, plan, tf) -> dict:
         write_outputs(model, plan, setup, state, only_missing=not trained_now)
     summary = {"model_dir": config.model_dir, "history": state.progress.history,
                "parameters": int(model.count_params()), "steps": state.progress.step,
+               "optimizer_updates": int(model.optimizer.iterations.numpy()),
                "best_checkpoint": state.best_weights,
                "plots": os.path.join(config.model_dir, "plots.png"),
                "logs": os.path.join(config.model_dir, "logs")}

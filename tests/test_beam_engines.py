@@ -182,6 +182,7 @@ def _engine_jar(engine):
 
 
 @pytest.mark.engines
+@pytest.mark.slow
 def test_flink_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
                                             in_process_records):
     jar = _engine_jar("flink")
@@ -194,6 +195,7 @@ def test_flink_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
 
 
 @pytest.mark.engines
+@pytest.mark.slow
 def test_spark_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
                                             in_process_records):
     jar = _engine_jar("spark")

@@ -3,9 +3,12 @@ training on two workers."""
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
+
+import pytest
 
 from bertdata import inspect_dataset
 from bertpipe import end_to_end
@@ -31,6 +34,36 @@ def test_the_main_command_reports_a_missing_corpus_in_one_line(tmp_path, capsys)
     code = end_to_end.main([f"--corpus={tmp_path / 'nope.txt'}", f"--workdir={tmp_path}"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == f"error: --corpus {tmp_path / 'nope.txt'}: no such file"
+
+
+def test_the_sample_task_splits_each_source_by_position(tmp_path, sample_lines):
+    from bertpipe import sample_task
+
+    train, dev = sample_task.write_source_task(str(tmp_path), per_class=40)
+    rows = {name: [line.split("\t") for line in
+                   pathlib.Path(path).read_text(encoding="utf-8").splitlines()]
+            for name, path in (("train", train), ("dev", dev))}
+    labels = sorted({label for label, _ in rows["train"]})
+    assert len(labels) == 8 and sorted({label for label, _ in rows["dev"]}) == labels
+    index = {}  # where each line first occurs
+    for i, line in enumerate(sample_lines):
+        index.setdefault(line.strip(), i)
+    for label in labels:
+        train_at = [index[text] for lab, text in rows["train"] if lab == label]
+        dev_at = [index[text] for lab, text in rows["dev"] if lab == label]
+        assert 0 < len(train_at) <= 40 and 0 < len(dev_at) <= 16
+        assert max(train_at) < min(dev_at)  # evaluation lines come after training lines
+    assert not {text for _, text in rows["train"]} & {text for _, text in rows["dev"]}
+
+
+def test_the_sample_task_refuses_another_corpus(tmp_path, capsys):
+    from bertpipe import sample_task
+
+    other = tmp_path / "other.txt"
+    other.write_text("한 문장.\n\n두 문장.\n", encoding="utf-8")
+    assert sample_task.main([f"--output_dir={tmp_path}", f"--corpus={other}"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --corpus {other}: expected the bundled sample's 18 documents, found 2")
 
 
 def test_inspect_counts_each_shard_against_the_metadata(pipeline_run, tmp_path, capsys):
@@ -86,6 +119,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
     data, _ = sample_dataset
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
@@ -98,8 +132,8 @@ def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
             [sys.executable, "-m", "bertmodel.train", f"--tfrecords={data}",
              f"--model_dir={tmp_path / 'model'}", "--config=tiny", "--batch_size=8",
              "--epochs=2", "--steps_per_epoch=3", "--verbose=2", "--mixed_precision=fp32",
-             "--strategy=multi_worker"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True))
+             "--strategy=multi_worker", "--save_outputs=false"], cwd=REPO, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = []
     for proc in procs:
         out, _ = proc.communicate(timeout=300)
@@ -107,9 +141,12 @@ def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
         assert proc.returncode == 0, out[-3000:]
     for out in logs:
         assert "2 replica(s)" in out
-    # One model, written by the chief; the workers' epoch losses agree (one global batch).
+    # One run's state, written by the chief; the workers' epoch losses agree (one global
+    # batch).
     model_dir = tmp_path / "model"
-    assert (model_dir / "model.keras").exists()
+    assert sorted(os.listdir(model_dir / "checkpoints")) == ["best.weights.h5", "last"]
+    history = json.loads((model_dir / "history.json").read_text())
+    assert len(history["loss"]) == 2
     assert not [p for p in os.listdir(model_dir) if p.startswith(".worker-")]
     losses = [[line.split("- loss: ")[1].split(" ")[0] for line in out.splitlines()
                if "- loss: " in line] for out in logs]

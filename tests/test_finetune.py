@@ -12,7 +12,8 @@ def test_pretraining_helps_the_classifier(finetuned):
                            for k in ("pretrained", "scratch"))
     assert pretrained["from_scratch"] is False and scratch["from_scratch"] is True
     assert pretrained["num_labels"] == scratch["num_labels"] == 8
-    assert pretrained["train_examples"] == scratch["train_examples"] == 120
+    train_lines = (finetuned["pretrained"].parent / "train.tsv").read_text().count("\n")
+    assert pretrained["train_examples"] == scratch["train_examples"] == train_lines
     assert pretrained["eval_accuracy"] > scratch["eval_accuracy"]
     assert pretrained["eval_macro_f1"] > scratch["eval_macro_f1"]
     # Both were scored every epoch and kept their best epoch.

@@ -91,28 +91,46 @@ def test_padding_does_not_change_real_positions():
     np.testing.assert_allclose(a, b[:, :8], rtol=1e-4, atol=1e-5)
 
 
-def test_save_load_and_exports_reproduce_outputs(tmp_path):
+@pytest.fixture(scope="module")
+def trained_tiny():
+    """A tiny pretrainer after one Adam step, its batch and its outputs in inference mode."""
     model = BertPretrainer(config=TINY)
     x, y = batch(TINY)
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", jit_compile=False)  # XLA would triple the set-up time
     model.fit(x, y, epochs=1, verbose=0)
-    want = model(x, training=False)
+    return model, x, model(x, training=False)
+
+
+@pytest.mark.xdist_group("trained_tiny")  # one worker makes the fixture once
+def test_a_saved_model_file_reproduces_the_outputs(trained_tiny, tmp_path):
+    model, x, want = trained_tiny
     model.save(tmp_path / "m.keras")
-    loaded = tf.keras.models.load_model(tmp_path / "m.keras")
-    got = loaded(x, training=False)
+    got = tf.keras.models.load_model(tmp_path / "m.keras")(x, training=False)
     for k in want:
         np.testing.assert_allclose(got[k].numpy(), want[k].numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.xdist_group("trained_tiny")  # one worker makes the fixture once
+def test_a_saved_encoder_reproduces_the_backbone(trained_tiny, tmp_path):
+    model, x, _ = trained_tiny
     model.backbone.save(tmp_path / "encoder.keras")
     encoder = tf.keras.models.load_model(tmp_path / "encoder.keras")
-    np.testing.assert_allclose(encoder(x)["pooled_output"].numpy(),
-                               model.backbone(x)["pooled_output"].numpy(), rtol=1e-5, atol=1e-6)
+    want = model.backbone(x)
+    for k in ("pooled_output", "sequence_output"):
+        np.testing.assert_allclose(encoder(x)[k].numpy(), want[k].numpy(), rtol=1e-5,
+                                   atol=1e-6)
+
+
+@pytest.mark.xdist_group("trained_tiny")  # one worker makes the fixture once
+def test_the_serve_signature_reproduces_the_logits(trained_tiny, tmp_path):
     from bertmodel.export import export_saved_model
 
+    model, x, want = trained_tiny
     export_saved_model(model, str(tmp_path / "export"))
     served = tf.saved_model.load(str(tmp_path / "export"))
     out = served.serve({k: tf.constant(v) for k, v in x.items()})
-    np.testing.assert_allclose(out["mlm_logits"].numpy(), want["mlm_logits"].numpy(),
-                               rtol=1e-4, atol=1e-5)
+    for k in ("mlm_logits", "nsp_logits"):
+        np.testing.assert_allclose(out[k].numpy(), want[k].numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_schedule_values():
@@ -152,6 +170,7 @@ def test_loss_is_the_weighted_global_mean():
     assert loss == pytest.approx(20 * mlm + nsp, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_gives_the_one_device_loss():
     if len(tf.config.list_logical_devices("CPU")) < 2:
         pytest.skip("needs two logical CPU devices (set up in conftest)")

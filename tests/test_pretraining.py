@@ -55,12 +55,13 @@ class Vocab:
 
 
 def sequence(rng, n_words=30):
-    pieces = []
-    for _ in range(n_words):
-        pieces.append(int(rng.integers(7, 27)))
-        pieces += [int(x) for x in rng.integers(27, 47, int(rng.integers(0, 3)))]
+    """[CLS] a [SEP] b [SEP] over words of one word-start piece (7..26) and 0-2
+    continuation pieces (27..46)."""
+    lengths = 1 + rng.integers(0, 3, n_words)
+    pieces = rng.integers(27, 47, lengths.sum())
+    pieces[np.cumsum(lengths) - lengths] = rng.integers(7, 27, n_words)
     half = len(pieces) // 2
-    return np.array([CLS, *pieces[:half], SEP, *pieces[half:], SEP], dtype=np.int32)
+    return np.concatenate([[CLS], pieces[:half], [SEP], pieces[half:], [SEP]]).astype(np.int32)
 
 
 def words_of(ids, vocab):
@@ -122,31 +123,32 @@ def test_whole_words_budget_cap_and_specials():
 
 
 def test_masked_fraction_and_80_10_10_over_10000_examples():
+    """One batched call over 10,000 examples, each with its own stream."""
     vocab = Vocab.tables()
     rng = np.random.default_rng(3)
-    masked = tokens = 0
-    outcome = collections.Counter()
-    for _ in range(10_000):
-        ids = sequence(rng, n_words=40)
-        out, pos, labels = mask_one(ids, rng, vocab, masked_lm_prob=0.15,
-                                               max_predictions=1000)
-        masked += len(pos)
-        tokens += len(ids) - 3
-        for word in words_of(ids, vocab):
-            if word[0] in set(pos.tolist()):
-                w = np.array(word)
-                if np.all(out[w] == MASK):
-                    outcome["mask"] += 1
-                elif np.all(out[w] == ids[w]):
-                    outcome["keep"] += 1
-                else:
-                    outcome["random"] += 1
-    assert abs(masked / tokens - 0.15) < 0.01
-    total = sum(outcome.values())
-    assert abs(outcome["mask"] / total - 0.8) < 0.01
+    rows = [sequence(rng, n_words=40) for _ in range(10_000)]
+    batch = pt.ExampleBatch.from_rows(rows)
+    original = batch.input_ids.copy()
+    streams = [pt.document_stream(3, i.to_bytes(4, "little")) for i in range(len(rows))]
+    pt.mask_whole_words(batch, streams, [1] * len(rows), vocab, masked_lm_prob=0.15,
+                        max_predictions=1000)
+    assert abs(batch.num_masked.sum() / (batch.lengths - 3).sum() - 0.15) < 0.01
+    # Every masked piece, by what became of it (all pieces of a word share one draw).
+    taken = np.arange(batch.masked_lm_positions.shape[1]) < batch.num_masked[:, None]
+    rows = np.nonzero(taken)[0]
+    positions = batch.masked_lm_positions[taken]
+    now, before = batch.input_ids[rows, positions], original[rows, positions]
+    assert np.array_equal(batch.masked_lm_ids[taken], before)
+    # A continuation piece is [MASK] exactly when the piece before it (same word) is.
+    follows = np.nonzero((rows[1:] == rows[:-1]) & (positions[1:] == positions[:-1] + 1)
+                         & ~Vocab.tables().word_start[before[1:]])[0]
+    assert len(follows) > 1000
+    assert np.array_equal(now[follows] == MASK, now[follows + 1] == MASK)
+    masked, kept = np.mean(now == MASK), np.mean(now == before)
+    assert abs(masked - 0.8) < 0.01
     # A random draw may land on the original piece (1 in 40 here); it then counts as kept.
-    assert abs(outcome["keep"] / total - 0.1 - 0.1 / 40) < 0.01
-    assert abs(outcome["random"] / total - 0.1 * 39 / 40) < 0.01
+    assert abs(kept - 0.1 - 0.1 / 40) < 0.01
+    assert abs(1 - masked - kept - 0.1 * 39 / 40) < 0.01
 
 
 def tokenized_docs(tokenizer, sample_lines):

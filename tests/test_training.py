@@ -22,8 +22,9 @@ TINY = ["--config=tiny", "--batch_size=8", "--verbose=0", "--mixed_precision=fp3
         "--jit_compile=false"]
 
 
-def tensorboard_scalars(log_dir, tag):
-    """(step, value) of a scalar in every event file of a folder, in file order."""
+def scalars_by_file(log_dir, tag):
+    """[(step, value), ...] of a scalar for each event file of a folder, oldest file first
+    (a resumed run writes a new file)."""
     from tensorboard.backend.event_processing import event_accumulator
 
     out = []
@@ -32,8 +33,13 @@ def tensorboard_scalars(log_dir, tag):
                                                  size_guidance={"tensors": 0})
         acc.Reload()
         if tag in acc.Tags()["tensors"]:
-            out += [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+            out.append([(e.step, float(tf.make_ndarray(e.tensor_proto)))
+                        for e in acc.Tensors(tag)])
     return out
+
+
+def tensorboard_scalars(log_dir, tag):
+    return [point for points in scalars_by_file(log_dir, tag) for point in points]
 
 
 def test_a_run_writes_everything_and_logs_every_n_steps(pipeline_run):
@@ -44,11 +50,14 @@ def test_a_run_writes_everything_and_logs_every_n_steps(pipeline_run):
                  "checkpoints/best.weights.h5", "export/saved_model.pb"):
         assert (model_dir / name).exists(), name
     history = json.loads((model_dir / "history.json").read_text())
-    assert len(history["loss"]) == 5 and history["mlm_loss"][-1] < history["mlm_loss"][0] - 0.5
-    # Step scalars every 100 steps: the learning rate climbs over the warm-up (100 steps,
-    # 535 in all) to its 2e-3 peak, then decays.
+    assert len(history["loss"]) == 3 and history["mlm_loss"][-1] < history["mlm_loss"][0] - 0.5
+    # Step scalars every 100 steps: the learning rate climbs over the warm-up (100 steps of
+    # some 640) to its 2e-3 peak, then decays.
+    training = json.loads((model_dir / "config.json").read_text())["training"]
+    total = training["total_steps"]
+    assert training["warmup_steps"] == 100 and total == 3 * training["steps_per_epoch"]
     rates = dict(tensorboard_scalars(model_dir / "logs" / "steps", "learning_rate"))
-    assert sorted(rates) == [100, 200, 300, 400, 500]
+    assert sorted(rates) == list(range(100, total + 1, 100)) and len(rates) >= 5
     assert rates[100] == pytest.approx(2e-3, rel=1e-3) and rates[200] < rates[100]
     speed = tensorboard_scalars(model_dir / "logs" / "steps", "examples_per_second")
     tokens = tensorboard_scalars(model_dir / "logs" / "steps", "tokens_per_second")
@@ -70,38 +79,41 @@ def _run_until(cmd, condition, seconds=180):
         proc.wait()
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_at_its_step_with_a_clean_console(tmp_path,
                                                                         sample_dataset):
     data, _ = sample_dataset
     model_dir = tmp_path / "model"
+    # A large step size, so that the loss visibly falls between the two runs.
     cmd = [sys.executable, "-m", "bertmodel.train", f"--tfrecords={data}",
-           f"--model_dir={model_dir}", *TINY, "--epochs=3", "--steps_per_epoch=10",
-           "--checkpoint_every_steps=4", "--log_every_steps=2"]
+           f"--model_dir={model_dir}", *TINY, "--batch_size=16", "--epochs=2",
+           "--steps_per_epoch=12", "--learning_rate=1e-2", "--warmup_steps=0",
+           "--checkpoint_every_steps=4", "--log_every_steps=2", "--save_outputs=false"]
     index = model_dir / "checkpoints" / "last" / "checkpoint"
 
     def saved_step():
         text = index.read_text() if index.exists() else ""
         return int(text.split("ckpt-")[1].split('"')[0]) if "ckpt-" in text else 0
 
-    _run_until(cmd, lambda: saved_step() >= 12)  # killed in the second epoch
+    _run_until(cmd, lambda: saved_step() >= 4)
     killed_at = saved_step()
-    assert not (model_dir / "model.keras").exists()
+    assert killed_at in (4, 8) and not (model_dir / "history.json").exists()
     resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"resuming at step {killed_at}, in epoch 2" in resumed.stderr
+    assert f"resuming at step {killed_at}, in epoch 1" in resumed.stderr
     summary = json.loads(resumed.stdout)
-    assert summary["steps"] == 30  # not 30 + the steps trained before the kill
+    assert summary["steps"] == 24  # not 24 + the steps trained before the kill
     history = json.loads((model_dir / "history.json").read_text())
-    assert len(history["loss"]) == 3  # the epochs of both processes, each once
-    # The rerun's step logs start after the checkpoint, at a loss below the first run's.
-    losses = tensorboard_scalars(model_dir / "logs" / "steps", "mlm_loss")
-    first_run = [v for s, v in losses if s <= 4]
-    after = [(s, v) for s, v in losses if s > killed_at]
-    assert after and after[-1][0] == 30 and after[0][1] < first_run[0]
+    assert len(history["loss"]) == 2  # both epochs, each once
+    # The rerun logs from the step after its checkpoint to the end, starting at a loss
+    # below the first run's first (the first run may have logged past its checkpoint).
+    first_run, rerun = scalars_by_file(model_dir / "logs" / "steps", "mlm_loss")
+    assert [s for s, _ in rerun] == list(range(killed_at + 2, 25, 2))
+    assert rerun[0][1] < first_run[0][1] - 0.2
     # A clean console: the package's lines, none of TensorFlow's C++ or Keras' warnings.
     for noise in ("I0000", "cuInit", "shuffle=True", "oneDNN", "Traceback"):
         assert noise not in resumed.stderr, noise
-    assert "model: " in resumed.stderr and "effective batch 8" in resumed.stderr
+    assert "model: " in resumed.stderr and "effective batch 16" in resumed.stderr
 
 
 def test_progress_and_the_best_value_survive_a_restart(tmp_path):
@@ -139,8 +151,9 @@ def test_a_finished_run_writes_what_is_missing_without_training(tmp_path, pipeli
         shutil.rmtree(run / name, ignore_errors=True) if name == "export" else \
             (run / name).unlink()
     settings = json.loads((run / "config.json").read_text())["training"]
+    # The flags of the pipeline's run (conftest.pipeline_run).
     summary = train.run([f"--tfrecords={work / 'data'}", f"--model_dir={run}", "--config=mini",
-                         "--batch_size=32", "--epochs=5", "--learning_rate=2e-3",
+                         "--batch_size=8", "--epochs=3", "--learning_rate=2e-3",
                          "--verbose=0", "--seed=3"])
     assert summary["steps"] == settings["total_steps"]
     assert (run / "export" / "saved_model.pb").exists() and (run / "plots.png").exists()
@@ -217,21 +230,23 @@ def test_a_dataset_without_examples_is_refused(tmp_path, sample_dataset):
         train.run([f"--tfrecords={empty}", f"--model_dir={tmp_path / 'm'}", *TINY])
 
 
+@pytest.mark.slow
 def test_lamb_with_gradient_accumulation_updates_every_n_steps(tmp_path, sample_dataset):
     data, _ = sample_dataset
     summary = train.run([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY,
                          "--optimizer=lamb", "--gradient_accumulation_steps=3",
-                         "--train_steps=6", "--warmup_steps=0"])
+                         "--train_steps=6", "--warmup_steps=0", "--save_outputs=false"])
     settings = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
     assert settings["effective_batch_size"] == 24 and summary["steps"] == 6
-    model = tf.keras.models.load_model(tmp_path / "m" / "model.keras", compile=True)
-    assert int(model.optimizer.iterations.numpy()) == 2  # one update per 3 batches
+    assert summary["optimizer_updates"] == 2  # one update per 3 batches
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, sample_dataset):
     data, _ = sample_dataset
     model_dir = tmp_path / "model"
-    base = [f"--tfrecords={data}", f"--model_dir={model_dir}", *TINY, "--steps_per_epoch=3"]
+    base = [f"--tfrecords={data}", f"--model_dir={model_dir}", *TINY, "--steps_per_epoch=3",
+            "--save_outputs=false"]
     train.run([*base, "--epochs=1"])
     best = model_dir / "checkpoints" / "best.weights.h5"
     good = best.read_bytes()
@@ -245,15 +260,16 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, sample_
 
 @pytest.mark.slow
 def test_gpu_check_runs_on_a_cpu():
-    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu", "--config=tiny",
+    # All combinations in one child process (on a GPU machine each gets its own).
+    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu", "--configs=tiny",
                            "--steps=4", "--precisions=fp32", "--xla=false",
-                           "--vocab_size=1007"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+                           "--vocab_size=1007", "--same_process"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [line.split(" | ") for line in done.stdout.splitlines()
-            if line.startswith("| tiny |")]
+    out = done.stdout
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| tiny |")]
     assert [(r[1], r[2]) for r in rows] == [("default", "1"), ("mirrored", "2")]
     for r in rows:  # seq/s and tokens/s measured: full-length records, 128 tokens each
         seq, tokens = float(r[6].replace(",", "")), float(r[7].replace(",", ""))
         assert seq > 0 and tokens == pytest.approx(128 * seq, rel=0.01)
-    assert "same global batch, one SGD step" in done.stdout and "(equal)" in done.stdout
+    assert "same global batch, one SGD step" in out and "(equal)" in out
