@@ -126,11 +126,6 @@ def train_tokenizer(
     return model_prefix + ".model"
 
 
-def file_sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 class _WordCache(dict):
     """word -> its piece ids as int32 bytes, filled by the encoder on first sight.
 
