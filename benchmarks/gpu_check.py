@@ -81,16 +81,9 @@ class Row:
 
 def measured(log_dir: str, tag: str) -> float | None:
     """The trainer's scalar over its last log window (the first holds compiling)."""
-    import tensorflow as tf
-    from tensorboard.backend.event_processing import event_accumulator
+    from bertmodel.callbacks import read_step_scalars
 
-    values = []
-    for name in sorted(os.listdir(log_dir)):
-        acc = event_accumulator.EventAccumulator(os.path.join(log_dir, name),
-                                                 size_guidance={"tensors": 0})
-        acc.Reload()
-        if tag in acc.Tags()["tensors"]:
-            values += [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+    values = [value for run in read_step_scalars(log_dir, tag) for _, value in run]
     return values[-1] if len(values) > 1 else None
 
 
@@ -151,6 +144,7 @@ def replicas_agree(devices: list[str], vocab_size: int) -> tuple[float, float]:
             model = BertPretrainer(config=cfg)
             model(dummy_inputs(cfg))
             model.compile(optimizer=tf.keras.optimizers.SGD(0.1), jit_compile=False)
+            model.optimizer.build(model.trainable_variables)  # or fit would trace twice
         # Each replica takes its share of the global batch (fit's own splitting of an
         # undistributed dataset gave replicas batches of different sizes here).
         model.fit(strategy.experimental_distribute_dataset(data), epochs=1, verbose=0)

@@ -251,6 +251,8 @@ def finetune(config: FinetuneConfig) -> dict:
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
     model.compile(optimizer=optimizer,
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # Slots made now, not inside fit's first trace, which would then trace the step twice.
+    model.optimizer.build(model.trainable_variables)
     truth = np.array([labels.index(x) for x in evaluation.labels])
     scorer = _make_scorer(eval_ds, truth, len(labels), config.patience, tf.keras)
     model.fit(train_ds, epochs=config.epochs, callbacks=[scorer], verbose=config.verbose,

@@ -93,6 +93,7 @@ def build_model(config, plan, setup):
                                    clipnorm=config.clipnorm,
                                    gradient_accumulation_steps=accumulate)
         model.compile(optimizer=optimizer, jit_compile=setup.jit)
+        # Slots made now, not inside fit's first trace, which would then trace the step twice.
         model.optimizer.build(model.trainable_variables)
     return model
 

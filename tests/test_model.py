@@ -96,7 +96,9 @@ def trained_tiny():
     """A tiny pretrainer after one Adam step, its batch and its outputs in inference mode."""
     model = BertPretrainer(config=TINY)
     x, y = batch(TINY)
+    model(x)
     model.compile(optimizer="adam", jit_compile=False)  # XLA would triple the set-up time
+    model.optimizer.build(model.trainable_variables)  # or fit's first trace runs twice
     model.fit(x, y, epochs=1, verbose=0)
     return model, x, model(x, training=False)
 
@@ -185,6 +187,7 @@ def test_mirrored_strategy_gives_the_one_device_loss():
             model = BertPretrainer(config=cfg)
             model(dummy_inputs(cfg))
             model.compile(optimizer=tf.keras.optimizers.SGD(0.01), jit_compile=False)
+            model.optimizer.build(model.trainable_variables)  # or fit would trace twice
         data = strategy.experimental_distribute_dataset(ds) if strategy.num_replicas_in_sync \
             > 1 else ds
         hist = model.fit(data, epochs=1, verbose=0)
