@@ -141,6 +141,22 @@ class StepLogger(keras.callbacks.Callback):
         self._last = now
 
 
+def read_step_scalars(log_dir: str, tag: str) -> list[list[tuple[int, float]]]:
+    """A StepLogger scalar as [(step, value), ...] per event file of log_dir, oldest file
+    first (each run of the trainer, a resumed one included, writes a new file)."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    runs = []
+    for name in sorted(os.listdir(log_dir)):
+        events = event_accumulator.EventAccumulator(os.path.join(log_dir, name),
+                                                    size_guidance={"tensors": 0})
+        events.Reload()
+        if tag in events.Tags()["tensors"]:
+            runs.append([(e.step, float(tf.make_ndarray(e.tensor_proto)))
+                         for e in events.Tensors(tag)])
+    return runs
+
+
 class EvaluateEvery(keras.callbacks.Callback):
     """Evaluates every N steps within epochs, without disturbing the epoch's running train
     metrics (Keras resets all metrics when it evaluates; they are saved and put back)."""

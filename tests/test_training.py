@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from bertmodel import train
+from bertmodel.callbacks import read_step_scalars
 from bertmodel.checkpoints import RunState
 from bertmodel.config import PRESETS
 from bertmodel.model import BertPretrainer, dummy_inputs
@@ -22,24 +22,8 @@ TINY = ["--config=tiny", "--batch_size=8", "--verbose=0", "--mixed_precision=fp3
         "--jit_compile=false"]
 
 
-def scalars_by_file(log_dir, tag):
-    """[(step, value), ...] of a scalar for each event file of a folder, oldest file first
-    (a resumed run writes a new file)."""
-    from tensorboard.backend.event_processing import event_accumulator
-
-    out = []
-    for name in sorted(os.listdir(log_dir)):
-        acc = event_accumulator.EventAccumulator(os.path.join(log_dir, name),
-                                                 size_guidance={"tensors": 0})
-        acc.Reload()
-        if tag in acc.Tags()["tensors"]:
-            out.append([(e.step, float(tf.make_ndarray(e.tensor_proto)))
-                        for e in acc.Tensors(tag)])
-    return out
-
-
 def tensorboard_scalars(log_dir, tag):
-    return [point for points in scalars_by_file(log_dir, tag) for point in points]
+    return [point for points in read_step_scalars(str(log_dir), tag) for point in points]
 
 
 def test_a_run_writes_everything_and_logs_every_n_steps(pipeline_run):
@@ -107,7 +91,7 @@ def test_a_run_killed_mid_epoch_resumes_at_its_step_with_a_clean_console(tmp_pat
     assert len(history["loss"]) == 2  # both epochs, each once
     # The rerun logs from the step after its checkpoint to the end, starting at a loss
     # below the first run's first (the first run may have logged past its checkpoint).
-    first_run, rerun = scalars_by_file(model_dir / "logs" / "steps", "mlm_loss")
+    first_run, rerun = read_step_scalars(str(model_dir / "logs" / "steps"), "mlm_loss")
     assert [s for s, _ in rerun] == list(range(killed_at + 2, 25, 2))
     assert rerun[0][1] < first_run[0][1] - 0.2
     # A clean console: the package's lines, none of TensorFlow's C++ or Keras' warnings.
