@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     from bertpipe.end_to_end import majority_baselines
 
     logs.configure("warning")
+    logs.import_tensorflow_quietly()
     data = build_dataset(args)
     plateau = majority_baselines(os.path.join(data, "train-*"),
                                  os.path.join(data, "eval-*"))["mlm_accuracy"]
