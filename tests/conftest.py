@@ -90,8 +90,8 @@ def pipeline_run(tmp_path_factory):
 def finetuned(pipeline_run, tmp_path_factory):
     """The sample's pretrained encoder and the same architecture from random weights,
     fine-tuned on the 8-label task with the same budget and the default learning rate (a
-    fifth of the preset's): {"pretrained", "scratch": dir}. At 1e-3 the two were within noise
-    of each other after so short a pretraining; benchmarks/finetune_gain.py shows both."""
+    fifth of the preset's): {"pretrained", "scratch": dir}. At 1e-3 the gap is smaller after
+    so short a pretraining (benchmarks/finetune_gain.py shows both)."""
     from bertmodel import finetune
     from bertpipe.sample_task import write_source_task
 
