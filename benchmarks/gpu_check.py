@@ -154,9 +154,9 @@ def replicas_agree(devices: list[str], vocab_size: int) -> tuple[float, float]:
 
 def set_up_devices(cpu: bool, tf) -> list[str]:
     if cpu:
-        host = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            host, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from bertmodel.devices import split_cpu
+
+        split_cpu(2)
         return [d.name for d in tf.config.list_logical_devices("CPU")]
     return [d.name for d in tf.config.list_logical_devices("GPU")]
 

@@ -40,10 +40,11 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[st
     """Top-k (piece, probability) for each [MASK] in text, in order of appearance."""
     import tensorflow as tf
 
+    from bertdata.tokenizer import NUM_SPECIAL
     from bertmodel.export import top_pieces
 
     special = tokenizer.special
-    ordinary = tokenizer.vocab_size - len(tokenizer.special.as_dict())
+    ordinary = tokenizer.vocab_size - NUM_SPECIAL
     if not 1 <= top_k <= ordinary:
         raise ValueError(f"--top_k must be between 1 and {ordinary} (the ordinary pieces), "
                          f"got {top_k}")

@@ -118,7 +118,8 @@ def read_tsv(path: str, flag: str) -> Examples:
         out.labels.append(fields[0].strip())
         out.texts.append(fields[1])
         if columns == 3:
-            out.texts_b = (out.texts_b or []) + [fields[2]]
+            out.texts_b = out.texts_b if out.texts_b is not None else []
+            out.texts_b.append(fields[2])
         out.lines.append(number)
     if not out.labels:
         raise FinetuneError(f"{flag} {path}: no examples (an empty file?)")

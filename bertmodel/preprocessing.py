@@ -23,7 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from bertdata.schema import INPUT_IDS, INPUT_MASK, SEGMENT_IDS
-from bertdata.tokenizer import NUM_SPECIAL, SPECIAL_IDS
+from bertdata.tokenizer import SPECIAL_IDS
 
 
 class BertPreprocessor(tf.Module):
@@ -72,7 +72,3 @@ class BertPreprocessor(tf.Module):
     def pieces(self, ids) -> tf.Tensor:
         """The pieces (strings) of ids."""
         return self.tokenizer.id_to_string(ids)
-
-    @property
-    def num_special(self) -> int:
-        return NUM_SPECIAL

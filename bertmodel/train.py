@@ -83,17 +83,17 @@ def check_data(config: TrainConfig):
                              f"were made with ({schema.metadata_path(files)}: sha256 {sha})")
     elif meta["masking"] == "dynamic":
         raise TrainError("these records are unmasked (--masking=dynamic): pass --spm_model")
-    eval_files = None
+    eval_files = eval_meta = None
     if config.eval_tfrecords:
         eval_files, eval_meta = _dataset(config.eval_tfrecords, "--eval_tfrecords")
-        for key, value in (("tokenizer sha256", eval_meta["tokenizer"]["sha256"]),
-                           ("vocab_size", eval_meta["vocab_size"])):
-            mine = sha if key.startswith("tokenizer") else meta["vocab_size"]
-            if value != mine:
+        for key, theirs, mine in (
+                ("tokenizer sha256", eval_meta["tokenizer"]["sha256"], sha),
+                ("vocab_size", eval_meta["vocab_size"], meta["vocab_size"])):
+            if theirs != mine:
                 raise TrainError(f"--eval_tfrecords {schema.metadata_path(eval_files)} has "
-                                 f"{key} {value}, but --tfrecords "
+                                 f"{key} {theirs}, but --tfrecords "
                                  f"{schema.metadata_path(files)} has {mine}")
-    return files, meta, eval_files
+    return files, meta, eval_files, eval_meta
 
 
 def plan_run(config: TrainConfig) -> Plan:
@@ -104,7 +104,7 @@ def plan_run(config: TrainConfig) -> Plan:
         bert = load_config(config.config)
     except ValueError as e:
         raise TrainError(str(e)) from None
-    files, meta, eval_files = check_data(config)
+    files, meta, eval_files, eval_meta = check_data(config)
     if config.config in PRESETS:
         bert = dataclasses.replace(bert, vocab_size=meta["vocab_size"])
     elif bert.vocab_size != meta["vocab_size"]:
@@ -129,8 +129,7 @@ def plan_run(config: TrainConfig) -> Plan:
         raise TrainError(f"--warmup_steps {warmup} is more than the {total} steps of the run")
     eval_steps = config.eval_steps
     if eval_files and eval_steps is None:
-        count = schema.read_metadata(os.path.dirname(eval_files[0]))["splits"].get(
-            schema.EVAL, {}).get("num_examples")
+        count = eval_meta["splits"].get(schema.EVAL, {}).get("num_examples")
         eval_steps = math.ceil(count / config.batch_size) if count else None
     return Plan(files, meta, bert, steps_per_epoch, epochs, warmup,
                 config.learning_rate or default_learning_rate(bert), eval_files, eval_steps)
@@ -185,7 +184,6 @@ def main(argv=None) -> int:
         return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0
-
 
 
 if __name__ == "__main__":

@@ -57,13 +57,14 @@ class EndToEndConfig:
 def majority_baselines(train_pattern: str, eval_pattern: str) -> dict:
     """Accuracy on eval of always predicting train's most frequent masked piece / NSP label."""
     import bertdata
+    from bertdata import schema
 
     def labels(pattern):
         pieces, nsp = collections.Counter(), collections.Counter()
         for _, y in bertdata.make_dataset(pattern, 256, is_training=False):
-            w = y["masked_lm_weights"].numpy() > 0
-            pieces.update(y["masked_lm_ids"].numpy()[w].tolist())
-            nsp.update(y["next_sentence_labels"].numpy().tolist())
+            w = y[schema.MASKED_LM_WEIGHTS].numpy() > 0
+            pieces.update(y[schema.MASKED_LM_IDS].numpy()[w].tolist())
+            nsp.update(y[schema.NEXT_SENTENCE_LABELS].numpy().tolist())
         return pieces, nsp
 
     train_pieces, train_nsp = labels(train_pattern)

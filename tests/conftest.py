@@ -15,13 +15,11 @@ FNAPI = ["--runner=FnApiRunner"]
 
 def _split_cpu():
     # Two logical CPU devices for the distribution tests; must happen before TF runs an op.
-    import tensorflow as tf
+    from bertmodel.devices import split_cpu
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
     # RuntimeError: already initialized by an earlier import; tests needing two devices skip.
     with contextlib.suppress(RuntimeError):
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        split_cpu(2)
 
 
 _split_cpu()
