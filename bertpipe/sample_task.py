@@ -85,12 +85,18 @@ def main(argv=None) -> int:
     p.add_argument("--per_class", type=int, default=15, help="training lines per label")
     p.add_argument("--eval_per_class", type=int, default=16)
     args = p.parse_args(argv)
-    if min(args.per_class, args.eval_per_class) < 1:
-        p.error("--per_class and --eval_per_class must be positive")
+    for name in ("per_class", "eval_per_class"):
+        if getattr(args, name) < 1:
+            print(f"error: --{name} must be positive, got {getattr(args, name)}",
+                  file=sys.stderr)
+            return 2
     try:
         paths = write_source_task(args.output_dir, args.corpus, args.per_class,
                                   args.eval_per_class)
-    except (OSError, SampleTaskError) as e:
+    except OSError as e:
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
+    except SampleTaskError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print("\n".join(paths))

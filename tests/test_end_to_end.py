@@ -64,6 +64,9 @@ def test_the_sample_task_refuses_another_corpus(tmp_path, capsys):
     assert sample_task.main([f"--output_dir={tmp_path}", f"--corpus={other}"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"error: --corpus {other}: expected the bundled sample's 18 documents, found 2")
+    missing = tmp_path / "missing.txt"
+    assert sample_task.main([f"--output_dir={tmp_path}", f"--corpus={missing}"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {missing}: No such file or directory"
 
 
 def test_inspect_counts_each_shard_against_the_metadata(pipeline_run, tmp_path, capsys):
