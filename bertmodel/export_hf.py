@@ -1,0 +1,210 @@
+"""Export a trained model as a Hugging Face `transformers` folder.
+
+Usage:
+    python -m bertmodel.export_hf --model_dir=runs/sample/model --output_dir=runs/sample/hf
+
+--model_dir is a `bertmodel.train` output (model.keras: exported as BertForPreTraining,
+both heads) or a `bertmodel.finetune` output (classifier.keras: exported as
+BertForSequenceClassification with the label names in id2label). The folder holds
+config.json, model.safetensors, tokenizer.json (see bertdata.hf_tokenizer),
+tokenizer_config.json, special_tokens_map.json, tokenizer.model (the SentencePiece model
+itself, which `--init_from`/`--model_dir` read back) and README.md, a model card written
+from the run. It loads with transformers' Auto classes and nothing of this package:
+
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained("runs/sample/hf")
+    model = AutoModelForMaskedLM.from_pretrained("runs/sample/hf")
+
+Needs `safetensors` and `tokenizers` (the `hf` extra), not PyTorch. The folder is written
+under a temporary name and renamed when complete; an existing non-empty --output_dir is
+replaced only with --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+
+from bertdata import logs
+from bertdata.files import atomic_path
+from bertdata.tokenizer import SPECIAL_PIECES
+
+log = logging.getLogger("bertmodel.export_hf")
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "tokenizer.model")
+
+
+class ExportError(Exception):
+    """Bad flags or an unusable model directory; one line naming the flag or file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSettings:
+    model_dir: str
+    output_dir: str
+    overwrite: bool = False
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """What a run's folder holds, loaded: the Keras model and its facts for the card."""
+
+    kind: str  # hf_weights.PRETRAINING or hf_weights.CLASSIFICATION
+    model: object
+    model_proto: bytes
+    labels: list | None
+    facts: dict
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{path}: cannot read ({e})") from None
+
+
+def load_trained(model_dir: str) -> TrainedModel:
+    """The finished model of a bertmodel.train or bertmodel.finetune output folder."""
+    import bertmodel
+    from bertmodel.hf_weights import CLASSIFICATION, PRETRAINING
+
+    if not os.path.isdir(model_dir):
+        raise ExportError(f"--model_dir {model_dir}: no such directory")
+    classifier = os.path.join(model_dir, "classifier.keras")
+    kind = CLASSIFICATION if os.path.exists(classifier) else PRETRAINING
+    path = classifier if kind == CLASSIFICATION else os.path.join(model_dir, "model.keras")
+    tokenizer = os.path.join(model_dir, "tokenizer.model")
+    if not os.path.isfile(tokenizer):
+        raise ExportError(f"--model_dir {model_dir} holds no tokenizer.model: not a finished "
+                          "bertmodel.train or bertmodel.finetune output")
+    try:
+        model = bertmodel._load(path, os.path.basename(path))
+    except bertmodel.ModelFileError as e:
+        raise ExportError(f"--model_dir: {e}") from None
+    with open(tokenizer, "rb") as f:
+        proto = f.read()
+    labels = None
+    if kind == CLASSIFICATION:
+        labels = _read_json(os.path.join(model_dir, "labels.json")) or None
+        if not isinstance(labels, list) or len(labels) != model.num_labels:
+            raise ExportError(f"{model_dir}/labels.json: missing, or not a list of the "
+                              f"{model.num_labels} labels")
+        if model.pooling != "cls":
+            raise ExportError(f"{path}: a classifier with --pooling={model.pooling}; "
+                              "transformers' BertForSequenceClassification reads the pooled "
+                              "[CLS] vector, so only --pooling=cls exports")
+    facts = {"config": _read_json(os.path.join(model_dir, "config.json")),
+             "data": _read_json(os.path.join(model_dir, "data_metadata.json")),
+             "history": _read_json(os.path.join(model_dir, "history.json")),
+             "results": _read_json(os.path.join(model_dir, "results.json"))}
+    return TrainedModel(kind, model, proto, labels, facts)
+
+
+def tokenizer_files(model_proto: bytes, max_length: int) -> dict[str, str | bytes]:
+    """The tokenizer's files: file name -> text (or bytes, for the SentencePiece model)."""
+    from bertdata.hf_tokenizer import tokenizer_json
+
+    names = dict(zip(("pad", "unk", "bos", "eos", "sep", "cls", "mask"), SPECIAL_PIECES,
+                     strict=True))
+    special = {f"{k}_token": v for k, v in names.items()}
+    config = {**special, "tokenizer_class": "PreTrainedTokenizerFast",
+              "model_max_length": max_length, "padding_side": "right",
+              "truncation_side": "right", "clean_up_tokenization_spaces": False,
+              "model_input_names": ["input_ids", "token_type_ids", "attention_mask"]}
+    return {"tokenizer.json": json.dumps(tokenizer_json(model_proto), ensure_ascii=False),
+            "tokenizer_config.json": json.dumps(config, indent=2, ensure_ascii=False),
+            "special_tokens_map.json": json.dumps(special, indent=2),
+            "tokenizer.model": model_proto}
+
+
+def export(settings: ExportSettings) -> dict:
+    """Writes the folder; returns a summary. Raises ExportError."""
+    _check_output_dir(settings)
+    logs.import_tensorflow_quietly()
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from bertdata.hf_tokenizer import UnsupportedTokenizer
+    from bertmodel import hf_weights
+    from bertmodel.model_card import model_card
+
+    trained = load_trained(settings.model_dir)
+    model, config = trained.model, trained.model.backbone.config
+    if trained.kind == hf_weights.CLASSIFICATION:
+        tensors = hf_weights.classifier_tensors(model)
+    else:
+        tensors = hf_weights.pretrainer_tensors(model)
+    try:
+        files = tokenizer_files(trained.model_proto, config.max_position_embeddings)
+    except UnsupportedTokenizer as e:
+        raise ExportError(f"{settings.model_dir}/tokenizer.model: {e}") from None
+    files["config.json"] = json.dumps(hf_weights.hf_config(config, trained.kind,
+                                                           trained.labels), indent=2,
+                                      ensure_ascii=False)
+    files["README.md"] = model_card(trained.kind, config, trained.facts, trained.labels)
+    try:
+        with atomic_path(settings.output_dir) as tmp:
+            os.makedirs(tmp)
+            # C order: safetensors writes the buffer as it lies, and a transposed kernel's
+            # buffer is column-major.
+            save_file({k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()},
+                      os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+            for name, content in files.items():
+                mode = "wb" if isinstance(content, bytes) else "w"
+                with open(os.path.join(tmp, name), mode,
+                          **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+                    f.write(content)
+    except OSError as e:
+        raise ExportError(f"--output_dir {settings.output_dir}: cannot write ({e.strerror or e})"
+                          ) from None
+    log.info("wrote %s: %s, %d tensors", settings.output_dir, trained.kind, len(tensors))
+    return {"output_dir": settings.output_dir, "architecture": trained.kind,
+            "tensors": len(tensors), "parameters": int(sum(v.size for v in tensors.values()))}
+
+
+def _check_output_dir(settings: ExportSettings) -> None:
+    out = settings.output_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ExportError(f"--output_dir {out} is a file, not a directory")
+    if os.path.isdir(out) and os.listdir(out) and not settings.overwrite:
+        raise ExportError(f"--output_dir {out} is not empty; pass --overwrite to replace it")
+    parent = os.path.dirname(os.path.abspath(out))
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK):
+        raise ExportError(f"--output_dir {out}: cannot write into {parent}")
+    if os.path.abspath(out) == os.path.abspath(settings.model_dir):
+        raise ExportError("--output_dir must not be --model_dir")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Export a trained model as a Hugging Face folder.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model_dir", required=True,
+                   help="a bertmodel.train or bertmodel.finetune output directory")
+    p.add_argument("--output_dir", required=True, help="the folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output_dir")
+    logs.add_verbosity_flag(p)
+    return p
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    logs.configure(args.verbosity)
+    try:
+        summary = export(ExportSettings(args.model_dir, args.output_dir, args.overwrite))
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
