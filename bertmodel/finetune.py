@@ -10,7 +10,8 @@ text_b` for pairs; every line of a file has the same number of columns. Labels a
 strings; their sorted list is saved with the model. Blank lines are skipped and counted;
 any other malformed line is an error naming the file and line.
 
---model_dir is a bertmodel.train output (encoder.keras, tokenizer.model). --from_scratch
+--model_dir is a bertmodel.train output (encoder.keras, tokenizer.model) or a Hugging Face
+BERT folder with this project's tokenizer (bertmodel.export_hf writes one). --from_scratch
 trains the same architecture from random weights with the same budget, to see what
 pretraining brought. Text goes through the in-graph preprocessor (bertmodel.preprocessing),
 inside the tf.data pipeline. Schedule: linear warm-up over the first 10% of the steps, then
@@ -154,24 +155,37 @@ def macro_f1(truth: np.ndarray, predicted: np.ndarray, num_labels: int) -> float
     return float(np.mean(scores)) if scores else 0.0
 
 
+def _read_encoder(model_dir: str):
+    """(backbone, tokenizer bytes) of a bertmodel.train output or a Hugging Face folder."""
+    import bertmodel
+    from bertmodel.hf_import import HFFormatError, is_hf_folder, load_backbone, read_hf_folder
+
+    if is_hf_folder(model_dir):
+        try:
+            hf = read_hf_folder(model_dir)
+            return load_backbone(hf), hf.model_proto
+        except HFFormatError as e:
+            raise FinetuneError(f"--model_dir: {e}") from None
+    tokenizer = os.path.join(model_dir, "tokenizer.model")
+    if not os.path.isfile(tokenizer):
+        raise FinetuneError(f"--model_dir {model_dir} holds no tokenizer.model: is it a "
+                            "bertmodel.train output directory or a Hugging Face folder?")
+    with open(tokenizer, "rb") as f:
+        proto = f.read()
+    try:
+        return bertmodel.load_encoder(os.path.join(model_dir, "encoder.keras")), proto
+    except bertmodel.ModelFileError as e:
+        raise FinetuneError(f"--model_dir: {e}") from None
+
+
 def load_encoder(model_dir: str, from_scratch: bool, seed: int):
     """(backbone, tokenizer bytes): the pretrained encoder, or the same architecture with
     fresh random weights."""
     import tensorflow as tf
 
-    import bertmodel
     from bertmodel.model import BertBackbone, dummy_inputs
 
-    tokenizer = os.path.join(model_dir, "tokenizer.model")
-    if not os.path.isfile(tokenizer):
-        raise FinetuneError(f"--model_dir {model_dir} holds no tokenizer.model: is it a "
-                            "bertmodel.train output directory?")
-    with open(tokenizer, "rb") as f:
-        proto = f.read()
-    try:
-        encoder = bertmodel.load_encoder(os.path.join(model_dir, "encoder.keras"))
-    except bertmodel.ModelFileError as e:
-        raise FinetuneError(f"--model_dir: {e}") from None
+    encoder, proto = _read_encoder(model_dir)
     if from_scratch:
         tf.keras.utils.set_random_seed(seed)
         encoder = BertBackbone(encoder.config, name="backbone")

@@ -195,5 +195,6 @@ def load_pretrainer_tensors(model, tensors: dict, source: str) -> None:
     _set_norm(head.layer_norm, tensors, "cls.predictions.transform.LayerNorm", source)
     head.output_bias.assign(_take(tensors, "cls.predictions.bias", head.output_bias.shape,
                                   source))
-    if getattr(model, "nsp_head", None) is not None:
+    # A BertForMaskedLM folder has no next-sentence head: the model's stays as it was.
+    if getattr(model, "nsp_head", None) is not None and "cls.seq_relationship.weight" in tensors:
         _set_dense(model.nsp_head, tensors, "cls.seq_relationship", source)

@@ -100,12 +100,15 @@ def plan_run(config: TrainConfig) -> Plan:
     """Checks everything that can be checked before training; raises TrainError."""
     from bertmodel.config import PRESETS, default_learning_rate, load_config
 
-    try:
-        bert = load_config(config.config)
-    except ValueError as e:
-        raise TrainError(str(e)) from None
     files, meta, eval_files, eval_meta = check_data(config)
-    if config.config in PRESETS:
+    if config.init_from:
+        bert = _init_from_config(config.init_from, meta)
+    else:
+        try:
+            bert = load_config(config.config)
+        except ValueError as e:
+            raise TrainError(str(e)) from None
+    if config.config in PRESETS and not config.init_from:
         bert = dataclasses.replace(bert, vocab_size=meta["vocab_size"])
     elif bert.vocab_size != meta["vocab_size"]:
         raise TrainError(f"--config {config.config} has vocab_size={bert.vocab_size} but the "
@@ -133,6 +136,22 @@ def plan_run(config: TrainConfig) -> Plan:
         eval_steps = math.ceil(count / config.batch_size) if count else None
     return Plan(files, meta, bert, steps_per_epoch, epochs, warmup,
                 config.learning_rate or default_learning_rate(bert), eval_files, eval_steps)
+
+
+def _init_from_config(folder: str, meta: dict):
+    """The sizes of an --init_from folder, which must use the records' tokenizer."""
+    import hashlib
+
+    from bertmodel.hf_import import HFFormatError, read_hf_folder
+
+    try:
+        hf = read_hf_folder(folder)
+    except HFFormatError as e:
+        raise TrainError(f"--init_from: {e}") from None
+    if hashlib.sha256(hf.model_proto).hexdigest() != meta["tokenizer"]["sha256"]:
+        raise TrainError(f"--init_from {folder}: its tokenizer.model is not the tokenizer the "
+                         "records were made with")
+    return hf.config
 
 
 def check_model_dir(config: TrainConfig, plan: Plan) -> None:

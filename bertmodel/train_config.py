@@ -61,6 +61,9 @@ class TrainConfig:
     shuffle_buffer: int = 10_000
     # The tokenizer; required for --masking=dynamic records, checked against the records.
     spm_model: str | None = None
+    # A Hugging Face BERT folder (bertmodel.export_hf) whose weights start the run; its
+    # config.json sets the model's sizes, and its tokenizer must be the records'.
+    init_from: str | None = None
     seed: int = 1
     # Split the CPU into N logical devices (to try strategies without GPUs).
     cpu_devices: int = 0
@@ -154,6 +157,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="default: buckets with XLA, else longest")
     p.add_argument("--spm_model", default=None,
                    help="the tokenizer; required for --masking=dynamic records")
+    p.add_argument("--init_from", default=None,
+                   help="a Hugging Face BERT folder to continue pretraining from "
+                        "(sizes from its config.json; --config is ignored)")
     p.add_argument("--save_outputs", choices=("true", "false"), default="true",
                    help="write model.keras, encoder.keras, export/ and plots.png at the end")
     logs.add_verbosity_flag(p)

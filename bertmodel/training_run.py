@@ -86,6 +86,10 @@ def build_model(config, plan, setup):
         model = BertPretrainer(config=plan.bert_config, mlm_loss_weight=config.mlm_loss_weight,
                                name="bert_pretrainer")
         model(dummy_inputs(plan.bert_config))
+        if config.init_from:  # a resumed run's checkpoint overrides these afterwards
+            from bertmodel.hf_import import init_pretrainer, read_hf_folder
+
+            init_pretrainer(model, read_hf_folder(config.init_from))
         # The schedule counts optimizer updates: one per `accumulate` batches.
         schedule = WarmupCosine(plan.learning_rate, plan.warmup_steps // accumulate,
                                 max(1, plan.total_steps // accumulate))

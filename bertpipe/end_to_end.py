@@ -9,6 +9,7 @@ Stages, each announced as it starts:
   3. bertmodel's trainer -> WORKDIR/model (checkpoints, TensorBoard logs, plots.png, exports)
   4. evaluation on the held-out documents: MLM and NSP accuracy next to the accuracy of
      always answering the most frequent masked piece (and the majority NSP label).
+  5. the Hugging Face export -> WORKDIR/model/hf (bertmodel.export_hf; needs the `hf` extra)
 Rerunning replaces WORKDIR's dataset and model. It lives above the three packages
 (bertdata, beam_jobs, bertmodel) and calls their typed functions, so none of them needs
 another's command line.
@@ -81,7 +82,7 @@ def majority_baselines(train_pattern: str, eval_pattern: str) -> dict:
 
 
 def _stage(n: int, title: str) -> float:
-    log.info("=== [%d/4] %s", n, title)
+    log.info("=== [%d/5] %s", n, title)
     return time.time()
 
 
@@ -100,6 +101,23 @@ def make_dataset_files(cfg: EndToEndConfig, prefix: str, data_dir: str) -> None:
     workers = ([f"--direct_num_workers={cfg.workers}",
                 "--direct_running_mode=multi_processing"] if cfg.workers > 1 else [])
     run_job(options, PipelineOptions(workers))
+
+
+def export_huggingface(model_dir: str) -> str | None:
+    """MODEL_DIR/hf, or None (with the reason logged) when the `hf` extra is missing."""
+    from bertmodel import export_hf
+
+    try:
+        import safetensors  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError as e:
+        log.warning("    no Hugging Face export (%s): pip install -e '.[hf]', then python -m "
+                    "bertmodel.export_hf --model_dir=%s --output_dir=%s/hf", e, model_dir,
+                    model_dir)
+        return None
+    out = os.path.join(model_dir, "hf")
+    export_hf.export(export_hf.ExportSettings(model_dir, out, overwrite=True))
+    return out
 
 
 def run(cfg: EndToEndConfig) -> dict:
@@ -142,8 +160,10 @@ def run(cfg: EndToEndConfig) -> dict:
         "plots": summary["plots"],
         "tokenizer": prefix + ".model",
         "data": data_dir,
-        "seconds": round(time.time() - started, 1),
     }
+    _stage(5, f"Hugging Face export -> {os.path.join(model_dir, 'hf')}")
+    result["huggingface"] = export_huggingface(model_dir)
+    result["seconds"] = round(time.time() - started, 1)
     with open(os.path.join(cfg.workdir, "summary.json"), "w") as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
     return result
@@ -160,12 +180,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     logs.configure(args.verbosity)
     from beam_jobs.create_pretraining_data import JobError, failure_message
+    from bertmodel.export_hf import ExportError
     from bertmodel.train import TrainError
 
     try:
         cfg = EndToEndConfig(**{k: v for k, v in vars(args).items() if k in d})
         result = run(cfg)
-    except (ValueError, OSError, JobError, TrainError) as e:
+    except (ValueError, OSError, JobError, TrainError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # the Beam pipeline failed: say why in one line
@@ -178,6 +199,10 @@ def main(argv=None) -> int:
     print(json.dumps(result, indent=2, ensure_ascii=False))
     log.info("try it: python -m bertmodel.fill_mask --model_dir=%s "
              "--text='대한민국은 민주[MASK]국이다.'", os.path.dirname(result["model"]))
+    if result["huggingface"]:
+        log.info("in transformers: from transformers import pipeline; "
+                 "pipeline('fill-mask', model=%r)('대한민국은 민주[MASK]국이다.')",
+                 result["huggingface"])
     return 0
 
 

@@ -15,7 +15,7 @@ def stress_lines(sample_lines: list[str]) -> list[str]:
     lines += ["ㅋㅋㅋㅋ 진짜 웃기다", "ㅠㅠ 슬퍼요ㅜㅜ", "ㄱㄴㄷㄹ", "ㅏㅑㅓㅕ", "ㅋㅏ", "ᄀᄁᄂ",
               "ᅡᅢ", "ᄒᆞᆫ글", "ㄹㅇ ㅇㅈ ㅇㅇ", "감사합니닼ㅋㅋ",
               # A syllable without a final consonant, then a bare final consonant.
-              "\ud558\u11ab\uae00", "\uac00\u11a8"]
+              "\ud558\u11ab\uae00", "\uac00\u11a8", "영화ㄳ", "평점너무높넬니ㄵ"]
     # Full-width forms, the ideographic space and other spaces, half-width katakana.
     lines += ["ＡＢＣ　１２３！", "대한민국\u3000헌법", "\u3000\u3000앞뒤\u3000", "ｶﾞｷﾞ ﾊﾝｸﾞﾙ",
               "Ｋｏｒｅａ（대한）", "가\u00a0나\u2003다\u2009라", "탭\t문자\t\t둘"]
@@ -49,12 +49,19 @@ def stress_pairs(lines: list[str]) -> list[tuple[str, str]]:
     return [(texts[i], texts[-1 - i]) for i in range(0, len(texts) // 2, 3)]
 
 
+def _is_final_consonant(char: str) -> bool:
+    """A conjoining final consonant, or a compatibility jamo that NFKC makes one (the
+    clusters that only end a syllable: ㄳ ㄵ ㄶ ㄺ ...)."""
+    code = ord(unicodedata.normalize("NFKC", char)[0])
+    return 0x11A8 <= code <= 0x11FF or 0xD7CB <= code <= 0xD7FB
+
+
 def syllable_then_final_jamo(text: str) -> bool:
-    """True where a precomposed syllable without a final consonant is followed by a
-    conjoining final consonant (U+11A8-U+11FF, U+D7CB-U+D7FB): the one Hangul input on
-    which the Hugging Face export composes what SentencePiece keeps apart."""
+    """True where a precomposed syllable without a final consonant is followed by a final
+    consonant jamo: the one Hangul input on which the Hugging Face export composes what
+    SentencePiece keeps apart (화 + ㄳ: SentencePiece 화 ᆪ, the export 홗)."""
     for first, second in zip(text, text[1:], strict=False):
         lv = 0xAC00 <= ord(first) <= 0xD7A3 and (ord(first) - 0xAC00) % 28 == 0
-        if lv and (0x11A8 <= ord(second) <= 0x11FF or 0xD7CB <= ord(second) <= 0xD7FB):
+        if lv and _is_final_consonant(second):
             return True
     return False

@@ -17,7 +17,7 @@ from tests.conftest import REPO
 
 def test_the_main_command_trains_a_model_that_beats_the_baselines(pipeline_run):
     work, summary = pipeline_run
-    for key in ("model", "encoder", "export", "plots", "tokenizer"):
+    for key in ("model", "encoder", "export", "plots", "tokenizer", "huggingface"):
         assert os.path.exists(summary[key]), key
     assert os.listdir(summary["tensorboard_logs"])
     assert summary["eval_examples"] > 100
@@ -28,6 +28,18 @@ def test_the_main_command_trains_a_model_that_beats_the_baselines(pipeline_run):
     meta = json.loads((work / "data" / "metadata.json").read_text())
     assert meta["max_seq_length"] == 64 and meta["vocab_size"] == 607
     assert json.loads((work / "summary.json").read_text()) == summary
+
+
+def test_the_main_command_exports_the_run_with_its_facts_for_transformers(pipeline_run):
+    work, summary = pipeline_run
+    hf = pathlib.Path(summary["huggingface"])
+    settings = json.loads((work / "model" / "config.json").read_text())["training"]
+    card = (hf / "README.md").read_text()
+    assert f"{settings['total_steps']:,} steps of {settings['effective_batch_size']}" in card
+    assert json.loads((hf / "config.json").read_text())["architectures"] == [
+        "BertForPreTraining"]
+    assert (hf / "tokenizer.model").read_bytes() == (
+        work / "model" / "tokenizer.model").read_bytes()
 
 
 def test_the_main_command_reports_a_missing_corpus_in_one_line(tmp_path, capsys):

@@ -383,3 +383,99 @@ def test_the_model_card_is_written_from_the_run(tmp_path, spm_model, tokenizer):
     assert f"{1234 * 32 * 128:,} tokens" in card
     assert "'train': 4321" in card and "val_mlm_accuracy 0.2345" in card
     assert "AutoModelForMaskedLM.from_pretrained" in card
+
+
+# ---- back again: a Hugging Face folder into the Keras model ------------------------------
+
+def test_a_round_trip_through_the_folder_keeps_every_output(exported):
+    from bertmodel.hf_import import init_pretrainer, read_hf_folder
+
+    hf = read_hf_folder(exported["pretrained_hf"])
+    model = BertPretrainer(config=hf.config)
+    model(dummy_inputs(hf.config))
+    init_pretrainer(model, hf)
+    x = dummy_inputs(hf.config, batch=3, seq=20, preds=5)
+    x["input_ids"] = tf.constant(np.random.default_rng(3).integers(7, hf.config.vocab_size,
+                                                                  (3, 20)), tf.int32)
+    for key, value in model(x, training=False).items():
+        np.testing.assert_array_equal(value.numpy(),
+                                      exported["pretrainer"](x, training=False)[key].numpy())
+
+
+def _edited_copy(tmp_path, source, file, edit):
+    import shutil
+
+    folder = tmp_path / "edited"
+    shutil.copytree(source, folder)
+    path = folder / file
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    return folder
+
+
+@pytest.mark.parametrize("file, edit, named", [
+    ("config.json", lambda c: {**c, "vocab_size": c["vocab_size"] + 1}, "vocab_size"),
+    ("config.json", lambda c: {**c, "hidden_act": "relu"}, "hidden_act"),
+    ("config.json", lambda c: {**c, "num_attention_heads": 5}, "num_heads"),
+    ("tokenizer.json", lambda t: {**t, "model": {**t["model"], "vocab": {
+        **t["model"]["vocab"], "[MASK]": 9}}}, "[MASK]"),
+])
+def test_a_folder_that_does_not_fit_is_one_line_naming_the_field(tmp_path, exported, capsys,
+                                                                 file, edit, named):
+    from bertmodel import finetune
+
+    folder = _edited_copy(tmp_path, exported["pretrained_hf"], file, edit)
+    (tmp_path / "t.tsv").write_text("a\t가나\nb\t다라\n")
+    code = finetune.main([f"--model_dir={folder}", f"--train={tmp_path / 't.tsv'}",
+                          f"--eval={tmp_path / 't.tsv'}", f"--output_dir={tmp_path / 'out'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and named in err and len(err.splitlines()) == 1, err
+
+
+def test_finetune_reads_the_folder_as_its_encoder(tmp_path, exported, sample_lines):
+    from bertmodel import finetune
+
+    encoder, _ = finetune.load_encoder(exported["pretrained_hf"], False, 1)
+    x = dummy_inputs(encoder.config, seq=9)
+    np.testing.assert_array_equal(
+        encoder(x)["pooled_output"].numpy(),
+        exported["pretrainer"].backbone(x)["pooled_output"].numpy())
+    rows = [f"{'ab'[i % 2]}\t{line}" for i, line in enumerate(sample_lines[:40]) if line]
+    (tmp_path / "t.tsv").write_text("\n".join(rows) + "\n")
+    assert finetune.main([f"--model_dir={exported['pretrained_hf']}",
+                          f"--train={tmp_path / 't.tsv'}", f"--eval={tmp_path / 't.tsv'}",
+                          f"--output_dir={tmp_path / 'out'}", "--epochs=1", "--no-export",
+                          "--max_seq_length=32"]) == 0
+    assert (tmp_path / "out" / "classifier.keras").is_file()
+
+
+def test_training_continues_from_the_folders_weights(tmp_path, exported, sample_dataset):
+    import bertmodel
+    from bertmodel.train import train
+    from bertmodel.train_config import TrainConfig
+
+    data, _ = sample_dataset
+    train(TrainConfig(tfrecords=data, model_dir=str(tmp_path / "run"), batch_size=4,
+                      train_steps=1, learning_rate=1e-9, warmup_steps=0, verbose=0,
+                      init_from=exported["pretrained_hf"], config="seed"))
+    trained = bertmodel.load_pretrainer(str(tmp_path / "run" / "model.keras"))
+    for mine, theirs in zip(trained.backbone.weights, exported["pretrainer"].backbone.weights,
+                            strict=True):
+        if mine.dtype == tf.float32:  # (not the dropout layers' call counters)
+            np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-6)
+
+
+def test_init_from_a_folder_with_another_tokenizer_is_one_line(tmp_path, exported,
+                                                                sample_dataset, capsys):
+    from bertmodel import train
+
+    data, _ = sample_dataset
+    folder = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(exported["pretrained_hf"], folder)
+    proto = (folder / "tokenizer.model").read_bytes()
+    (folder / "tokenizer.model").write_bytes(proto + b"\x00")  # another checksum
+    code = train.main([f"--tfrecords={data}", f"--model_dir={tmp_path / 'run'}",
+                       f"--init_from={folder}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--init_from" in err and len(err.splitlines()) == 1, err
