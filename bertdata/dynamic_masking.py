@@ -77,8 +77,12 @@ def _select_whole_words(ids, mask, *, num_preds, word_start, is_special, masked_
     shape = tf.shape(ids)
     b, n = shape[0], shape[1]
     lengths = tf.reduce_sum(mask, axis=1)
+    # Ordinary pieces: less [CLS] and the [SEP]s, two in a pair, one in an MLM-only span.
+    seps = tf.reduce_sum(tf.cast(tf.logical_and(tf.equal(ids, SPECIAL_IDS.sep), mask > 0),
+                                 tf.int32), axis=1)
+    ordinary = lengths - 1 - tf.minimum(seps, 2)
     budget = tf.minimum(num_preds, tf.cast(
-        tf.floor(tf.cast(lengths - 3, tf.float32) * masked_lm_prob), tf.int32))
+        tf.floor(tf.cast(ordinary, tf.float32) * masked_lm_prob), tf.int32))
     budget = tf.maximum(budget, 0)
     candidate = tf.logical_and(mask > 0, tf.logical_not(tf.gather(is_special, ids)))
     prev_candidate = tf.pad(candidate[:, :-1], [[0, 0], [1, 0]])

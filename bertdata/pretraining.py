@@ -21,7 +21,7 @@ import numpy as np
 from bertdata.schema import MASKING_MODES
 from bertdata.tokenizer import SPECIAL_IDS
 
-NSP_MODES = ("swap", "random_doc")
+NSP_MODES = ("swap", "random_doc", "none")
 
 # Counter keys for stats.json, one per reason.
 DOCUMENTS_SINGLE_LINE = "documents_single_line"
@@ -49,6 +49,8 @@ class ExampleConfig:
     dupe_factor: int = 1
     # 'swap': B is A's true continuation, swapped half the time (reference; ALBERT's SOP).
     # 'random_doc': half the time B comes from another document (original BERT).
+    # 'none': MLM only; each example is one contiguous span of a document, [CLS] span [SEP],
+    # and its next-sentence label is always 0 (the model then has no next-sentence head).
     nsp_mode: str = "swap"
     # 'static': masks are drawn here and stored; 'dynamic': records keep the unmasked ids and
     # the input function masks anew every epoch.
@@ -257,7 +259,8 @@ class ExampleBatch:
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[np.ndarray, np.ndarray, int]],
                    max_seq_length: int) -> ExampleBatch:
-        """Trims each (A, B, label) pair as the reference does and lays it out in a row."""
+        """Trims each (A, B, label) pair as the reference does and lays it out in a row; a
+        pair whose B is None is one segment, [CLS] A [SEP], its end cut to fit."""
         n = len(pairs)
         ids = np.zeros((n, max_seq_length), dtype=np.int32)
         lengths = np.empty(n, dtype=np.int32)
@@ -266,9 +269,16 @@ class ExampleBatch:
         truncated = np.empty(n, dtype=bool)
         max_tokens = max_seq_length - 3
         for i, (a, b, label) in enumerate(pairs):
+            row = ids[i]
+            if b is None:
+                na = nb = lb = 0
+                la = min(len(a), max_tokens + 1)
+                row[1:la + 1] = a[:la]
+                truncated[i] = la < len(a)
+                lengths[i], a_lengths[i], labels[i] = la + 2, la, label
+                continue
             na, nb = len(a), len(b)
             la, lb = truncated_lengths(na, nb, max_tokens)
-            row = ids[i]
             row[1:la + 1] = a[na - la:]
             row[la + 2:la + 2 + lb] = b[:lb]
             lengths[i] = la + lb + 3
@@ -412,8 +422,9 @@ def mask_whole_words(
         return
     group_rows = np.concatenate([[0], np.cumsum(group_sizes)])
     keys, outcome, picks = _group_draws(words, rngs, group_rows, len(vocab.replacement_ids))
-    budget = np.minimum(max_predictions,
-                        ((batch.lengths - 3) * masked_lm_prob).astype(np.int64))
+    # Ordinary pieces: the length less [CLS] and one [SEP], less the second [SEP] of a pair.
+    ordinary = batch.lengths - 2 - (batch.lengths > batch.a_lengths + 2)
+    budget = np.minimum(max_predictions, (ordinary * masked_lm_prob).astype(np.int64))
     chosen_word = _take_words(words, keys, budget, n, width)
     piece = words.candidates[chosen_word[words.of_piece[words.candidates]]]  # row-major
     draw = outcome[words.of_piece[piece]]
@@ -522,6 +533,8 @@ def document_pairs(
     target = max_tokens
     if config.short_seq_prob > 0 and draws.uniform() < config.short_seq_prob:
         target = draws.integer(2, max_tokens + 1)
+    if config.nsp_mode == "none":
+        return _span_pairs(flat, max_tokens + 1 if target == max_tokens else target)
     random_doc = config.nsp_mode == "random_doc"
     if not random_doc and num_lines < 2:
         counts[DOCUMENTS_SINGLE_LINE] += 1
@@ -542,6 +555,12 @@ def document_pairs(
         if pair is not None:
             pairs.append(pair)
     return pairs
+
+
+def _span_pairs(flat: np.ndarray, target: int) -> list[tuple[np.ndarray, None, int]]:
+    """MLM-only examples: the document's pieces cut into consecutive spans of `target`
+    (max_seq_length - 2, or the short target), each laid out alone."""
+    return [(flat[start:start + target], None, 0) for start in range(0, len(flat), target)]
 
 
 def _flat_document(doc) -> tuple[np.ndarray, list[int]]:

@@ -4,12 +4,13 @@ Usage:
     python -m bertmodel.export_hf --model_dir=runs/sample/model --output_dir=runs/sample/hf
 
 --model_dir is a `bertmodel.train` output (model.keras: exported as BertForPreTraining,
-both heads) or a `bertmodel.finetune` output (classifier.keras: exported as
-BertForSequenceClassification with the label names in id2label). The folder holds
-config.json, model.safetensors, tokenizer.json (see bertdata.hf_tokenizer),
-tokenizer_config.json, special_tokens_map.json, tokenizer.model (the SentencePiece model
-itself, which `--init_from`/`--model_dir` read back) and README.md, a model card written
-from the run. It loads with transformers' Auto classes and nothing of this package:
+both heads, or as BertForMaskedLM when it was trained without next-sentence prediction) or
+a `bertmodel.finetune` output (classifier.keras: exported as BertForSequenceClassification
+with the label names in id2label). The folder holds config.json, model.safetensors,
+tokenizer.json (see bertdata.hf_tokenizer), tokenizer_config.json, special_tokens_map.json,
+tokenizer.model (the SentencePiece model itself, which `--init_from`/`--model_dir` read
+back) and README.md, a model card written from the run. It loads with transformers' Auto
+classes and nothing of this package:
 
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained("runs/sample/hf")
@@ -74,7 +75,7 @@ def _read_json(path: str) -> dict:
 def load_trained(model_dir: str) -> TrainedModel:
     """The finished model of a bertmodel.train or bertmodel.finetune output folder."""
     import bertmodel
-    from bertmodel.hf_weights import CLASSIFICATION, PRETRAINING
+    from bertmodel.hf_weights import CLASSIFICATION, MASKED_LM, PRETRAINING
 
     if not os.path.isdir(model_dir):
         raise ExportError(f"--model_dir {model_dir}: no such directory")
@@ -91,6 +92,8 @@ def load_trained(model_dir: str) -> TrainedModel:
         raise ExportError(f"--model_dir: {e}") from None
     with open(tokenizer, "rb") as f:
         proto = f.read()
+    if kind == PRETRAINING and model.nsp_head is None:
+        kind = MASKED_LM
     labels = None
     if kind == CLASSIFICATION:
         labels = _read_json(os.path.join(model_dir, "labels.json")) or None

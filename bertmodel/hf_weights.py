@@ -20,8 +20,9 @@ from bertmodel.config import BertConfig
 HIDDEN_ACT = "gelu_pytorch_tanh"
 # transformers architectures of what this project trains.
 PRETRAINING = "BertForPreTraining"
+MASKED_LM = "BertForMaskedLM"  # a model pretrained without next-sentence prediction
 CLASSIFICATION = "BertForSequenceClassification"
-ARCHITECTURES = (PRETRAINING, "BertForMaskedLM", CLASSIFICATION, "BertModel")
+ARCHITECTURES = (PRETRAINING, MASKED_LM, CLASSIFICATION, "BertModel")
 
 
 class HFFormatError(ValueError):

@@ -143,22 +143,25 @@ class BertPretrainer(keras.Model):
     Takes the `(features, labels)` batches of `bertdata.make_dataset` directly:
     outputs {"mlm_logits": float32 (batch, preds, vocab), "nsp_logits": float32 (batch, 2)},
     loss = mlm_loss_weight * MLM cross-entropy over real masked positions + NSP
-    cross-entropy. Both are normalised by the GLOBAL count (masked positions, examples), so
+    cross-entropy. With next_sentence=False (records of --nsp_mode=none) there is no NSP
+    head, output or loss. Both are normalised by the GLOBAL count (masked positions, examples), so
     any number of replicas gives the loss and gradients of one device on the same batch.
     """
 
     def __init__(self, backbone: BertBackbone | None = None, *, config=None,
-                 mlm_loss_weight: float = 20.0, **kwargs):
+                 mlm_loss_weight: float = 20.0, next_sentence: bool = True, **kwargs):
         super().__init__(**kwargs)
         if backbone is None:
             backbone = BertBackbone(config, name="backbone")
         self.backbone = backbone
         c = backbone.config
         self.mlm_loss_weight = float(mlm_loss_weight)
+        self.next_sentence = bool(next_sentence)
         self.mlm_head = MaskedLMHead(backbone.token_embedding, c.hidden_size,
                                      c.layer_norm_epsilon, c.initializer_range, name="mlm_head")
-        self.nsp_head = keras.layers.Dense(2, kernel_initializer=initializer(c.initializer_range),
-                                           name="nsp_head")
+        self.nsp_head = keras.layers.Dense(
+            2, kernel_initializer=initializer(c.initializer_range),
+            name="nsp_head") if self.next_sentence else None
         self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
         self.nsp_loss_tracker = keras.metrics.Mean(name="nsp_loss")
         self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
@@ -176,8 +179,20 @@ class BertPretrainer(keras.Model):
         out = self.backbone(inputs, training=training,
                             output_positions=tf.concat([cls, positions], axis=1))
         mlm_logits = self.mlm_head(out["sequence_output"][:, 1:])
+        if self.nsp_head is None:
+            return {"mlm_logits": mlm_logits}
         nsp_logits = tf.cast(self.nsp_head(out["pooled_output"]), tf.float32)
         return {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits}
+
+    @property
+    def trainable_weights(self):
+        weights = super().trainable_weights
+        if self.nsp_head is not None:
+            return weights
+        # Without the next-sentence head nothing reads the pooler while pretraining; it is
+        # left for fine-tuning to train (an optimizer given it would warn of no gradients).
+        pooler = {id(w) for w in self.backbone.pooler.trainable_weights}
+        return [w for w in weights if id(w) not in pooler]
 
     def _loss_sums(self, y, y_pred):
         ids = tf.cast(y[MASKED_LM_IDS], tf.int32)
@@ -186,6 +201,8 @@ class BertPretrainer(keras.Model):
                                                             logits=y_pred["mlm_logits"])
         mlm_sum = tf.reduce_sum(ce * weights)
         weight_sum = tf.reduce_sum(weights)
+        if self.nsp_head is None:
+            return mlm_sum, weight_sum, None, None
         nsp_labels = tf.cast(tf.reshape(y[NEXT_SENTENCE_LABELS], [-1]), tf.int32)
         nsp_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=nsp_labels,
                                                                 logits=y_pred["nsp_logits"])
@@ -199,15 +216,16 @@ class BertPretrainer(keras.Model):
         # This replica's share of the global means: summing over replicas gives the loss of
         # the whole global batch (Keras sums replica gradients).
         mlm = mlm_sum / tf.maximum(_global_sum(weight_sum), 1.0)
-        nsp = nsp_sum / tf.maximum(_global_sum(examples), 1.0)
         # Trackers weighted by their own counts: exact means over batches and replicas (an
         # empty padding batch at the end of an eval set adds nothing).
         self.mlm_loss_tracker.update_state(tf.math.divide_no_nan(mlm_sum, weight_sum),
                                            sample_weight=weight_sum)
-        self.nsp_loss_tracker.update_state(tf.math.divide_no_nan(nsp_sum, examples),
-                                           sample_weight=examples)
         self.mlm_perplexity.update_state(mlm_sum, weight_sum)
-        total = self.mlm_loss_weight * mlm + nsp
+        total = self.mlm_loss_weight * mlm
+        if nsp_sum is not None:
+            total += nsp_sum / tf.maximum(_global_sum(examples), 1.0)
+            self.nsp_loss_tracker.update_state(tf.math.divide_no_nan(nsp_sum, examples),
+                                               sample_weight=examples)
         if self.legacy_loss_tracker is not None:
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             self.legacy_loss_tracker.update_state(total * replicas)
@@ -216,8 +234,9 @@ class BertPretrainer(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.mlm_accuracy.update_state(y[MASKED_LM_IDS], y_pred["mlm_logits"],
                                        sample_weight=y[MASKED_LM_WEIGHTS])
-        self.nsp_accuracy.update_state(tf.reshape(y[NEXT_SENTENCE_LABELS], [-1]),
-                                       y_pred["nsp_logits"])
+        if self.nsp_head is not None:
+            self.nsp_accuracy.update_state(tf.reshape(y[NEXT_SENTENCE_LABELS], [-1]),
+                                           y_pred["nsp_logits"])
         return self.get_metrics_result()
 
     @property
@@ -225,12 +244,14 @@ class BertPretrainer(keras.Model):
         base = [m for m in super().metrics if m.name == "loss"]
         if self.legacy_loss_tracker is not None:
             base = [self.legacy_loss_tracker]
-        return base + [self.mlm_loss_tracker, self.nsp_loss_tracker, self.mlm_accuracy,
-                       self.nsp_accuracy, self.mlm_perplexity]
+        nsp = [self.nsp_loss_tracker, self.nsp_accuracy] if self.nsp_head is not None else []
+        return base + [self.mlm_loss_tracker, *nsp[:1], self.mlm_accuracy, *nsp[1:],
+                       self.mlm_perplexity]
 
     def get_config(self):
         return {"config": self.backbone.config.to_dict(),
-                "mlm_loss_weight": self.mlm_loss_weight, "name": self.name}
+                "mlm_loss_weight": self.mlm_loss_weight, "next_sentence": self.next_sentence,
+                "name": self.name}
 
     def build_from_config(self, config):
         self(dummy_inputs(self.backbone.config))
@@ -238,7 +259,8 @@ class BertPretrainer(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(config=BertConfig(**config["config"]),
-                   mlm_loss_weight=config.get("mlm_loss_weight", 20.0), name=config.get("name"))
+                   mlm_loss_weight=config.get("mlm_loss_weight", 20.0),
+                   next_sentence=config.get("next_sentence", True), name=config.get("name"))
 
 
 @keras.utils.register_keras_serializable(package="bertpipe")

@@ -84,6 +84,7 @@ def build_model(config, plan, setup):
     accumulate = config.gradient_accumulation_steps
     with setup.strategy.scope():
         model = BertPretrainer(config=plan.bert_config, mlm_loss_weight=config.mlm_loss_weight,
+                               next_sentence=plan.meta.get("nsp_mode") != "none",
                                name="bert_pretrainer")
         model(dummy_inputs(plan.bert_config))
         if config.init_from:  # a resumed run's checkpoint overrides these afterwards

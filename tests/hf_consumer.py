@@ -116,6 +116,14 @@ def main(request_path, result_path):
         folder = request["pretrained"]
         result.update(run_models(folder, request))
         result["fill_mask"] = fill_mask(folder, request)
+    if "mlm_only" in request:
+        with torch.no_grad():
+            model, info = transformers.AutoModelForMaskedLM.from_pretrained(
+                request["mlm_only"], output_loading_info=True)
+            logits = model.eval()(**tensors(request["batch"])).logits
+        result["mlm_only"] = {"class": type(model).__name__,
+                              "missing": sorted(info["missing_keys"]),
+                              "logits": logits.numpy().tolist()}
     if "classifier" in request:
         result["classify"] = classify(request["classifier"], request)
     with open(result_path, "w", encoding="utf-8") as f:

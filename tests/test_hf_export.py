@@ -119,6 +119,25 @@ def exported(tmp_path_factory, spm_model, tokenizer):
     return out
 
 
+@pytest.fixture(scope="module")
+def mlm_only(tmp_path_factory, sample_corpus, spm_model):
+    """The data job with --nsp_mode=none and a short training run on it, exported."""
+    from beam_jobs import create_pretraining_data as job
+    from bertmodel import train
+
+    root = tmp_path_factory.mktemp("mlm_only")
+    job.run([f"--input={sample_corpus}", f"--output_dir={root / 'data'}",
+             f"--spm_model={spm_model}", "--nsp_mode=none", "--max_seq_length=64",
+             "--eval_fraction=0.2", "--runner=FnApiRunner"])
+    summary = train.run([f"--tfrecords={root / 'data'}", f"--model_dir={root / 'model'}",
+                         f"--eval_tfrecords={root / 'data' / 'eval-*'}", "--config=tiny",
+                         "--batch_size=8", "--train_steps=6", "--verbose=0",
+                         "--mixed_precision=fp32", "--jit_compile=false"])
+    assert export_hf.main([f"--model_dir={root / 'model'}",
+                           f"--output_dir={root / 'hf'}"]) == 0
+    return root, summary
+
+
 def _batch(tokenizer, lines):
     """Feature tensors for lines with one [MASK] cut into each (real ids, padding)."""
     rows = []
@@ -140,7 +159,8 @@ def _batch(tokenizer, lines):
 
 
 @pytest.fixture(scope="module")
-def consumer(tmp_path_factory, tokenizer_folders, exported, sample_lines, tokenizer):
+def consumer(tmp_path_factory, tokenizer_folders, exported, mlm_only, sample_lines,
+             tokenizer):
     """What transformers computes on the exports, in one fresh process."""
     lines = _stress(sample_lines)
     held_back = [x for x in sample_lines if len(x) > 20][-12:]
@@ -152,6 +172,7 @@ def consumer(tmp_path_factory, tokenizer_folders, exported, sample_lines, tokeni
                           [(long_lines[0], "짧은 문장"), ("짧은 문장", long_lines[1])],
         "truncate_texts": long_lines, "max_length": MAX_LENGTH,
         "pretrained": exported["pretrained_hf"], "classifier": exported["classifier_hf"],
+        "mlm_only": str(mlm_only[0] / "hf"),
         "batch": {k: v.tolist() for k, v in _batch(tokenizer, held_back).items()},
         "fill_mask": [line[:20] + "[MASK]" + line[20:40] for line in held_back[:6]] +
                      ["대한민국은 민주[MASK]국이다.", "[MASK] [MASK] 연속"],
@@ -449,15 +470,18 @@ def test_finetune_reads_the_folder_as_its_encoder(tmp_path, exported, sample_lin
 
 
 def test_training_continues_from_the_folders_weights(tmp_path, exported, sample_dataset):
-    import bertmodel
     from bertmodel.train import train
     from bertmodel.train_config import TrainConfig
 
     data, _ = sample_dataset
     train(TrainConfig(tfrecords=data, model_dir=str(tmp_path / "run"), batch_size=4,
                       train_steps=1, learning_rate=1e-9, warmup_steps=0, verbose=0,
-                      init_from=exported["pretrained_hf"], config="seed"))
-    trained = bertmodel.load_pretrainer(str(tmp_path / "run" / "model.keras"))
+                      init_from=exported["pretrained_hf"], config="seed", save_outputs=False,
+                      mixed_precision="fp32", jit_compile="false"))
+    config = exported["pretrainer"].backbone.config  # the folder's, not --config's
+    trained = BertPretrainer(config=config)
+    trained(dummy_inputs(config))
+    trained.load_weights(str(tmp_path / "run" / "checkpoints" / "best.weights.h5"))
     for mine, theirs in zip(trained.backbone.weights, exported["pretrainer"].backbone.weights,
                             strict=True):
         if mine.dtype == tf.float32:  # (not the dropout layers' call counters)
@@ -512,3 +536,34 @@ def test_keras_hub_ignores_layer_norm_eps(tmp_path, spm_model, tokenizer):
     layer_norm_eps says, so models with the reference's 1e-3 (tiny, mini, seed) differ there
     (README); base and large use 1e-12 and agree."""
     assert _keras_hub_difference(tmp_path, spm_model, tokenizer, 1e-3) > 1e-3
+
+
+# ---- a model pretrained without next-sentence prediction -----------------------------------
+
+def test_mlm_only_records_train_a_model_without_a_next_sentence_head(mlm_only):
+    import bertmodel
+
+    root, summary = mlm_only
+    meta = json.loads((root / "data" / "metadata.json").read_text())
+    assert meta["nsp_mode"] == "none"
+    model = bertmodel.load_pretrainer(str(root / "model" / "model.keras"))
+    assert model.nsp_head is None
+    assert "mlm_accuracy" in summary["eval"] and "nsp_accuracy" not in summary["eval"]
+    assert not any("nsp" in key for key in summary["history"])
+
+
+def test_mlm_only_exports_as_bert_for_masked_lm_with_equal_logits(consumer, mlm_only):
+    import bertmodel
+
+    request, result = consumer
+    root, _ = mlm_only
+    config = json.loads((root / "hf" / "config.json").read_text())
+    assert config["architectures"] == ["BertForMaskedLM"]
+    assert result["mlm_only"]["class"] == "BertForMaskedLM"
+    assert result["mlm_only"]["missing"] == []
+    model = bertmodel.load_pretrainer(str(root / "model" / "model.keras"))
+    batch = {k: np.array(v, "int32") for k, v in request["batch"].items()}
+    positions = np.argmax(batch["input_ids"] == SPECIAL_IDS.mask, axis=1)[:, None]
+    ours = model({**batch, "masked_lm_positions": positions}, training=False)["mlm_logits"]
+    theirs = np.array(result["mlm_only"]["logits"])[np.arange(len(positions)), positions[:, 0]]
+    np.testing.assert_allclose(theirs, ours[:, 0].numpy(), atol=1e-4)

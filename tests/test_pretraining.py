@@ -273,3 +273,29 @@ def test_a_documents_masks_do_not_depend_on_its_batch(tokenizer, sample_lines):
             pt.document_pairs(lines, pt.document_stream(1, key), cfg),
             pt.document_pairs(flat, pt.document_stream(1, key), cfg), strict=True):
         assert (a1.tolist(), b1.tolist(), l1) == (a2.tolist(), b2.tolist(), l2)
+
+
+def test_mlm_only_examples_are_consecutive_spans_of_one_segment():
+    vocab = Vocab.tables()
+    doc = [np.array([7 + i % 20, 27 + i % 20], np.int32) for i in range(13)]  # 26 pieces
+    cfg = pt.ExampleConfig(max_seq_length=10, masked_lm_prob=0.0, nsp_mode="none")
+    out = one_pass_examples(doc, np.random.default_rng(0), cfg, vocab)
+    spans = []
+    for inst in out:
+        ids = inst.input_ids.tolist()
+        assert ids[0] == CLS and ids[-1] == SEP and ids.count(SEP) == 1 and len(ids) <= 10
+        assert not inst.segment_ids.any() and inst.next_sentence_label == 0
+        spans += ids[1:-1]
+    # Nothing lost, nothing repeated, in order; a single-line document makes examples too.
+    assert spans == [t for line in doc for t in line.tolist()]
+    assert [len(i.input_ids) for i in out] == [10, 10, 10, 4]
+    assert len(one_pass_examples(doc[:1], np.random.default_rng(0), cfg, vocab)) == 1
+
+
+def test_mlm_only_masking_budget_counts_one_sep():
+    vocab = Vocab.tables()
+    doc = [np.arange(7, 27, dtype=np.int32)]  # 20 one-piece words
+    cfg = pt.ExampleConfig(max_seq_length=22, masked_lm_prob=0.5, max_predictions_per_seq=20,
+                           nsp_mode="none")
+    (inst,) = one_pass_examples(doc, np.random.default_rng(0), cfg, vocab)
+    assert len(inst.input_ids) == 22 and len(inst.masked_lm_positions) == 10  # (22 - 2) / 2
