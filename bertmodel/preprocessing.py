@@ -52,6 +52,16 @@ class BertPreprocessor(tf.Module):
         return self.tokenizer.tokenize(tf.convert_to_tensor(strings, tf.string))
 
     def __call__(self, text, text_b=None) -> dict:
+        text = tf.convert_to_tensor(text, tf.string)
+        if text_b is not None:
+            text_b = tf.convert_to_tensor(text_b, tf.string)
+            # Unequal batches would pair texts with nothing (and crash tensorflow-text's
+            # combine op): fail this call with a clear error instead.
+            check = tf.debugging.assert_equal(
+                tf.size(text), tf.size(text_b),
+                message="text and text_b must hold the same number of strings")
+            with tf.control_dependencies([check]):  # nothing runs before the check passes
+                text, text_b = tf.identity(text), tf.identity(text_b)
         segments = [self.tokenize(text)]
         if text_b is not None:
             segments.append(self.tokenize(text_b))
@@ -65,9 +75,15 @@ class BertPreprocessor(tf.Module):
         length = self.max_seq_length if self.pad_to_max else None
         shape = None if length is None else [None, length]
         mask = tf.ones_like(ids, dtype=tf.int32)
-        return {INPUT_IDS: tf.cast(ids.to_tensor(0, shape=shape), tf.int32),
-                INPUT_MASK: mask.to_tensor(0, shape=shape),
-                SEGMENT_IDS: tf.cast(segment_ids.to_tensor(0, shape=shape), tf.int32)}
+        out = {INPUT_IDS: tf.cast(ids.to_tensor(0, shape=shape), tf.int32),
+               INPUT_MASK: mask.to_tensor(0, shape=shape),
+               SEGMENT_IDS: tf.cast(segment_ids.to_tensor(0, shape=shape), tf.int32)}
+        if length is None:
+            # An empty batch would have no [CLS] column for the pooler to read: give it the
+            # width of the shortest real row ([CLS] [SEP]); a no-op for any other batch.
+            extra = tf.maximum(0, 2 - tf.shape(out[INPUT_IDS])[1])
+            out = {k: tf.pad(v, [[0, 0], [0, extra]]) for k, v in out.items()}
+        return out
 
     def pieces(self, ids) -> tf.Tensor:
         """The pieces (strings) of ids."""

@@ -102,7 +102,8 @@ def finetuned(pipeline_run, tmp_path_factory):
         finetune.finetune(finetune.FinetuneConfig(
             model_dir=str(work / "model"), train=str(train), eval=str(dev),
             output_dir=str(out[name]), epochs=6, patience=6, batch_size=16,
-            max_seq_length=64, from_scratch=scratch, seed=1, export=not scratch))
+            max_seq_length=64, from_scratch=scratch, seed=1, export=not scratch,
+            test=None if scratch else str(dev)))
     return out
 
 

@@ -46,3 +46,27 @@ def test_blank_lines_are_skipped_and_counted(tmp_path):
     examples = finetune.read_tsv(str(tmp_path / "t.tsv"), "--train")
     assert examples.labels == ["a", "b"] and examples.lines == [1, 4]
     assert examples.skipped_blank == 2
+
+
+def test_the_bag_of_words_baseline_learns_words_that_decide_the_label():
+    from bertmodel.bag_of_words import NaiveBayes
+
+    good = ["정말 재밌다", "최고의 영화", "재밌고 감동", "배우 연기 최고", "또 보고 싶다 재밌다"]
+    bad = ["정말 지루하다", "최악의 영화", "지루하고 졸림", "연기 최악", "돈 아깝다 지루하다"]
+    model = NaiveBayes(2).fit(good + bad, [1] * 5 + [0] * 5)
+    assert model.predict(["재밌다 최고", "지루하다 최악", "감동 재밌고"]).tolist() == [1, 0, 1]
+
+
+def test_finetune_reports_the_baseline_beside_its_results(finetuned):
+    results = json.loads((finetuned["pretrained"] / "results.json").read_text())
+    # The sample task's 8 sources differ in vocabulary; n-grams separate them well.
+    assert 0.3 < results["bag_of_words_accuracy"] <= 1.0
+    assert 0.0 < results["bag_of_words_macro_f1"] <= 1.0
+
+
+def test_a_test_file_is_scored_with_the_kept_weights(finetuned):
+    """Scored on the eval file itself, the test figures are the kept epoch's eval figures."""
+    results = json.loads((finetuned["pretrained"] / "results.json").read_text())
+    assert results["test_examples"] == results["eval_examples"]
+    assert results["test_accuracy"] == results["eval_accuracy"]
+    assert results["test_bag_of_words_accuracy"] == results["bag_of_words_accuracy"]

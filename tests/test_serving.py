@@ -178,3 +178,47 @@ def test_exports_answer_raw_text_in_a_process_without_this_package(pipeline_run,
     assert all(len(p) == len(labels) and sum(p) == pytest.approx(1, abs=1e-5)
                for p in out["probabilities"])
     assert os.path.exists(model_dir / "export" / "saved_model.pb")
+
+
+BAD_REQUESTS = """
+import json, sys
+import tensorflow as tf, tensorflow_text
+export = tf.saved_model.load(sys.argv[1])
+classifier = tf.saved_model.load(sys.argv[2])
+a2, b1, none = tf.constant(["가나다", "라마"]), tf.constant(["바사"]), tf.constant([], tf.string)
+requests = {
+    "encode_pair 2 vs 1": lambda: export.signatures["encode_pair"](text=a2, text_b=b1),
+    "encode_pair 1 vs 2": lambda: export.signatures["encode_pair"](text=b1, text_b=a2),
+    "classify_pair 2 vs 1": lambda: classifier.signatures["classify_pair"](text=a2, text_b=b1),
+    "encode empty": lambda: export.signatures["encode"](text=none),
+    "encode_pair empty": lambda: export.signatures["encode_pair"](text=none, text_b=none),
+    "classify empty": lambda: classifier.signatures["classify"](text=none),
+    "fill_mask empty": lambda: export.signatures["fill_mask"](text=none),
+}
+out = {}
+for name, request in requests.items():
+    try:
+        out[name] = {k: list(v.shape) for k, v in request().items()}
+    except tf.errors.InvalidArgumentError as e:
+        out[name] = "error: " + e.message.split("\\n")[0]
+# The process still serves.
+out["after"] = export.signatures["encode"](text=a2)["pooled_output"].shape.as_list()
+print(json.dumps(out))
+"""
+
+
+def test_a_bad_serving_request_fails_alone_and_the_server_lives(pipeline_run, finetuned):
+    work, _ = pipeline_run
+    done = subprocess.run([sys.executable, "-c", BAD_REQUESTS, str(work / "model" / "export"),
+                           str(finetuned["pretrained"] / "export")],
+                          cwd="/", capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    for name in ("encode_pair 2 vs 1", "encode_pair 1 vs 2", "classify_pair 2 vs 1"):
+        assert out[name].startswith("error:") and "same number of strings" in out[name], out
+    # An empty batch is a valid request with empty answers.
+    assert out["encode empty"]["pooled_output"][0] == 0
+    assert out["encode_pair empty"]["sequence_output"][0] == 0
+    assert out["classify empty"]["probabilities"][0] == 0
+    assert out["fill_mask empty"]["top_pieces"][0] == 0
+    assert out["after"][0] == 2
