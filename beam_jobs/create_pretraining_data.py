@@ -155,12 +155,39 @@ def run(argv=None) -> dict | None:
     Raises JobError for bad inputs or flags (before work starts); a pipeline failure raises
     what the runner raised (see `failure_message`).
     """
-    args, beam_args = make_parser().parse_known_args(argv)
+    parser = make_parser()
+    args, beam_args = parser.parse_known_args(argv)
     try:
         options = options_from_args(args)
     except ValueError as e:
         raise JobError(f"invalid flags: {e}") from None
-    return run_job(options, PipelineOptions(beam_args))
+    pipeline_options = PipelineOptions(beam_args)
+    check_beam_flags(pipeline_options, parser)
+    return run_job(options, pipeline_options)
+
+
+def check_beam_flags(pipeline_options: PipelineOptions, parser) -> None:
+    """A flag that neither this job nor any of Beam's pipeline options knows (a typo such as
+    --max_seq_lenght) is a JobError naming it and the nearest known flag, before any work;
+    Beam itself would only log that it dropped it."""
+    import difflib
+
+    given = pipeline_options.get_all_options(retain_unknown_options=True)
+    beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_logger.level
+    beam_logger.setLevel(logging.ERROR)  # its 'Discarding unparseable args' line
+    try:
+        known = pipeline_options.get_all_options(retain_unknown_options=False)
+    finally:
+        beam_logger.setLevel(level)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        flags = [f for action in parser._actions for f in action.option_strings] + [
+            f"--{name}" for name in known]
+        near = difflib.get_close_matches(f"--{unknown[0]}", flags, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise JobError(f"unknown flag --{unknown[0]}{hint}: neither this job nor Beam's "
+                       "pipeline options know it")
 
 
 def run_job(options: JobOptions, pipeline_options: PipelineOptions) -> dict | None:

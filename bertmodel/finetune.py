@@ -5,8 +5,9 @@ Usage:
         --eval=dev.tsv --output_dir=runs/classifier [--epochs=5 --batch_size=32 \
         --learning_rate=2e-4 --max_seq_length=128 --from_scratch]
 
-TSV files, UTF-8, no header: `label<TAB>text` for single sentences, `label<TAB>text_a<TAB>
-text_b` for pairs; every line of a file has the same number of columns. Labels are any
+TSV files, UTF-8: `label<TAB>text` for single sentences, `label<TAB>text_a<TAB>text_b`
+for pairs (a first row whose first column is `label` is a header and skipped; a byte-order
+mark is ignored); every line of a file has the same number of columns. Labels are any
 strings; their sorted list is saved with the model. Blank lines are skipped and counted;
 any other malformed line is an error naming the file and line.
 
@@ -94,6 +95,7 @@ class Examples:
     labels: list[str]
     lines: list[int]  # each example's line number, for messages
     skipped_blank: int = 0
+    header: str | None = None  # a first row starting with "label", skipped
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -102,13 +104,17 @@ class Examples:
 def read_tsv(path: str, flag: str) -> Examples:
     """Examples of a TSV file; a malformed line is a FinetuneError naming file and line."""
     try:
-        with open(path, encoding="utf-8") as f:
+        # utf-8-sig: a byte-order mark is not part of the first label.
+        with open(path, encoding="utf-8-sig") as f:
             rows = f.read().split("\n")
     except (OSError, UnicodeDecodeError) as e:
         raise FinetuneError(f"{flag} {path}: cannot read ({e})") from None
     out = Examples([], None, [], [])
     columns = None
     for number, row in enumerate(rows, 1):
+        if number == 1 and row.split("\t")[0].strip().lower() == "label":
+            out.header = row  # a header row names its columns; it is not an example
+            continue
         if not row.strip():
             out.skipped_blank += number < len(rows)  # the newline after the last line
             continue
@@ -272,8 +278,11 @@ def finetune(config: FinetuneConfig) -> dict:
 
     tf.keras.utils.set_random_seed(config.seed)
     encoder, proto = load_encoder(config.model_dir, config.from_scratch, config.seed)
-    preprocessor = BertPreprocessor(proto, min(config.max_seq_length,
-                                               encoder.config.max_position_embeddings))
+    positions = encoder.config.max_position_embeddings
+    if config.max_seq_length > positions:
+        log.warning("--max_seq_length %d is more than the model's %d positions: texts are cut "
+                    "to %d pieces", config.max_seq_length, positions, positions)
+    preprocessor = BertPreprocessor(proto, min(config.max_seq_length, positions))
     train_ds = make_dataset(train, labels, preprocessor, config.batch_size, training=True,
                             seed=config.seed)
     eval_ds = make_dataset(evaluation, labels, preprocessor, config.batch_size,
@@ -309,6 +318,9 @@ def finetune(config: FinetuneConfig) -> dict:
     results.update(num_labels=len(labels), train_examples=len(train),
                    eval_examples=len(evaluation), train_skipped_blank_lines=train.skipped_blank,
                    eval_skipped_blank_lines=evaluation.skipped_blank, learning_rate=peak,
+                   max_seq_length=preprocessor.max_seq_length,
+                   header_rows_skipped=int(train.header is not None) + int(
+                       evaluation.header is not None),
                    from_scratch=config.from_scratch)
     with open(os.path.join(config.output_dir, "results.json"), "w") as f:
         json.dump({**results, "epochs": scorer.scores}, f, indent=2)

@@ -130,6 +130,10 @@ def plan_run(config: TrainConfig) -> Plan:
         default_warmup_steps(total)
     if warmup > total:
         raise TrainError(f"--warmup_steps {warmup} is more than the {total} steps of the run")
+    if config.gradient_accumulation_steps > total:
+        raise TrainError(f"--gradient_accumulation_steps {config.gradient_accumulation_steps} "
+                         f"is more than the {total} steps of the run: the optimizer would "
+                         "never update the model")
     eval_steps = config.eval_steps
     if eval_files and eval_steps is None:
         count = eval_meta["splits"].get(schema.EVAL, {}).get("num_examples")

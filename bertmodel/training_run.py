@@ -170,8 +170,8 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     """The outputs of a finished run, under a temporary name first; with only_missing
     (nothing was trained now), only those that are missing. The best weights are restored
     before (as the reference keeps them). The export takes raw text when the tokenizer was
-    copied into the run's folder; it trims to the records' max_seq_length, the lengths the
-    model was trained on."""
+    copied into the run's folder; it trims to the model's positions, as the fill_mask
+    command does."""
     from bertmodel.export import export_saved_model
     from bertmodel.layers import KERAS3
     from bertmodel.plots import save_plots
@@ -187,8 +187,9 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
         with setup.strategy.scope():
             model.load_weights(state.best_weights)
     writers = {"model.keras": model.save, "encoder.keras": model.backbone.save,
-               "export": lambda path: export_saved_model(
-                   model, path, model_proto=proto, max_seq_length=plan.meta["max_seq_length"]),
+               # Texts up to the model's positions, as `python -m bertmodel.fill_mask` reads
+               # them, so the two give the same answers on any text.
+               "export": lambda path: export_saved_model(model, path, model_proto=proto),
                "plots.png": lambda path: save_plots(state.progress.history, path)}
     for name in OUTPUTS:
         final = os.path.join(out, name)

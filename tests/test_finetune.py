@@ -48,6 +48,18 @@ def test_blank_lines_are_skipped_and_counted(tmp_path):
     assert examples.skipped_blank == 2
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_label(tmp_path):
+    (tmp_path / "t.tsv").write_text("\ufeff헌법\tx\n헌법\ty\n", encoding="utf-8")
+    assert finetune.read_tsv(str(tmp_path / "t.tsv"), "--train").labels == ["헌법", "헌법"]
+
+
+def test_a_header_row_is_skipped_not_read_as_a_label(tmp_path):
+    (tmp_path / "t.tsv").write_text("label\ttext\na\tx\nb\ty\n", encoding="utf-8")
+    examples = finetune.read_tsv(str(tmp_path / "t.tsv"), "--train")
+    assert examples.labels == ["a", "b"] and examples.header == "label\ttext"
+    assert examples.lines == [2, 3]
+
+
 def test_the_bag_of_words_baseline_learns_words_that_decide_the_label():
     from bertmodel.bag_of_words import NaiveBayes
 
