@@ -54,7 +54,7 @@ def finetune_both(model_dir: str, task: tuple[str, str], out: str, args, lr, see
 
     scores = {}
     for scratch in (False, True):
-        config = finetune.FinetuneConfig(
+        config = finetune.FinetuneConfig(overwrite=True,
             model_dir=model_dir, train=task[0], eval=task[1],
             output_dir=os.path.join(out, f"lr{lr}-seed{seed}-{'scratch' if scratch else 'pre'}"),
             epochs=args.epochs, patience=args.epochs, batch_size=16, max_seq_length=64,

@@ -110,7 +110,7 @@ def finetune_tuned(args, model_dir: str, tasks: dict, scratch: bool) -> dict:
     for rate in args.learning_rates:
         out = os.path.join(os.path.dirname(model_dir), f"{'scratch' if scratch else 'pre'}-{rate}")
         with timed(f"fine-tuning {'from scratch' if scratch else 'pretrained'} at {rate}"):
-            result = finetune.finetune(finetune.FinetuneConfig(
+            result = finetune.finetune(finetune.FinetuneConfig(overwrite=True,
                 model_dir=model_dir, train=tasks["train"], eval=tasks["dev"],
                 test=tasks["test"], output_dir=out, epochs=args.finetune_epochs,
                 batch_size=args.finetune_batch_size, learning_rate=rate,

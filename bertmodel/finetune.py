@@ -25,7 +25,8 @@ whether the BERT is worth its cost.
 Writes OUT/classifier.keras, OUT/labels.json, OUT/tokenizer.model, OUT/results.json and
 OUT/export, a SavedModel whose `classify` signature takes `text` strings (`classify_pair`
 takes `text` and `text_b`) and returns `probabilities` (batch x labels) and `label`. Prints
-one line per epoch, then one JSON line with the results.
+one line per epoch, then one JSON line with the results. OUT is checked before training (a
+non-empty one needs --overwrite), written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class FinetuneConfig:
     pooling: str = "cls"
     # Write OUT/export (the classify SavedModel); not needed for a comparison run.
     export: bool = True
+    # Replace a non-empty --output_dir (without it, one is an error before training).
+    overwrite: bool = False
     seed: int = 1
     verbose: int = 0
 
@@ -267,11 +270,11 @@ def _make_scorer(eval_ds, truth, num_labels, patience, keras):
 
 def finetune(config: FinetuneConfig) -> dict:
     """Trains and exports a classifier; returns the results. Raises FinetuneError."""
+    check_output_dir(config)
     train, evaluation = read_tsv(config.train, "--train"), read_tsv(config.eval, "--eval")
     labels = label_list(train, evaluation, config.train, config.eval)
     tf = logs.import_tensorflow_quietly()
     from bertmodel.config import default_learning_rate
-    from bertmodel.export import export_classifier
     from bertmodel.model import BertClassifier, dummy_inputs
     from bertmodel.preprocessing import BertPreprocessor
     from bertmodel.schedule import NO_DECAY, WarmupCosine
@@ -304,8 +307,9 @@ def finetune(config: FinetuneConfig) -> dict:
     model.fit(train_ds, epochs=config.epochs, callbacks=[scorer], verbose=config.verbose,
               shuffle=False)
     model.set_weights(scorer.best_weights)
-    results = _write_outputs(config, model, proto, preprocessor, labels, scorer,
-                             export_classifier)
+    best = scorer.scores[scorer.best_epoch - 1]
+    results = {"eval_accuracy": best["eval_accuracy"], "eval_macro_f1": best["eval_macro_f1"],
+               "best_epoch": scorer.best_epoch, "epochs_trained": len(scorer.scores)}
     baseline = bag_of_words_baseline(train, evaluation, labels)
     log.info("bag-of-words baseline (Naive Bayes on character 1-3-grams): eval accuracy %.4f, "
              "macro-F1 %.4f; this model: %.4f, %.4f", baseline["bag_of_words_accuracy"],
@@ -322,9 +326,47 @@ def finetune(config: FinetuneConfig) -> dict:
                    header_rows_skipped=int(train.header is not None) + int(
                        evaluation.header is not None),
                    from_scratch=config.from_scratch)
-    with open(os.path.join(config.output_dir, "results.json"), "w") as f:
-        json.dump({**results, "epochs": scorer.scores}, f, indent=2)
+    write_outputs(config, model, proto, labels, {**results, "epochs": scorer.scores})
     return results
+
+
+def check_output_dir(config: FinetuneConfig) -> None:
+    """--output_dir, checked before any work: not a file, not a finished folder unless
+    --overwrite, in a folder that can be written."""
+    out = config.output_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise FinetuneError(f"--output_dir {out} is a file, not a directory")
+    if os.path.isdir(out) and os.listdir(out) and not config.overwrite:
+        raise FinetuneError(f"--output_dir {out} is not empty; pass --overwrite to replace it")
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise FinetuneError(f"--output_dir {out}: cannot write into {parent}")
+
+
+def write_outputs(config, model, proto, labels, results) -> None:
+    """The whole folder under a temporary name, renamed when complete (replacing an old one
+    only then), so a kill or a full disk never leaves a partial folder under its name."""
+    from bertdata.files import atomic_path
+    from bertmodel.export import export_classifier
+
+    try:
+        with atomic_path(config.output_dir) as tmp:
+            os.makedirs(tmp)
+            model.save(os.path.join(tmp, "classifier.keras"))
+            with open(os.path.join(tmp, "labels.json"), "w", encoding="utf-8") as f:
+                json.dump(labels, f, ensure_ascii=False)
+            with open(os.path.join(tmp, "tokenizer.model"), "wb") as f:
+                f.write(proto)
+            if config.export:
+                export_classifier(model, os.path.join(tmp, "export"), model_proto=proto,
+                                  max_seq_length=results["max_seq_length"], labels=labels)
+            with open(os.path.join(tmp, "results.json"), "w") as f:
+                json.dump(results, f, indent=2)
+    except OSError as e:
+        raise FinetuneError(f"--output_dir {config.output_dir}: cannot write "
+                            f"({e.strerror or e}); nothing was written") from None
 
 
 def score_test(path: str, model, labels, preprocessor, train: Examples, batch_size: int) -> dict:
@@ -345,24 +387,6 @@ def score_test(path: str, model, labels, preprocessor, train: Examples, batch_si
     return out
 
 
-def _write_outputs(config, model, proto, preprocessor, labels, scorer, export_classifier):
-    out = config.output_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise FinetuneError(f"--output_dir {out} is a file, not a directory")
-    os.makedirs(out, exist_ok=True)
-    model.save(os.path.join(out, "classifier.keras"))
-    with open(os.path.join(out, "labels.json"), "w", encoding="utf-8") as f:
-        json.dump(labels, f, ensure_ascii=False)
-    with open(os.path.join(out, "tokenizer.model"), "wb") as f:
-        f.write(proto)
-    if config.export:
-        export_classifier(model, os.path.join(out, "export"), model_proto=proto,
-                          max_seq_length=preprocessor.max_seq_length, labels=labels)
-    best = scorer.scores[scorer.best_epoch - 1]
-    return {"eval_accuracy": best["eval_accuracy"], "eval_macro_f1": best["eval_macro_f1"],
-            "best_epoch": scorer.best_epoch, "epochs_trained": len(scorer.scores)}
-
-
 def make_parser() -> argparse.ArgumentParser:
     d = FinetuneConfig(model_dir="-", train="-", eval="-", output_dir="-")
     p = argparse.ArgumentParser(description="Fine-tune a pretrained encoder to classify text.",
@@ -381,6 +405,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="the same architecture from random weights, for comparison")
     p.add_argument("--export", action=argparse.BooleanOptionalAction, default=d.export,
                    help="write OUT/export, the classify SavedModel")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output_dir")
     logs.add_verbosity_flag(p)
     return p
 

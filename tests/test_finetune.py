@@ -1,6 +1,8 @@
 """Fine-tuning: TSV input, its errors, and whether pretraining helps."""
 
 import json
+import os
+import shutil
 
 import pytest
 
@@ -82,3 +84,68 @@ def test_a_test_file_is_scored_with_the_kept_weights(finetuned):
     assert results["test_examples"] == results["eval_examples"]
     assert results["test_accuracy"] == results["eval_accuracy"]
     assert results["test_bag_of_words_accuracy"] == results["bag_of_words_accuracy"]
+
+
+# ---- the output folder: checked first, written whole ---------------------------------------
+
+@pytest.fixture
+def tiny_run(tmp_path, spm_model, tokenizer, sample_lines):
+    """A bertmodel.train-like folder with a tiny random encoder, and a two-label TSV."""
+    import dataclasses
+
+    from bertmodel.config import PRESETS
+    from bertmodel.model import BertBackbone, dummy_inputs
+
+    config = dataclasses.replace(PRESETS["tiny"], vocab_size=tokenizer.vocab_size)
+    encoder = BertBackbone(config, name="backbone")
+    encoder(dummy_inputs(config))
+    run = tmp_path / "run"
+    run.mkdir()
+    encoder.save(str(run / "encoder.keras"))
+    shutil.copyfile(spm_model, run / "tokenizer.model")
+    rows = [f"{'ab'[i % 2]}\t{line}" for i, line in enumerate(sample_lines[:24]) if line]
+    (tmp_path / "t.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return run, tmp_path / "t.tsv"
+
+
+def _finetune(run, tsv, out, *extra):
+    return finetune.main([f"--model_dir={run}", f"--train={tsv}", f"--eval={tsv}",
+                          f"--output_dir={out}", "--epochs=1", "--max_seq_length=32", *extra])
+
+
+@pytest.mark.slow
+def test_a_finished_output_dir_is_replaced_only_with_overwrite(tiny_run, tmp_path, capsys):
+    run, tsv = tiny_run
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "labels.json").write_text('["old"]')
+    assert _finetune(run, tsv, out, "--no-export") == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "labels.json").read_text() == '["old"]'
+    assert _finetune(run, tsv, out, "--no-export", "--overwrite") == 0
+    assert json.loads((out / "labels.json").read_text()) == ["a", "b"]
+
+
+def test_a_file_as_output_dir_is_refused_before_training(tiny_run, tmp_path, capsys):
+    run, tsv = tiny_run
+    (tmp_path / "file").write_text("")
+    assert _finetune(run, tsv, tmp_path / "file") == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a file" in err and len(err.splitlines()) == 1 and "epoch" not in err
+
+
+@pytest.mark.slow
+def test_a_failure_while_writing_leaves_no_partial_folder(tiny_run, tmp_path, capsys,
+                                                         monkeypatch):
+    import tensorflow as tf
+
+    run, tsv = tiny_run
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tf.keras.Model, "save", disk_full)
+    assert _finetune(run, tsv, tmp_path / "out") == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
