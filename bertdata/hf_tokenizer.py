@@ -5,13 +5,13 @@ SentencePiece runs for the models `bertdata.tokenizer` trains, so that `transfor
 AutoTokenizer gives the ids of `Tokenizer.encode` (tests/test_hf_export.py checks it on a
 stress set, for every `--normalization` and with `--byte_fallback`):
 
-- normalizer (the whole text at once): Unicode NFC, then the model's own precompiled
-  normalization map, then SentencePiece's white-space rules (strip both ends, collapse runs,
-  spaces become '▁') and the dummy '▁' before the text. NFC first because the `tokenizers`
-  replay of the map works on grapheme clusters and does not compose decomposed (NFD)
-  Hangul, which SentencePiece's longest-match replay does; NFC composes exactly those
-  sequences to the syllables the map would give. Models with `identity` have no map and
-  get neither step;
+- normalizer (the whole text at once): Unicode NFC, the model's own precompiled
+  normalization map, NFC again, then SentencePiece's white-space rules (strip both ends,
+  collapse runs, spaces become '▁') and the dummy '▁' before the text. The `tokenizers`
+  replay of the map works on grapheme clusters and neither composes decomposed (NFD) Hangul
+  nor jamo typed one by one (ㅋㅏ), which SentencePiece's longest-match replay does; the NFC
+  steps compose them to the syllables the map gives. Models with `identity` have no map
+  and get none of these steps;
 - the special pieces [SEP], [CLS] and [MASK] are matched in the normalized text, as
   SentencePiece matches user-defined pieces;
 - pre-tokenizer: split before each '▁' (SentencePiece never merges across words);
@@ -21,10 +21,12 @@ stress set, for every `--normalization` and with `--byte_fallback`):
 - post-processor: `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]` with segment ids 0 up to and
   including the first [SEP], 1 after it.
 
-Where the two cannot agree (documented in the README, pinned by tests): a text that is one
-special piece and nothing else (SentencePiece puts a lone '▁' before it), and, with the
-case-folding normalizations, the lower-case spelling of a special piece, which the export
-matches as the special piece.
+Where the two cannot agree (README, "Share it on the Hugging Face Hub"; pinned by tests):
+a syllable without a final consonant followed by a final-consonant jamo (화 + ㄳ: the NFC
+after the map composes them, SentencePiece keeps them apart; without that NFC, typed jamo
+such as ㄱㅐ would differ, 145 NSMC reviews instead of 2), a text that is one special piece
+and nothing else (SentencePiece puts a lone '▁' before it), and the literal text of [PAD],
+[UNK], [BOS] and [EOS] (transformers matches it as those tokens).
 
 The model proto is read with a small wire-format reader: the `sentencepiece_model_pb2`
 module that ships with sentencepiece needs a newer protobuf runtime than Beam and TensorFlow
