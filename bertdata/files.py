@@ -16,6 +16,22 @@ def remove(path: str) -> None:
         os.remove(path)
 
 
+def output_dir_problem(path: str, overwrite: bool, flag: str = "--output_dir") -> str | None:
+    """What stops a command from writing the folder `path` (checked before any work), in
+    one line naming the flag, or None: a file there, a finished folder without --overwrite,
+    or a parent that cannot be written."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"{flag} {path} is a file, not a directory"
+    if os.path.isdir(path) and os.listdir(path) and not overwrite:
+        return f"{flag} {path} is not empty; pass --overwrite to replace it"
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        return f"{flag} {path}: cannot write into {parent}"
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(final: str):
     """Yields a temporary path beside `final` (write a file or a folder there); when the

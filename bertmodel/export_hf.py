@@ -174,15 +174,12 @@ def export(settings: ExportSettings) -> dict:
 
 
 def _check_output_dir(settings: ExportSettings) -> None:
-    out = settings.output_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ExportError(f"--output_dir {out} is a file, not a directory")
-    if os.path.isdir(out) and os.listdir(out) and not settings.overwrite:
-        raise ExportError(f"--output_dir {out} is not empty; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(out))
-    if os.path.isdir(parent) and not os.access(parent, os.W_OK):
-        raise ExportError(f"--output_dir {out}: cannot write into {parent}")
-    if os.path.abspath(out) == os.path.abspath(settings.model_dir):
+    from bertdata.files import output_dir_problem
+
+    problem = output_dir_problem(settings.output_dir, settings.overwrite)
+    if problem:
+        raise ExportError(problem)
+    if os.path.abspath(settings.output_dir) == os.path.abspath(settings.model_dir):
         raise ExportError("--output_dir must not be --model_dir")
 
 

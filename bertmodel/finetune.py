@@ -331,18 +331,12 @@ def finetune(config: FinetuneConfig) -> dict:
 
 
 def check_output_dir(config: FinetuneConfig) -> None:
-    """--output_dir, checked before any work: not a file, not a finished folder unless
-    --overwrite, in a folder that can be written."""
-    out = config.output_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise FinetuneError(f"--output_dir {out} is a file, not a directory")
-    if os.path.isdir(out) and os.listdir(out) and not config.overwrite:
-        raise FinetuneError(f"--output_dir {out} is not empty; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(out))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise FinetuneError(f"--output_dir {out}: cannot write into {parent}")
+    """--output_dir, checked before any work (bertdata.files.output_dir_problem)."""
+    from bertdata.files import output_dir_problem
+
+    problem = output_dir_problem(config.output_dir, config.overwrite)
+    if problem:
+        raise FinetuneError(problem)
 
 
 def write_outputs(config, model, proto, labels, results) -> None:
