@@ -75,6 +75,16 @@ class JobOptions:
              f"--record_format must be one of {schema.RECORD_FORMATS}")
         need(not (self.example.masking == "dynamic" and self.record_format == "padded"),
              "--masking=dynamic needs --record_format=compact")
+        ex = self.example
+        # The longest example's masking budget: with none, every example is unmasked and
+        # the model would have nothing to predict.
+        ordinary = ex.max_seq_length - (2 if ex.nsp_mode == "none" else 3)
+        budget = min(ex.max_predictions_per_seq, int(ordinary * ex.masked_lm_prob))
+        need(budget >= 1, f"nothing to predict: --max_seq_length {ex.max_seq_length}, "
+             f"--masked_lm_prob {ex.masked_lm_prob} and --max_predictions_per_seq "
+             f"{ex.max_predictions_per_seq} let no example mask a piece "
+             f"(min({ex.max_predictions_per_seq}, int({ordinary} x {ex.masked_lm_prob})) = "
+             f"{budget})")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -324,6 +324,9 @@ def test_bad_inputs_are_skipped_counted_and_named(tmp_path, spm_model, sample_li
     ("--num_shards=-1", "--num_shards must be >= 0"),
     ("--random_doc_pool_size=0", "--random_doc_pool_size must be >= 1"),
     ("--word_cache_size=-5", "--word_cache_size must be >= 0"),
+    ("--max_seq_length=8", "nothing to predict: --max_seq_length 8"),
+    ("--max_predictions_per_seq=0", "nothing to predict"),
+    ("--masked_lm_prob=0", "nothing to predict"),
     ("--max_seq_lenght=64", r"unknown flag --max_seq_lenght \(did you mean --max_seq_length\?\)"),
 ])
 def test_errors_before_work_starts(tmp_path, spm_model, sample_corpus, flag, message):
