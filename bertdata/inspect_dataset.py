@@ -139,10 +139,20 @@ def main(argv=None) -> int:
     if args.num_examples < 0:
         print(f"error: --num_examples must be >= 0, got {args.num_examples}", file=sys.stderr)
         return 2
+    import tensorflow as tf
+
+    from bertdata.integrity import read_error_message
+
     try:
         info = describe(args.directory, args.num_examples, args.spm_model)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except tf.errors.OpError as e:  # a damaged shard, found while reading it
+        message = read_error_message(e)
+        if message is None:
+            raise
+        print(f"error: {args.directory}: {message}", file=sys.stderr)
         return 2
     wrong = print_report(args.directory, info)
     if wrong:

@@ -15,6 +15,7 @@ at its end the reader checks, naming the file:
 from __future__ import annotations
 
 import gzip
+import re
 import sys
 import zlib
 
@@ -123,3 +124,21 @@ def _gzip_length_is(path, consumed) -> np.bool_:
     except (OSError, EOFError, zlib.error, tf.errors.OpError):
         return np.bool_(False)
     return np.bool_(total == consumed)
+
+
+def read_error_message(error: BaseException) -> str | None:
+    """One line for a dataset integrity failure met while reading (the checks above and the
+    input function's record checks fail as a TensorFlow assertion naming the file; TFRecord
+    and gzip readers raise DataLossError), or None for any other error."""
+    text = getattr(error, "message", None)
+    if not isinstance(error, tf.errors.OpError) or not text:
+        return None
+    found = re.search(r"assertion failed: \[(.+?)\]", text)
+    if found:
+        return found.group(1)
+    if isinstance(error, tf.errors.DataLossError):
+        # TensorFlow's reader names no file: "{{function_node ...}} truncated record at N'
+        # failed with ... [Op:...]" keeps only its own words.
+        line = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", text.strip().splitlines()[0])
+        return f"a damaged TFRecord file: {line.strip()}"
+    return None

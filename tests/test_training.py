@@ -258,3 +258,34 @@ def test_gpu_check_runs_on_a_cpu():
         seq, tokens = float(r[6].replace(",", "")), float(r[7].replace(",", ""))
         assert seq > 0 and tokens == pytest.approx(128 * seq, rel=0.01)
     assert "same global batch, one SGD step" in out and "(equal)" in out
+
+
+def _cut_shard(tmp_path, data):
+    """A copy of the dataset whose first train shard lost its second half (mid-record)."""
+    cut = tmp_path / "cut"
+    shutil.copytree(data, cut)
+    shard = sorted(cut.glob("train-*"))[0]
+    shard.write_bytes(shard.read_bytes()[:shard.stat().st_size // 2])
+    return cut, shard
+
+
+@pytest.mark.slow
+def test_a_shard_found_damaged_while_training_is_one_line_naming_it(tmp_path, sample_dataset,
+                                                                    capsys):
+    data, _ = sample_dataset
+    cut, shard = _cut_shard(tmp_path, data)
+    code = train.main([f"--tfrecords={cut}", f"--model_dir={tmp_path / 'm'}", *TINY,
+                       "--train_steps=200", "--verbosity=warning"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: corrupt or truncated") and str(shard) in err
+
+
+def test_inspect_reports_a_damaged_shard_in_one_line(tmp_path, sample_dataset, capsys):
+    from bertdata import inspect_dataset
+
+    data, _ = sample_dataset
+    cut, _ = _cut_shard(tmp_path, data)
+    code = inspect_dataset.main([str(cut), "--num_examples=1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and str(cut) in err, err
