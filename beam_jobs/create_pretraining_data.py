@@ -257,6 +257,11 @@ def is_input_error(error: BaseException) -> bool:
         _OUR_ERRORS.search(str(error)))
 
 
+# An [UNK] share above this says the tokenizer does not fit the corpus: a tokenizer trained
+# on the corpus itself stays far below (0.07% on the sample, 0.12% on NSMC at 32,000 pieces).
+UNK_RATE_WARNING = 0.05
+
+
 def _log_summary(stats: dict) -> None:
     log.info("wrote %s train and %s eval examples (%s documents read) in %.1fs",
              f"{stats['train_examples']:,}", f"{stats['eval_examples']:,}",
@@ -266,6 +271,10 @@ def _log_summary(stats: dict) -> None:
     for skipped in stats["skipped_files"]:
         log.warning("WARNING: input file not read: %s (%s)", skipped["path"],
                     skipped["reason"])
+    if stats["unk_rate"] > UNK_RATE_WARNING:
+        log.warning("WARNING: %.1f%% of the pieces are [UNK] (above %.0f%%): --spm_model was "
+                    "not trained on text like this corpus, or the corpus is not text",
+                    100 * stats["unk_rate"], 100 * UNK_RATE_WARNING)
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,7 @@ range follows it past the range end. Every repaired or dropped input is recorded
 
 from __future__ import annotations
 
+import codecs
 import collections
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -214,15 +215,40 @@ def split_ranges(size: int, split_bytes: int) -> list[tuple[int, int]]:
     return [(s, min(s + split_bytes, size)) for s in range(0, size, split_bytes)]
 
 
+# Compressed data named as plain text (Beam picks the codec by the file's extension).
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
+          (b"\x28\xb5\x2f\xfd", "zstd"), (b"PK\x03\x04", "zip"))
+# Shares of a file's first bytes above which it is not text. Real UTF-8 text has no invalid
+# sequences and no control characters but tab, newline and carriage return; random bytes
+# have about half of their characters invalid, and binary formats many controls.
+MAX_INVALID_UTF8_SHARE = 0.01
+MAX_CONTROL_SHARE = 0.01
+
+
 def looks_like_text(head: bytes) -> str | None:
     """None when the first bytes of a file look like UTF-8 text, else the reason they do not
-    (a UTF-16 or UTF-32 byte-order mark, or NUL bytes: UTF-16 text or a binary file)."""
+    (a UTF-16 or UTF-32 byte-order mark, NUL bytes, compressed data, invalid UTF-8 or
+    control characters above MAX_INVALID_UTF8_SHARE / MAX_CONTROL_SHARE)."""
     for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
                       (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
         if head.startswith(bom):
             return f"starts with a {name} byte-order mark; convert it to UTF-8"
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return (f"holds {name}-compressed data; give it the extension of its compression "
+                    "(.gz, .bz2, .xz, .zst) or decompress it")
     nul = head.count(b"\x00")
     if head and nul > len(head) // 100:
         return (f"{nul} of its first {len(head)} bytes are NUL: UTF-16 text or a binary "
                 "file, not UTF-8 text")
+    # Not final: a character cut in two at the end of the head is held back, not counted.
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+    if text:
+        invalid = text.count("\ufffd") / len(text)
+        controls = sum(1 for c in text if c < " " and c not in "\t\n\r") / len(text)
+        if invalid > MAX_INVALID_UTF8_SHARE:
+            return (f"{invalid:.0%} of its first characters are not valid UTF-8: not UTF-8 "
+                    "text")
+        if controls > MAX_CONTROL_SHARE:
+            return f"{controls:.0%} of its first characters are control characters: not text"
     return None

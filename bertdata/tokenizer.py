@@ -23,6 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import sentencepiece as spm
 
+from bertdata import logs
+
+log = logging.getLogger("bertdata.tokenizer")
+
 # The fixed layout every other part of the project relies on.
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 SEP, CLS, MASK = "[SEP]", "[CLS]", "[MASK]"
@@ -88,18 +92,41 @@ def train_tokenizer(
     Returns:
       The path of the written `.model` file.
     """
+    from bertdata.corpus import looks_like_text
+
     if vocab_size < 1:
         raise ValueError(f"--vocab_size must be positive, got {vocab_size}")
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"--normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if not 0.0 < character_coverage <= 1.0:
+        raise ValueError(f"--character_coverage must be in (0, 1], got {character_coverage}")
+    if input_sentence_size < 0:
+        raise ValueError(f"--input_sentence_size must be >= 0 (0: every line), got "
+                         f"{input_sentence_size}")
     for path in inputs:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"--input file not found: {path}")
         if os.path.getsize(path) == 0:
             raise ValueError(f"--input file is empty: {path}")
+        with open(path, "rb") as f:
+            problem = looks_like_text(f.read(1 << 16))
+        if problem:
+            raise ValueError(f"--input {path} {problem}")
     parent = os.path.dirname(model_prefix)
     if parent:
         os.makedirs(parent, exist_ok=True)
+    try:
+        _train(inputs, model_prefix, vocab_size, character_coverage, normalization,
+               byte_fallback, input_sentence_size, max_sentence_length, num_threads)
+    except RuntimeError as e:  # SentencePiece's own words, without its source locations
+        reason = str(e).split("] ", 1)[-1].strip()
+        raise ValueError(f"SentencePiece cannot train on {', '.join(inputs)}: {reason}") \
+            from None
+    return model_prefix + ".model"
+
+
+def _train(inputs, model_prefix, vocab_size, character_coverage, normalization, byte_fallback,
+           input_sentence_size, max_sentence_length, num_threads) -> None:
     spm.SentencePieceTrainer.train(
         input=list(inputs),
         model_prefix=model_prefix,
@@ -123,7 +150,6 @@ def train_tokenizer(
         num_threads=num_threads or os.cpu_count() or 1,
         minloglevel=2,
     )
-    return model_prefix + ".model"
 
 
 class _WordCache(dict):
@@ -345,8 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--byte_fallback", action="store_true")
     parser.add_argument("--input_sentence_size", type=int, default=2_000_000)
     parser.add_argument("--num_threads", type=int, default=None)
+    logs.add_verbosity_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logs.configure(args.verbosity)
     inputs = [p for p in args.input.split(",") if p]
     try:
         path = train_tokenizer(
@@ -363,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     tok = Tokenizer.load(path)
-    logging.info("wrote %s and %s.vocab: %d pieces", path, args.model_prefix, tok.vocab_size)
+    log.info("wrote %s and %s.vocab: %d pieces", path, args.model_prefix, tok.vocab_size)
     return 0
 
 

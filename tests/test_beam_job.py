@@ -499,3 +499,18 @@ print(stats["train_examples"], heavy)
     assert done.returncode == 0, done.stderr[-3000:]
     examples_written, heavy = done.stdout.split(maxsplit=1)
     assert int(examples_written) > 0 and heavy.strip() == "[]"
+
+
+def test_a_tokenizer_that_does_not_fit_the_corpus_is_a_warning(tmp_path, sample_corpus,
+                                                               capsys):
+    """A tokenizer trained on English leaves most Korean as [UNK]: the summary says so."""
+    from bertdata.tokenizer import train_tokenizer
+
+    english = tmp_path / "en.txt"
+    english.write_text("\n".join(f"the quick brown fox {i} jumps over the lazy dog"
+                                 for i in range(200)) + "\n")
+    model = train_tokenizer([str(english)], str(tmp_path / "en"), 60, num_threads=1)
+    assert job.main([f"--input={sample_corpus}", f"--output_dir={tmp_path / 'out'}",
+                     f"--spm_model={model}", "--max_seq_length=64", *FNAPI]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "[UNK]" in line]
+    assert len(warnings) == 1 and "of the pieces are [UNK]" in warnings[0]

@@ -1,4 +1,5 @@
 import collections
+import gzip
 import io
 
 import pytest
@@ -92,6 +93,10 @@ def test_lines_with_nul_bytes_are_dropped_and_counted():
     (b"\x00" * 100, "NUL"),
     ("안녕하세요\n".encode(), None),
     ("\ufeff안녕\n".encode(), None),  # a UTF-8 byte-order mark is fine
+    (bytes(range(256)) * 64, "not valid UTF-8"),  # binary data
+    (gzip.compress("안녕하세요\n".encode() * 100), "gzip-compressed"),
+    (("안녕\x07\x1b" * 100).encode(), "control characters"),
+    (("안녕하세요 " * 100).encode()[:-1], None),  # a character cut at the end is not counted
 ])
 def test_files_that_are_not_utf8_text_are_recognised(head, reason):
     got = corpus.looks_like_text(head)

@@ -81,6 +81,32 @@ def test_cli_trains_and_reports_missing_input(tmp_path, sample_corpus):
     assert bad.returncode == 2 and "nope.txt" in bad.stderr
 
 
+@pytest.mark.parametrize("make_input, flags, message", [
+    (lambda p: p.write_bytes(bytes(range(256)) * 200), [], "not valid UTF-8"),
+    (lambda p: p.write_text("안녕\n", encoding="utf-16"), [], "UTF-16 byte-order mark"),
+    (lambda p: p.write_bytes(b"\x00" * 4000), [], "NUL"),
+    (lambda p: p.write_text("ab\ncd\n"), [], "Vocabulary size too high"),
+    (None, ["--character_coverage=5"], "--character_coverage must be in (0, 1]"),
+    (None, ["--input_sentence_size=-5"], "--input_sentence_size must be >= 0"),
+])
+def test_bad_tokenizer_input_is_one_line_naming_the_flag_or_file(tmp_path, sample_corpus,
+                                                                 capsys, make_input, flags,
+                                                                 message):
+    from bertdata import tokenizer
+
+    corpus = sample_corpus
+    if make_input is not None:
+        corpus = tmp_path / "input.txt"
+        make_input(corpus)
+    code = tokenizer.main([f"--input={corpus}", f"--model_prefix={tmp_path / 'm'}",
+                           "--vocab_size=600", *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    if make_input is not None:
+        assert str(corpus) in err
+    assert not (tmp_path / "m.model").exists()
+
+
 def test_special_tables_are_consistent(tokenizer):
     assert tokenizer.is_special.sum() == len(SPECIAL_PIECES)
     assert not np.any(tokenizer.is_special[tokenizer.replacement_ids])
