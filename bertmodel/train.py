@@ -51,8 +51,10 @@ class Plan:
         return self.steps_per_epoch * self.epochs
 
 
-def _dataset(pattern, flag: str):
-    """(files, validated metadata) of a dataset; errors name the flag."""
+def _dataset(pattern, flag: str, split: str):
+    """(files, validated metadata) of a dataset's split; errors name the flag. Every file
+    must be a shard of that split: a glob that also matches the other split's shards would
+    train on held-out data, or evaluate on training data."""
     try:
         files, meta = schema.dataset_metadata(pattern)
     except ValueError as e:
@@ -60,16 +62,24 @@ def _dataset(pattern, flag: str):
     if meta is None:
         raise TrainError(f"{flag}: no {schema.METADATA_FILE} beside {files[0]}; train on the "
                          "output of beam_jobs.create_pretraining_data")
+    other = [f for f in files if schema.split_of(f) != split]
+    if other:
+        raise TrainError(f"{flag} matches {other[0]}, which is not one of the {split} shards; give "
+                         f"the {split} shards only (DIR/{schema.shard_glob(split)})")
     return files, meta
+
+
+def examples_in(files, meta: dict) -> int:
+    """Examples in these shards, by metadata.json's per-shard counts."""
+    return sum(schema.expected_records(meta, f) or 0 for f in files)
 
 
 def check_data(config: TrainConfig):
     """The train and eval datasets and the tokenizer, checked against each other."""
-    files, meta = _dataset(config.tfrecords, "--tfrecords")
-    train_examples = meta["splits"].get(schema.TRAIN, {}).get("num_examples")
-    if train_examples == 0:
-        raise TrainError(f"--tfrecords: {schema.metadata_path(files)} says the train split "
-                         "holds 0 examples")
+    files, meta = _dataset(config.tfrecords, "--tfrecords", schema.TRAIN)
+    if examples_in(files, meta) == 0:
+        raise TrainError(f"--tfrecords: {schema.metadata_path(files)} says the train shards "
+                         "given hold 0 examples")
     sha = meta["tokenizer"]["sha256"]
     if config.spm_model:
         from bertdata.tokenizer import Tokenizer
@@ -85,7 +95,8 @@ def check_data(config: TrainConfig):
         raise TrainError("these records are unmasked (--masking=dynamic): pass --spm_model")
     eval_files = eval_meta = None
     if config.eval_tfrecords:
-        eval_files, eval_meta = _dataset(config.eval_tfrecords, "--eval_tfrecords")
+        eval_files, eval_meta = _dataset(config.eval_tfrecords, "--eval_tfrecords",
+                                         schema.EVAL)
         for key, theirs, mine in (
                 ("tokenizer sha256", eval_meta["tokenizer"]["sha256"], sha),
                 ("vocab_size", eval_meta["vocab_size"], meta["vocab_size"])):
@@ -117,7 +128,7 @@ def plan_run(config: TrainConfig) -> Plan:
         raise TrainError(f"records are {meta['max_seq_length']} tokens long but the model has "
                          f"{bert.max_position_embeddings} positions")
     steps_per_epoch = config.steps_per_epoch or max(
-        1, meta["splits"][schema.TRAIN]["num_examples"] // config.batch_size)
+        1, examples_in(files, meta) // config.batch_size)
     epochs = config.epochs
     if config.train_steps is not None:
         # The epochs share the total: ceil(train_steps / epochs) steps each.
@@ -136,7 +147,7 @@ def plan_run(config: TrainConfig) -> Plan:
                          "never update the model")
     eval_steps = config.eval_steps
     if eval_files and eval_steps is None:
-        count = eval_meta["splits"].get(schema.EVAL, {}).get("num_examples")
+        count = examples_in(eval_files, eval_meta)
         eval_steps = math.ceil(count / config.batch_size) if count else None
     return Plan(files, meta, bert, steps_per_epoch, epochs, warmup,
                 config.learning_rate or default_learning_rate(bert), eval_files, eval_steps)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -193,6 +194,35 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path, sample_dataset, capsys, fla
     assert not (tmp_path / "m" / "model.keras").exists()
 
 
+@pytest.mark.parametrize("flag, pattern, message", [
+    ("--tfrecords", "eval-*", "is not one of the train shards"),
+    ("--tfrecords", "*", "is not one of the train shards"),
+    ("--eval_tfrecords", "train-*", "is not one of the eval shards"),
+])
+def test_a_glob_that_reaches_the_other_split_is_refused(tmp_path, sample_dataset, capsys,
+                                                         flag, pattern, message):
+    data, _ = sample_dataset
+    args = {"--tfrecords": str(data), "--eval_tfrecords": f"{data}/eval-*"}
+    args[flag] = f"{data}/{pattern}"
+    code = train.main([f"{k}={v}" for k, v in args.items()] +
+                      [f"--model_dir={tmp_path / 'm'}", *TINY])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and flag in err and len(err.splitlines()) == 1, err
+
+
+def test_steps_per_epoch_count_the_shards_given(sample_dataset):
+    """One shard of several is an epoch of that shard's examples, not of the split's."""
+    from bertdata import schema
+
+    data, _ = sample_dataset
+    meta = json.loads((pathlib.Path(data) / "metadata.json").read_text())
+    shards = meta["splits"]["train"]["shards"]
+    first = sorted(shards)[0]
+    assert train.examples_in([f"{data}/{first}"], meta) == shards[first]
+    every = schema.list_files(str(data))
+    assert train.examples_in(every, meta) == meta["splits"]["train"]["num_examples"]
+
+
 def test_a_model_dir_that_is_a_file_or_another_models_is_refused(tmp_path, sample_dataset):
     data, _ = sample_dataset
     (tmp_path / "a_file").write_text("not a directory")
@@ -210,8 +240,9 @@ def test_a_dataset_without_examples_is_refused(tmp_path, sample_dataset):
     shutil.copytree(data, empty)
     meta = json.loads((empty / "metadata.json").read_text())
     meta["splits"]["train"]["num_examples"] = 0
+    meta["splits"]["train"]["shards"] = {k: 0 for k in meta["splits"]["train"]["shards"]}
     (empty / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(train.TrainError, match="says the train split holds 0 examples"):
+    with pytest.raises(train.TrainError, match="says the train shards given hold 0 examples"):
         train.run([f"--tfrecords={empty}", f"--model_dir={tmp_path / 'm'}", *TINY])
 
 
