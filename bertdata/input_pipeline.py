@@ -168,6 +168,10 @@ def make_dataset(
     if fmt.masking == "dynamic" and not dynamic_masking:
         raise ValueError("these records are unmasked (--masking=dynamic): pass "
                          "dynamic_masking=bertdata.dynamic_masking.masking_options(...)")
+    if dynamic_masking:
+        from bertdata.dynamic_masking import check_masking_tokenizer
+
+        check_masking_tokenizer(dynamic_masking, meta, schema.metadata_path(files))
     sizes = [tf.io.gfile.stat(f).length for f in files]
     check_not_empty(files, sizes, meta)
     lengths = _pad_lengths(pad_to, fmt.max_seq_length, pad_multiple, bucket_lengths)
@@ -423,7 +427,8 @@ def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_maskin
         segments = fit(d[schema.SEGMENT_IDS], length)
         if dynamic_masking:
             ids, pos, lm_ids, weights = dm.mask_padded_batch(
-                ids, mask, num_preds=num_preds, seeds=seeds, **dynamic_masking)
+                ids, mask, num_preds=num_preds, seeds=seeds,
+                **{k: v for k, v in dynamic_masking.items() if k != "tokenizer_sha256"})
         else:
             pos, lm_ids = d[schema.MASKED_LM_POSITIONS], d[schema.MASKED_LM_IDS]
             weights = d[schema.MASKED_LM_WEIGHTS]

@@ -336,3 +336,19 @@ def test_a_dataset_without_records_is_an_error(tmp_path):
     d = write(tmp_path / "d", [], splits={"train": {"num_examples": 0}})
     with pytest.raises(ValueError, match="the dataset holds no records"):
         bertdata.make_dataset(d, 8)
+
+
+def test_dynamic_masking_with_another_tokenizer_is_refused(tmp_path, sample_corpus, spm_model):
+    from beam_jobs import create_pretraining_data as job
+    from bertdata.tokenizer import train_tokenizer
+
+    out = str(tmp_path / "dyn")
+    job.run([f"--input={sample_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",
+             "--masking=dynamic", "--max_seq_length=64", "--runner=FnApiRunner"])
+    larger = train_tokenizer([sample_corpus], str(tmp_path / "larger"), 1200, num_threads=1)
+    with pytest.raises(ValueError, match="has 1207 pieces, but .*metadata.json says"):
+        bertdata.make_dataset(out, 8, dynamic_masking=dm.masking_options(larger))
+    same_size = train_tokenizer([sample_corpus], str(tmp_path / "other"), 1000, num_threads=1,
+                                normalization="identity")
+    with pytest.raises(ValueError, match="not the one the records were made with"):
+        bertdata.make_dataset(out, 8, dynamic_masking=dm.masking_options(same_size))
