@@ -35,6 +35,26 @@ FEATURE_SPEC = {
 }
 
 
+def checked_features(features: dict, config) -> dict:
+    """The feature tensors of a `serve` request, passed on only when every id is in range
+    (an out-of-range id would fail deep inside a gather, naming none of them)."""
+    seq = tf.shape(features[INPUT_IDS])[1]
+    ranges = {INPUT_IDS: (config.vocab_size, config.vocab_size),
+              SEGMENT_IDS: (config.type_vocab_size, config.type_vocab_size),
+              INPUT_MASK: (2, 2), MASKED_LM_POSITIONS: (seq, "the sequence length")}
+    checks = []
+    for name, (limit, said) in ranges.items():
+        value = features[name]
+        ok = tf.logical_and(tf.reduce_all(value >= 0), tf.reduce_all(value < limit))
+        checks.append(tf.debugging.assert_equal(ok, True,
+                                                message=f"{name} must lie in [0, {said})"))
+    checks.append(tf.debugging.assert_less_equal(
+        seq, config.max_position_embeddings,
+        message=f"sequences longer than the model's {config.max_position_embeddings} positions"))
+    with tf.control_dependencies(checks):
+        return {name: tf.identity(value) for name, value in features.items()}
+
+
 def mask_positions(input_ids) -> tf.Tensor:
     """(B, M) positions of the [MASK] pieces of each row, padded with -1."""
     b, n = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
@@ -60,9 +80,16 @@ class PretrainedExport(tf.Module):
 
     @tf.function(input_signature=[FEATURE_SPEC])
     def serve(self, features):
-        return self.model(features, training=False)
+        return self.model(checked_features(features, self.model.backbone.config),
+                          training=False)
 
     def _fill_mask(self, text, top_k):
+        ordinary = self.model.backbone.config.vocab_size - NUM_SPECIAL
+        check = tf.debugging.assert_equal(
+            tf.logical_and(top_k >= 1, top_k <= ordinary), True,
+            message=f"top_k must be between 1 and {ordinary} (the ordinary pieces)")
+        with tf.control_dependencies([check]):
+            top_k = tf.identity(top_k)
         inputs = self.preprocessor(text)
         positions = mask_positions(inputs[INPUT_IDS])
         # Rows with fewer masks look up position 0 ([CLS]); their slots are dropped below.

@@ -194,13 +194,21 @@ requests = {
     "encode_pair empty": lambda: export.signatures["encode_pair"](text=none, text_b=none),
     "classify empty": lambda: classifier.signatures["classify"](text=none),
     "fill_mask empty": lambda: export.signatures["fill_mask"](text=none),
+    "top_k 0": lambda: export.signatures["fill_mask_top_k"](text=a2, top_k=tf.constant(0)),
+    "serve negative id": lambda: export.signatures["serve"](
+        input_ids=tf.constant([[5, -3, 4]]), input_mask=tf.ones([1, 3], tf.int32),
+        segment_ids=tf.zeros([1, 3], tf.int32), masked_lm_positions=tf.constant([[1]])),
+    "serve segment 2": lambda: export.signatures["serve"](
+        input_ids=tf.constant([[5, 9, 4]]), input_mask=tf.ones([1, 3], tf.int32),
+        segment_ids=tf.constant([[0, 2, 0]]), masked_lm_positions=tf.constant([[1]])),
 }
 out = {}
 for name, request in requests.items():
     try:
         out[name] = {k: list(v.shape) for k, v in request().items()}
     except tf.errors.InvalidArgumentError as e:
-        out[name] = "error: " + e.message.split("\\n")[0]
+        found = [x for x in e.message.split("\\n") if "assertion failed" in x]
+        out[name] = "error: " + (found or [e.message])[0]
 # The process still serves.
 out["after"] = export.signatures["encode"](text=a2)["pooled_output"].shape.as_list()
 print(json.dumps(out))
@@ -221,4 +229,7 @@ def test_a_bad_serving_request_fails_alone_and_the_server_lives(pipeline_run, fi
     assert out["encode_pair empty"]["sequence_output"][0] == 0
     assert out["classify empty"]["probabilities"][0] == 0
     assert out["fill_mask empty"]["top_pieces"][0] == 0
+    assert "top_k must be between 1 and" in out["top_k 0"]
+    assert "input_ids must lie in [0, " in out["serve negative id"]
+    assert "segment_ids must lie in [0, 2)" in out["serve segment 2"]
     assert out["after"][0] == 2
