@@ -51,6 +51,7 @@ from beam_jobs.random_docs import SampleRandomDocuments
 from beam_jobs.shards import WriteShardPieces
 from beam_jobs.stats import merge_counts
 from bertdata import logs, schema
+from bertdata.files import FolderInUse, run_lock
 from bertdata.tokenizer import Tokenizer
 
 log = logging.getLogger("beam_jobs.create_pretraining_data")
@@ -199,6 +200,20 @@ def run_job(options: JobOptions, pipeline_options: PipelineOptions) -> dict | No
     standard = pipeline_options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "FnApiRunner"
+    if pipeline_options.view_as(TestOptions).dry_run:
+        return _run_pipeline(options, pipeline_options, model_proto, tokenizer)
+    try:
+        # Two jobs on one local folder would delete each other's staging: the second
+        # is refused while the first lives.
+        with run_lock(options.output_dir, "--output_dir"):
+            return _run_pipeline(options, pipeline_options, model_proto, tokenizer)
+    except FolderInUse as e:
+        raise JobError(str(e)) from None
+
+
+def _run_pipeline(options: JobOptions, pipeline_options: PipelineOptions, model_proto: bytes,
+                  tokenizer) -> dict | None:
+    standard = pipeline_options.view_as(StandardOptions)
     dry_run = pipeline_options.view_as(TestOptions).dry_run
     facts = {"tokenizer_sha256": tokenizer.sha256, "tokenizer_path": options.spm_model,
              "vocab_size": tokenizer.vocab_size, "special_ids": tokenizer.special.as_dict(),

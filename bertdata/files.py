@@ -52,3 +52,73 @@ def atomic_path(final: str):
             os.replace(tmp, final)
     finally:
         remove(tmp)
+
+
+class FolderInUse(RuntimeError):
+    """Another live run holds the folder's lock; the message names it."""
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str, flag: str):
+    """Holds FOLDER/.lock (this process's id and host) while the block runs, so that two runs
+    never share a folder; a second one gets FolderInUse naming the first. A lock whose
+    process is gone (killed, crashed) is taken over, so a dead run never holds a folder. Only
+    local folders are locked (a bucket path has no process to ask)."""
+    import json
+    import socket
+
+    if "://" in folder:
+        yield
+        return
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_FILE)
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is not None:
+                raise FolderInUse(f"{flag} {folder} is in use by another run (process "
+                                  f"{holder['pid']} on {holder['host']}); wait for it to end "
+                                  "or use another folder") from None
+            remove(path)  # its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        remove(path)
+
+
+def _lock_holder(path: str) -> dict | None:
+    """The live process holding a lock file, or None when it is gone (or unreadable)."""
+    import json
+    import socket
+    import time
+
+    try:
+        with open(path) as f:
+            holder = json.load(f)
+        pid = int(holder["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        # Being written by a run that just took it, or left half-written by one killed then.
+        try:
+            fresh = time.time() - os.path.getmtime(path) < 5
+        except OSError:
+            return None
+        return {"pid": "?", "host": "?"} if fresh else None
+    if holder.get("host") != socket.gethostname():
+        return holder  # another machine's: cannot be asked, so it is held
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return holder

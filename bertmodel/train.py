@@ -188,12 +188,13 @@ def train(config: TrainConfig) -> dict:
     plan = plan_run(config)
     check_model_dir(config, plan)
     tf = logs.import_tensorflow_quietly()
+    from bertdata.files import FolderInUse
     from bertdata.integrity import read_error_message
     from bertmodel import training_run
 
     try:
         return training_run.run(config, plan, tf)
-    except devices.DeviceError as e:
+    except (devices.DeviceError, FolderInUse) as e:
         raise TrainError(str(e)) from None
     except tf.errors.OpError as e:
         # A shard found damaged while training reads it: one line naming the file.

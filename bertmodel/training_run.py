@@ -211,7 +211,16 @@ def _remove(path: str) -> None:
 
 
 def run(config, plan, tf) -> dict:
+    """Trains (or resumes, or finishes) the planned run, holding --model_dir's lock so that
+    a second run on the same folder is refused while this one lives."""
+    from bertdata.files import run_lock
+
     setup = set_up_devices(config, tf)
+    with run_lock(setup.out_dir, "--model_dir"):
+        return _run(config, plan, tf, setup)
+
+
+def _run(config, plan, tf, setup) -> dict:
     write_settings(config, plan, setup)
     train_ds, eval_ds = make_datasets(config, plan, setup)
     model = build_model(config, plan, setup)
