@@ -166,17 +166,51 @@ def fit(model, config, plan, state, train_ds, eval_ds, callbacks) -> None:
                   steps_per_epoch=plan.steps_per_epoch, **common)
 
 
+OUTPUTS_MANIFEST = "outputs.json"
+
+
+def _size(path: str) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path)
+                   for f in fs)
+    return os.path.getsize(path)
+
+
+def _current_outputs(out: str, step: int) -> set[str]:
+    """The outputs OUTPUTS_MANIFEST says were written whole at this step and that are still
+    as written (same size); anything else is rewritten, so a rerun never mixes outputs of
+    different steps or keeps a damaged one."""
+    path = os.path.join(out, OUTPUTS_MANIFEST)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return set()
+    if manifest.get("step") != step:
+        return set()
+    sizes = manifest.get("sizes", {})
+    return {name for name in OUTPUTS if os.path.exists(os.path.join(out, name))
+            and sizes.get(name) == _size(os.path.join(out, name))}
+
+
 def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
-    """The outputs of a finished run, under a temporary name first; with only_missing
-    (nothing was trained now), only those that are missing. The best weights are restored
-    before (as the reference keeps them). The export takes raw text when the tokenizer was
-    copied into the run's folder; it trims to the model's positions, as the fill_mask
-    command does."""
+    """The outputs of a finished run, each under a temporary name first, then
+    OUTPUTS_MANIFEST (the step they belong to and their sizes), last. With only_missing
+    (nothing was trained now), only the outputs that the manifest does not vouch for. The
+    best weights are restored before (as the reference keeps them). The export takes raw
+    text when the tokenizer was copied into the run's folder; it trims to the model's
+    positions, as the fill_mask command does."""
     from bertmodel.export import export_saved_model
     from bertmodel.layers import KERAS3
     from bertmodel.plots import save_plots
 
     out = setup.out_dir
+    step = state.progress.step
+    current = _current_outputs(out, step) if only_missing else set()
+    _remove(os.path.join(out, OUTPUTS_MANIFEST))  # no manifest while outputs change
+    for leftover in (n for n in os.listdir(out) if n.startswith(".tmp-")):
+        _remove(os.path.join(out, leftover))  # a killed run's half-written output
     tokenizer = os.path.join(out, "tokenizer.model")
     proto = None
     if os.path.isfile(tokenizer):
@@ -192,15 +226,16 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
                "export": lambda path: export_saved_model(model, path, model_proto=proto),
                "plots.png": lambda path: save_plots(state.progress.history, path)}
     for name in OUTPUTS:
-        final = os.path.join(out, name)
-        if only_missing and os.path.exists(final):
+        if name in current:
             continue
+        final = os.path.join(out, name)
         tmp = os.path.join(out, f".tmp-{name}")
-        _remove(tmp)
         writers[name](tmp)
         _remove(final)
         os.replace(tmp, final)
     write_history(state.progress.history, out)
+    _write_json(os.path.join(out, OUTPUTS_MANIFEST), {
+        "step": step, "sizes": {name: _size(os.path.join(out, name)) for name in OUTPUTS}})
 
 
 def _remove(path: str) -> None:

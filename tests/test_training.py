@@ -135,6 +135,11 @@ def test_a_finished_run_writes_what_is_missing_without_training(tmp_path, pipeli
     for name in ("export", "plots.png"):
         shutil.rmtree(run / name, ignore_errors=True) if name == "export" else \
             (run / name).unlink()
+    # A damaged output (cut short) and what a killed writer leaves behind.
+    model_bytes = (run / "model.keras").read_bytes()
+    (run / "model.keras").write_bytes(model_bytes[:1000])
+    (run / ".tmp-encoder.keras").write_bytes(b"half")
+    encoder_written = (run / "encoder.keras").stat().st_mtime_ns
     settings = json.loads((run / "config.json").read_text())["training"]
     # The flags of the pipeline's run (conftest.pipeline_run).
     summary = train.run([f"--tfrecords={work / 'data'}", f"--model_dir={run}", "--config=mini",
@@ -144,6 +149,10 @@ def test_a_finished_run_writes_what_is_missing_without_training(tmp_path, pipeli
     assert (run / "export" / "saved_model.pb").exists() and (run / "plots.png").exists()
     assert (run / "history.json").read_text() == before
     assert not [p for p in os.listdir(run) if p.startswith(".tmp-")]
+    assert (run / "model.keras").stat().st_size == len(model_bytes)  # rewritten whole
+    assert (run / "encoder.keras").stat().st_mtime_ns == encoder_written  # whole: kept
+    manifest = json.loads((run / "outputs.json").read_text())
+    assert manifest["step"] == settings["total_steps"]
 
 
 def _other_tokenizer(tmp_path, corpus):
