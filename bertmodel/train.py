@@ -9,8 +9,8 @@ dataset's metadata.json), tokenizer.model, checkpoints/last/ (resumable state: k
 and rerun the same command), checkpoints/best.weights.h5 (best by MLM accuracy), logs/
 (TensorBoard: epoch scalars, and step scalars in logs/steps), history.csv, history.json,
 plots.png, model.keras (the pretrainer), encoder.keras (the backbone, for fine-tuning) and
-export/ (a SavedModel for serving). A run that finished writes only what is missing or damaged (outputs.json records the
-step and sizes of the outputs written whole).
+export/ (a SavedModel for serving), then outputs.json (the step and sizes of the outputs
+written whole). A run that finished writes only what is missing, damaged or of another step.
 """
 
 from __future__ import annotations
