@@ -80,7 +80,10 @@ def make_strategy(name: str):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return mirrored_strategy(devices)
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        except (ValueError, tf.errors.OpError) as e:  # no TPU attached or named
+            raise DeviceError(f"--strategy=tpu: no TPU found here ({e})") from None
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)

@@ -193,6 +193,7 @@ def test_eval_records_of_another_tokenizer_are_refused(tmp_path, sample_dataset,
     ("--train_steps=0", "--train_steps must be a positive number"),
     ("--warmup_steps=1000", "--warmup_steps 1000 is more than the 10 steps of the run"),
     ("--gradient_accumulation_steps=11", "the optimizer would never update the model"),
+    ("--strategy=tpu", "--strategy=tpu: no TPU found here"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, sample_dataset, capsys, flag, message):
     data, _ = sample_dataset
