@@ -197,6 +197,10 @@ def train(config: TrainConfig) -> dict:
         return training_run.run(config, plan, tf)
     except (devices.DeviceError, FolderInUse) as e:
         raise TrainError(str(e)) from None
+    except OSError as e:  # a full disk or a folder that cannot be written
+        raise TrainError(f"--model_dir {config.model_dir}: cannot write "
+                         f"({e.strerror or e}); the last complete checkpoint is kept, rerun "
+                         "the same command to resume") from None
     except tf.errors.OpError as e:
         # A shard found damaged while training reads it: one line naming the file.
         message = read_error_message(e)

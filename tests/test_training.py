@@ -330,3 +330,19 @@ def test_inspect_reports_a_damaged_shard_in_one_line(tmp_path, sample_dataset, c
     code = inspect_dataset.main([str(cut), "--num_examples=1"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and str(cut) in err, err
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_training_is_one_line(tmp_path, sample_dataset, capsys, monkeypatch):
+    from bertmodel.checkpoints import RunState
+
+    data, _ = sample_dataset
+
+    def disk_full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunState, "save", disk_full)
+    code = train.main([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY,
+                       "--train_steps=4", "--checkpoint_every_steps=2", "--verbosity=warning"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "No space left on device" in err and len(err.splitlines()) == 1, err
