@@ -27,6 +27,7 @@ PipelineOptions; with no --runner the in-process FnApiRunner runs it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -211,6 +212,19 @@ def run_job(options: JobOptions, pipeline_options: PipelineOptions) -> dict | No
         raise JobError(str(e)) from None
 
 
+def _quiet_workers(pipeline_options: PipelineOptions):
+    """Local SDK worker processes (multi-processing mode) keep their logs and tracebacks off
+    the console unless the command runs with --verbosity=debug; the job still reports a
+    failure in its own line."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    mode = pipeline_options.view_as(DirectOptions).direct_running_mode
+    verbosity = logs.configured_verbosity()
+    if mode == "multi_processing" and verbosity not in (None, "debug"):
+        return logs.child_processes_quiet()
+    return contextlib.nullcontext()
+
+
 def _run_pipeline(options: JobOptions, pipeline_options: PipelineOptions, model_proto: bytes,
                   tokenizer) -> dict | None:
     standard = pipeline_options.view_as(StandardOptions)
@@ -229,7 +243,7 @@ def _run_pipeline(options: JobOptions, pipeline_options: PipelineOptions, model_
         if channel is None or dry_run:
             result = p.run()
         else:
-            with progress.ProgressReporter(channel):
+            with progress.ProgressReporter(channel), _quiet_workers(pipeline_options):
                 result = p.run()
                 if not standard.no_wait_until_finish:
                     result.wait_until_finish()

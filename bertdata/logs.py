@@ -45,10 +45,19 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+_configured: list[str] = []  # the verbosity a command set, if any
+
+
+def configured_verbosity() -> str | None:
+    """The --verbosity of the command that called configure(); None in library use."""
+    return _configured[-1] if _configured else None
+
+
 def configure(verbosity: str = "info") -> None:
     """Sends the package's log lines to stderr and quiets the libraries' (unless debug)."""
     if verbosity not in VERBOSITIES:
         raise ValueError(f"--verbosity must be one of {VERBOSITIES}, got {verbosity!r}")
+    _configured[:] = [verbosity]
     level = {"warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -63,6 +72,46 @@ def configure(verbosity: str = "info") -> None:
     for name in REPEATS_FAILURES:
         logging.getLogger(name).setLevel(logging.NOTSET if verbosity == "debug"
                                          else logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def root_logger_left_alone():
+    """Imports inside this block cannot configure the root logger. Beam's modules call
+    `logging.warning` when optional Google Cloud clients are missing (the install without
+    the dataflow extra), which gives the root logger a stderr handler: the console then gets
+    that line, and every later INFO line of any library."""
+    root = logging.getLogger()
+    guard = None if root.handlers else logging.NullHandler()
+    if guard is not None:
+        root.addHandler(guard)
+    try:
+        yield
+    finally:
+        if guard is not None:
+            root.removeHandler(guard)
+
+
+@contextlib.contextmanager
+def child_processes_quiet():
+    """Child processes started in this block write their stderr to /dev/null, while this
+    process's own log lines still reach the console: Beam's SDK worker processes configure
+    their own logging and would fill it with theirs (and repeat a failure's traceback)."""
+    sys.stderr.flush()
+    console = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    own = sys.stderr
+    os.dup2(devnull, 2)
+    sys.stderr = os.fdopen(os.dup(console), "w", buffering=1, encoding="utf-8",
+                           errors="backslashreplace")
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = own
+        os.dup2(console, 2)
+        os.close(console)
+        os.close(devnull)
 
 
 @contextlib.contextmanager

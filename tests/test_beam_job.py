@@ -5,6 +5,7 @@ import gzip
 import json
 import lzma
 import os
+import re
 import subprocess
 import sys
 
@@ -514,3 +515,31 @@ def test_a_tokenizer_that_does_not_fit_the_corpus_is_a_warning(tmp_path, sample_
                      f"--spm_model={model}", "--max_seq_length=64", *FNAPI]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "[UNK]" in line]
     assert len(warnings) == 1 and "of the pieces are [UNK]" in warnings[0]
+
+
+@pytest.mark.slow
+def test_every_core_and_no_gcp_extra_the_console_shows_only_the_jobs_lines(tmp_path, spm_model,
+                                                                            sample_corpus):
+    """The README's main command installs Beam without its gcp extra; there, importing Beam
+    logs through the root logger and the SDK worker processes log at INFO. A package that
+    cannot be imported stands in for the missing Google client (in the workers too)."""
+    missing = tmp_path / "no_gcp" / "apitools"
+    missing.mkdir(parents=True)
+    (missing / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {**os.environ, "PYTHONPATH": str(missing.parent)}
+
+    def cli(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "beam_jobs.create_pretraining_data",
+             f"--input={sample_corpus}", f"--output_dir={tmp_path / extra[0]}",
+             f"--spm_model={spm_model}", "--direct_num_workers=2",
+             "--direct_running_mode=multi_processing", *extra[1:]],
+            cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+
+    quiet = cli("a")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    lines = quiet.stderr.splitlines()
+    own = re.compile(r"^\d\d:\d\d:\d\d ")  # the package's log format
+    assert lines and all(own.match(line) for line in lines), lines
+    loud = cli("b", "--verbosity=debug")
+    assert loud.returncode == 0 and "sdk_worker" in loud.stderr
