@@ -6,8 +6,8 @@ starting a new piece when one reaches the target shard size. The publisher then 
 pieces of a split into shards of at most that size (first fit, largest pieces first): a
 shard of one piece is that piece renamed into place (its one rename), a shard of several is
 their concatenation (TFRecord files, and gzip files, are concatenations of their parts).
-With --num_shards=N, blobs are grouped by a hash into N groups instead (a shuffle of the
-data), each written as one piece.
+With --num_shards=N, records are grouped by a hash of each into N groups instead (a shuffle
+of the data), each written as one piece.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from bertdata import schema
 from bertdata.schema import Compression
+from bertdata.wire_format import split_framed
 
 # A gzip stream of no data: an empty shard of a --compression=gzip dataset.
 _EMPTY_GZIP = gzip.compress(b"", mtime=0)
@@ -129,9 +130,12 @@ class WriteShardPieces(beam.PTransform):
             return blobs | "Write" >> beam.ParDo(WritePiecesFn(
                 self.staging_dir, self.split, self.compression, self.shard_bytes))
         n = self.num_shards
+        # Record by record: a blob holds a bundle's worth of records, and hashing whole
+        # blobs left shards empty or several times the size of others.
         return (
             blobs
-            | "Key" >> beam.Map(lambda blob: (zlib.crc32(blob[1]) % n, blob))
+            | "Records" >> beam.FlatMap(lambda blob: ((1, r) for r in split_framed(blob[1])))
+            | "Key" >> beam.Map(lambda record: (zlib.crc32(record[1]) % n, record))
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.FlatMap(_write_group, self.staging_dir, self.split,
                                       self.compression)

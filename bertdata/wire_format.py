@@ -273,6 +273,19 @@ def count_framed_records(blob: bytes) -> int:
     return count
 
 
+def split_framed(blob: bytes) -> list[bytes]:
+    """A `frame_records` blob cut into its framed records (each still a valid blob)."""
+    out = []
+    at = 0
+    while at < len(blob):
+        end = at + 16 + struct.unpack_from("<Q", blob, at)[0]
+        out.append(blob[at:end])
+        at = end
+    if at != len(blob):
+        raise ValueError("truncated TFRecord blob")
+    return out
+
+
 def unframe_records(blob: bytes) -> list[bytes]:
     """The records of a `frame_records` blob; raises ValueError on a bad length or CRC."""
     out = []

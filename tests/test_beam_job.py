@@ -178,6 +178,20 @@ def test_same_records_whatever_the_workers_splits_and_shards(tmp_path, spm_model
     assert sa["counts"] == sb["counts"]
 
 
+def test_num_shards_splits_records_evenly(tmp_path, spm_model, sample_corpus):
+    out, _ = run_job(tmp_path, sample_corpus, spm_model, "--dupe_factor=2",
+                     "--eval_fraction=0.2", "--num_shards=4")
+    with open(os.path.join(out, "metadata.json")) as f:
+        meta = json.load(f)
+    for split in ("train", "eval"):
+        counts = list(meta["splits"][split]["shards"].values())
+        mean = sum(counts) / 4
+        # A hash of each record: shards within a binomial spread, none empty (by blob, one
+        # split was 14,811 / 5,890 / 5,056 / 4,043, another had an empty shard).
+        assert len(counts) == 4 and min(counts) > 0.6 * mean and max(counts) < 1.4 * mean, \
+            (split, counts)
+
+
 def test_shards_are_sized_by_data(tmp_path, spm_model, sample_corpus):
     out, stats = run_job(tmp_path, sample_corpus, spm_model, "--dupe_factor=8",
                          "--shard_size_mb=0.1", "--split_bytes=5000")
