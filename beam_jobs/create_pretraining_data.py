@@ -47,7 +47,7 @@ import bertdata
 from beam_jobs import inputs, progress
 from beam_jobs.examples import CreateRecordBlobs
 from beam_jobs.options import JobOptions, make_parser, options_from_args
-from beam_jobs.publish import DatasetError, PublishDataset, read_json, remove_folder
+from beam_jobs.publish import DatasetError, PublishDataset, read_json, remove_folder, retire_dataset
 from beam_jobs.random_docs import SampleRandomDocuments
 from beam_jobs.shards import WriteShardPieces
 from beam_jobs.stats import merge_counts
@@ -207,9 +207,20 @@ def run_job(options: JobOptions, pipeline_options: PipelineOptions) -> dict | No
         # Two jobs on one local folder would delete each other's staging: the second
         # is refused while the first lives.
         with run_lock(options.output_dir, "--output_dir"):
-            return _run_pipeline(options, pipeline_options, model_proto, tokenizer)
+            try:
+                return _run_pipeline(options, pipeline_options, model_proto, tokenizer)
+            except Exception:
+                _remove_unpublished(options.output_dir)
+                raise
     except FolderInUse as e:
         raise JobError(str(e)) from None
+
+
+def _remove_unpublished(output_dir: str) -> None:
+    """After a failed run: shards and stats.json that it put in place before metadata.json
+    (written last) are not a dataset, and go, so nothing looks finished."""
+    if not FileSystems.exists(FileSystems.join(output_dir, schema.METADATA_FILE)):
+        retire_dataset(output_dir)
 
 
 def _quiet_workers(pipeline_options: PipelineOptions):

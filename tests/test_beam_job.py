@@ -451,6 +451,26 @@ def test_a_full_disk_is_one_line_and_publishes_nothing(tmp_path, spm_model, samp
     assert "Traceback" not in done.stderr
 
 
+def test_a_failure_while_publishing_leaves_no_final_named_shard(tmp_path, spm_model,
+                                                                sample_corpus, monkeypatch):
+    """The disk fills up after the shards are in place, as metadata.json is written: the
+    shards and stats.json already there do not make a dataset and are removed."""
+    from beam_jobs import publish
+
+    written = publish.write_json
+
+    def full_at_metadata(obj, path):
+        if path.endswith(schema.METADATA_FILE):
+            raise OSError(28, "No space left on device")
+        written(obj, path)
+
+    monkeypatch.setattr(publish, "write_json", full_at_metadata)
+    with pytest.raises(Exception, match="No space left on device"):
+        run_job(tmp_path, sample_corpus, spm_model, "--num_shards=2")
+    left = os.listdir(tmp_path / "out")
+    assert not [f for f in left if not f.startswith(job.STAGING_PREFIX)], left
+
+
 def test_progress_and_summary_show_and_beams_chatter_does_not(tmp_path, spm_model,
                                                               sample_corpus):
     def cli(*extra):
