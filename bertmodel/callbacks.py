@@ -40,6 +40,7 @@ class Checkpointing(keras.callbacks.Callback):
         self.history_dir = history_dir
         self.total_steps = total_steps
         self._saved_at = time.monotonic()
+        self._epoch_ended = False
 
     def on_train_batch_end(self, batch, logs=None):
         progress = self.state.progress
@@ -55,6 +56,7 @@ class Checkpointing(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.state.progress.history.setdefault(key, []).append(float(value))
         self.consider_best((logs or {}).get(self.monitor))
+        self._epoch_ended = True
         self._save()
         write_history(self.state.progress.history, self.history_dir)
 
@@ -62,6 +64,7 @@ class Checkpointing(keras.callbacks.Callback):
         if self.model.stop_training:  # stopped on a non-finite loss
             return
         self.state.progress.finished = self.state.progress.step >= self.total_steps
+        self._epoch_ended = True  # fit ends at an epoch's end
         self._save()
 
     def consider_best(self, value) -> None:
@@ -69,8 +72,30 @@ class Checkpointing(keras.callbacks.Callback):
             self.state.save_best(self.model, float(value))
 
     def _save(self):
+        # Mid-epoch the metrics' running sums go with the checkpoint (RestoreEpochMetrics).
+        ended = self._epoch_ended
+        self.state.progress.metric_states = None if ended else {
+            m.name: [v.numpy().tolist() for v in m.variables] for m in self.model.metrics}
+        self._epoch_ended = False
         self.state.save()
         self._saved_at = time.monotonic()
+
+
+class RestoreEpochMetrics(keras.callbacks.Callback):
+    """Puts the metric sums a mid-epoch checkpoint saved back at the start of the resumed
+    epoch (fit has just reset them), so the epoch's figures count its steps before the
+    interruption too. Runs first among the callbacks."""
+
+    def __init__(self, metric_states: dict | None):
+        super().__init__()
+        self.metric_states = metric_states or {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for metric in self.model.metrics:
+            for variable, value in zip(metric.variables,
+                                       self.metric_states.get(metric.name, []), strict=False):
+                variable.assign(value)
+        self.metric_states = {}
 
 
 def write_history(history: dict, directory: str) -> None:

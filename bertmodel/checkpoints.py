@@ -31,6 +31,9 @@ class Progress:
     best_value: float | None = None  # of the monitored metric
     best_step: int | None = None
     finished: bool = False  # every step trained; what is left is writing the outputs
+    # Mid-epoch: each metric's variables (its running sums), so that a resumed epoch
+    # reports the mean over all of its steps; None at an epoch's end.
+    metric_states: dict | None = None
 
     @property
     def epochs_done(self) -> int:

@@ -16,7 +16,13 @@ import os
 import shutil
 
 from bertmodel import devices, flops
-from bertmodel.callbacks import Checkpointing, EvaluateEvery, StepLogger, write_history
+from bertmodel.callbacks import (
+    Checkpointing,
+    EvaluateEvery,
+    RestoreEpochMetrics,
+    StepLogger,
+    write_history,
+)
 from bertmodel.checkpoints import RunState
 
 log = logging.getLogger("bertmodel.train")
@@ -58,23 +64,26 @@ def set_up_devices(config, tf) -> Setup:
 
 
 def make_datasets(config, plan, setup):
+    """(train_from, eval_ds): train_from(step) is the training data from that step on."""
     import bertdata
     from bertdata import dynamic_masking
 
     masking = (dynamic_masking.masking_options(config.spm_model)
                if plan.meta["masking"] == "dynamic" else None)
 
-    def distributed(files, training):
+    def distributed(files, training, skip=0):
         def fn(ctx):
-            return bertdata.make_dataset(
+            ds = bertdata.make_dataset(
                 files, config.batch_size, is_training=training, input_context=ctx,
                 seed=config.seed, pad_to=setup.pad_to, shuffle_buffer=config.shuffle_buffer,
                 dynamic_masking=masking, repeat=training)
+            # Each step takes one batch per replica: skipping `skip` batches puts a resumed
+            # run where the interrupted one was, in the same (seeded) order.
+            return ds.skip(skip) if skip else ds
         return setup.strategy.distribute_datasets_from_function(fn)
 
-    train_ds = distributed(plan.files, True)
     eval_ds = distributed(plan.eval_files, False) if plan.eval_files else None
-    return train_ds, eval_ds
+    return (lambda step: distributed(plan.files, True, skip=step)), eval_ds
 
 
 def build_model(config, plan, setup):
@@ -149,21 +158,27 @@ def make_callbacks(config, plan, setup, state, eval_ds, tf):
     return callbacks
 
 
-def fit(model, config, plan, state, train_ds, eval_ds, callbacks) -> None:
-    """Trains the steps not trained yet: the rest of an interrupted epoch, then the others."""
+def fit(model, config, plan, state, train_from, eval_ds, callbacks) -> None:
+    """Trains the steps not trained yet: the rest of an interrupted epoch, then the others.
+    A resumed run reads the data from the step it stopped at, and its interrupted epoch
+    starts from the metric sums saved with the checkpoint, so it ends as an uninterrupted
+    run would."""
     epoch, done = divmod(state.progress.step, plan.steps_per_epoch)
     common = {"validation_data": eval_ds, "validation_steps": plan.eval_steps,
-              "callbacks": callbacks, "verbose": config.verbose, "shuffle": False}
+              "verbose": config.verbose, "shuffle": False}
     if done:
         log.info("resuming at step %d, in epoch %d", state.progress.step, epoch + 1)
-        model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1,
-                  steps_per_epoch=plan.steps_per_epoch - done, **common)
+        resumed = RestoreEpochMetrics(state.progress.metric_states)
+        model.fit(train_from(state.progress.step), initial_epoch=epoch, epochs=epoch + 1,
+                  steps_per_epoch=plan.steps_per_epoch - done,
+                  callbacks=[resumed, *callbacks], **common)
         epoch += 1
     elif state.progress.step:
         log.info("resuming at step %d, epoch %d", state.progress.step, epoch + 1)
     if epoch < plan.epochs and not model.stop_training:
-        model.fit(train_ds, initial_epoch=epoch, epochs=plan.epochs,
-                  steps_per_epoch=plan.steps_per_epoch, **common)
+        model.fit(train_from(epoch * plan.steps_per_epoch), initial_epoch=epoch,
+                  epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
+                  callbacks=callbacks, **common)
 
 
 OUTPUTS_MANIFEST = "outputs.json"
@@ -257,7 +272,7 @@ def run(config, plan, tf) -> dict:
 
 def _run(config, plan, tf, setup) -> dict:
     write_settings(config, plan, setup)
-    train_ds, eval_ds = make_datasets(config, plan, setup)
+    train_from, eval_ds = make_datasets(config, plan, setup)
     model = build_model(config, plan, setup)
     state = RunState(os.path.join(setup.out_dir, "checkpoints"), model, model.optimizer,
                      restore_from=os.path.join(config.model_dir, "checkpoints"))
@@ -274,7 +289,7 @@ def _run(config, plan, tf, setup) -> dict:
              plan.learning_rate, config.batch_size * config.gradient_accumulation_steps)
     trained_now = not progress.finished
     if trained_now:
-        fit(model, config, plan, state, train_ds, eval_ds,
+        fit(model, config, plan, state, train_from, eval_ds,
             make_callbacks(config, plan, setup, state, eval_ds, tf))
         if model.stop_training or not state.progress.finished:
             # TerminateOnNaN stopped the run: keep the last good state, publish nothing.
