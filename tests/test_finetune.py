@@ -73,8 +73,11 @@ def test_the_bag_of_words_baseline_learns_words_that_decide_the_label():
 
 def test_finetune_reports_the_baseline_beside_its_results(finetuned):
     results = json.loads((finetuned["pretrained"] / "results.json").read_text())
-    # The sample task's 8 sources differ in vocabulary; n-grams separate them well.
-    assert 0.3 < results["bag_of_words_accuracy"] <= 1.0
+    dev = (finetuned["pretrained"].parent / "dev.tsv").read_text().splitlines()
+    labels = [line.split("\t")[0] for line in dev if line]
+    majority = max(labels.count(x) for x in set(labels)) / len(labels)
+    # Words tell the sample task's sources apart: better than always the largest label.
+    assert majority < results["bag_of_words_accuracy"] <= 1.0
     assert 0.0 < results["bag_of_words_macro_f1"] <= 1.0
 
 

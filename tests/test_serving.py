@@ -215,10 +215,34 @@ print(json.dumps(out))
 """
 
 
-def test_a_bad_serving_request_fails_alone_and_the_server_lives(pipeline_run, finetuned):
-    work, _ = pipeline_run
-    done = subprocess.run([sys.executable, "-c", BAD_REQUESTS, str(work / "model" / "export"),
-                           str(finetuned["pretrained"] / "export")],
+@pytest.fixture(scope="module")
+def tiny_exports(tmp_path_factory, spm_model, tokenizer):
+    """SavedModels of a tiny pretrainer and classifier (random weights): what the serving
+    checks need, without waiting for a training run."""
+    import dataclasses
+
+    from bertmodel.config import PRESETS
+    from bertmodel.export import export_classifier, export_saved_model
+    from bertmodel.model import BertClassifier, BertPretrainer, dummy_inputs
+
+    folder = tmp_path_factory.mktemp("tiny_exports")
+    config = dataclasses.replace(PRESETS["tiny"], vocab_size=tokenizer.vocab_size)
+    with open(spm_model, "rb") as f:
+        proto = f.read()
+    pretrainer = BertPretrainer(config=config)
+    pretrainer(dummy_inputs(config))
+    export_saved_model(pretrainer, str(folder / "export"), model_proto=proto)
+    classifier = BertClassifier(num_labels=2, config=config)
+    classifier(dummy_inputs(config))
+    export_classifier(classifier, str(folder / "classifier"), model_proto=proto,
+                      max_seq_length=64, labels=["a", "b"])
+    return folder / "export", folder / "classifier"
+
+
+@pytest.mark.slow
+def test_a_bad_serving_request_fails_alone_and_the_server_lives(tiny_exports):
+    export, classifier = tiny_exports
+    done = subprocess.run([sys.executable, "-c", BAD_REQUESTS, str(export), str(classifier)],
                           cwd="/", capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -146,8 +147,7 @@ def test_a_finished_run_writes_what_is_missing_without_training(tmp_path, pipeli
         shutil.rmtree(run / name, ignore_errors=True) if name == "export" else \
             (run / name).unlink()
     # A damaged output (cut short) and what a killed writer leaves behind.
-    model_bytes = (run / "model.keras").read_bytes()
-    (run / "model.keras").write_bytes(model_bytes[:1000])
+    (run / "model.keras").write_bytes((run / "model.keras").read_bytes()[:1000])
     (run / ".tmp-encoder.keras").write_bytes(b"half")
     encoder_written = (run / "encoder.keras").stat().st_mtime_ns
     settings = json.loads((run / "config.json").read_text())["training"]
@@ -159,10 +159,13 @@ def test_a_finished_run_writes_what_is_missing_without_training(tmp_path, pipeli
     assert (run / "export" / "saved_model.pb").exists() and (run / "plots.png").exists()
     assert (run / "history.json").read_text() == before
     assert not [p for p in os.listdir(run) if p.startswith(".tmp-")]
-    assert (run / "model.keras").stat().st_size == len(model_bytes)  # rewritten whole
-    assert (run / "encoder.keras").stat().st_mtime_ns == encoder_written  # whole: kept
     manifest = json.loads((run / "outputs.json").read_text())
     assert manifest["step"] == settings["total_steps"]
+    # Rewritten whole (a Keras archive again, of the size the manifest records), while the
+    # output that was whole was kept.
+    assert zipfile.is_zipfile(run / "model.keras")
+    assert (run / "model.keras").stat().st_size == manifest["sizes"]["model.keras"] > 1000
+    assert (run / "encoder.keras").stat().st_mtime_ns == encoder_written
 
 
 def _other_tokenizer(tmp_path, corpus):
@@ -187,9 +190,10 @@ def test_eval_records_of_another_tokenizer_are_refused(tmp_path, sample_dataset,
     data, _ = sample_dataset
     other = _other_tokenizer(tmp_path, sample_corpus)
     job.run([f"--input={sample_corpus}", f"--output_dir={tmp_path / 'other'}",
-             f"--spm_model={other}", "--max_seq_length=64", "--runner=FnApiRunner"])
+             f"--spm_model={other}", "--max_seq_length=64", "--eval_fraction=0.3",
+             "--runner=FnApiRunner"])
     with pytest.raises(train.TrainError, match="--eval_tfrecords .* has tokenizer sha256"):
-        train.run([f"--tfrecords={data}", f"--eval_tfrecords={tmp_path / 'other'}",
+        train.run([f"--tfrecords={data}", f"--eval_tfrecords={tmp_path / 'other'}/eval-*",
                    f"--model_dir={tmp_path / 'm'}", *TINY])
 
 
