@@ -88,15 +88,18 @@ def test_lines_with_nul_bytes_are_dropped_and_counted():
 
 
 @pytest.mark.parametrize("head,reason", [
-    ("안녕\n".encode("utf-16"), "UTF-16 byte-order mark"),
-    ("안녕\n".encode("utf-16-be"), "NUL"),
-    (b"\x00" * 100, "NUL"),
-    ("안녕하세요\n".encode(), None),
-    ("\ufeff안녕\n".encode(), None),  # a UTF-8 byte-order mark is fine
-    (bytes(range(256)) * 64, "not valid UTF-8"),  # binary data
-    (gzip.compress("안녕하세요\n".encode() * 100), "gzip-compressed"),
-    (("안녕\x07\x1b" * 100).encode(), "control characters"),
-    (("안녕하세요 " * 100).encode()[:-1], None),  # a character cut at the end is not counted
+    pytest.param("안녕\n".encode("utf-16"), "UTF-16 byte-order mark", id="utf16-bom"),
+    pytest.param("안녕\n".encode("utf-16-be"), "NUL", id="utf16-no-bom"),
+    pytest.param(b"\x00" * 100, "NUL", id="nul"),
+    pytest.param("안녕하세요\n".encode(), None, id="utf8"),
+    pytest.param("\ufeff안녕\n".encode(), None, id="utf8-bom"),  # a UTF-8 BOM is fine
+    pytest.param(bytes(range(256)) * 64, "not valid UTF-8", id="binary"),
+    # mtime=0: the same bytes in every process (pytest-xdist compares what each collects).
+    pytest.param(gzip.compress("안녕하세요\n".encode() * 100, mtime=0), "gzip-compressed",
+                 id="gzip"),
+    pytest.param(("안녕\x07\x1b" * 100).encode(), "control characters", id="controls"),
+    # A character cut in two at the end of the head is not counted as invalid.
+    pytest.param(("안녕하세요 " * 100).encode()[:-1], None, id="cut-character"),
 ])
 def test_files_that_are_not_utf8_text_are_recognised(head, reason):
     got = corpus.looks_like_text(head)
