@@ -128,6 +128,17 @@ def tokenizer_files(model_proto: bytes, max_length: int) -> dict[str, str | byte
             "tokenizer.model": model_proto}
 
 
+def write_files(folder: str, files: dict[str, str | bytes]) -> None:
+    """Writes name -> text (UTF-8) or bytes into folder."""
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(content)
+        else:
+            with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+                f.write(content)
+
+
 def export(settings: ExportSettings) -> dict:
     """Writes the folder; returns a summary. Raises ExportError."""
     _check_output_dir(settings)
@@ -160,11 +171,7 @@ def export(settings: ExportSettings) -> dict:
             # buffer is column-major.
             save_file({k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()},
                       os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-            for name, content in files.items():
-                mode = "wb" if isinstance(content, bytes) else "w"
-                with open(os.path.join(tmp, name), mode,
-                          **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-                    f.write(content)
+            write_files(tmp, files)
     except OSError as e:
         raise ExportError(f"--output_dir {settings.output_dir}: cannot write ({e.strerror or e})"
                           ) from None

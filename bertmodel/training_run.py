@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 
+from bertdata.files import remove
 from bertmodel import devices, flops
 from bertmodel.callbacks import (
     Checkpointing,
@@ -223,9 +224,9 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     out = setup.out_dir
     step = state.progress.step
     current = _current_outputs(out, step) if only_missing else set()
-    _remove(os.path.join(out, OUTPUTS_MANIFEST))  # no manifest while outputs change
+    remove(os.path.join(out, OUTPUTS_MANIFEST))  # no manifest while outputs change
     for leftover in (n for n in os.listdir(out) if n.startswith(".tmp-")):
-        _remove(os.path.join(out, leftover))  # a killed run's half-written output
+        remove(os.path.join(out, leftover))  # a killed run's half-written output
     tokenizer = os.path.join(out, "tokenizer.model")
     proto = None
     if os.path.isfile(tokenizer):
@@ -246,18 +247,11 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
         final = os.path.join(out, name)
         tmp = os.path.join(out, f".tmp-{name}")
         writers[name](tmp)
-        _remove(final)
+        remove(final)
         os.replace(tmp, final)
     write_history(state.progress.history, out)
     _write_json(os.path.join(out, OUTPUTS_MANIFEST), {
         "step": step, "sizes": {name: _size(os.path.join(out, name)) for name in OUTPUTS}})
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.exists(path):
-        os.remove(path)
 
 
 def run(config, plan, tf) -> dict:

@@ -76,10 +76,7 @@ def tokenizer_folders(tmp_path_factory, sample_corpus):
                 proto = f.read()
             folder = root / f"{name}-hf"
             folder.mkdir()
-            for file, content in export_hf.tokenizer_files(proto, 64).items():
-                mode = "wb" if isinstance(content, bytes) else "w"
-                with open(folder / file, mode) as f:
-                    f.write(content)
+            export_hf.write_files(str(folder), export_hf.tokenizer_files(proto, 64))
             out[str(folder)] = Tokenizer(proto)
     return out
 
