@@ -33,7 +33,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bertdata import logs  # noqa: E402
+from bertcommon import logs  # noqa: E402
 
 log = logging.getLogger("bertpipe.nsmc")
 
@@ -67,39 +67,56 @@ def write_tasks(args, work: str) -> dict:
 
 
 def pretrain(args, work: str) -> str:
+    """Tokenizer, data job and pretraining in WORK; returns the model directory."""
+    corpus = os.path.join(work, "corpus.txt")
+    with _open(args.corpus) as src, open(corpus, "w", encoding="utf-8") as dst:
+        dst.write(src.read())
+    spm_model = train_reference_tokenizer(corpus, work)
+    data = make_data(args, corpus, spm_model, os.path.join(work, "data"))
+    model_dir = os.path.join(work, "model")
+    RESULTS["pretraining"] = run_pretraining(args, data, spm_model, model_dir)
+    return model_dir
+
+
+def train_reference_tokenizer(corpus: str, work: str) -> str:
+    from bertdata.tokenizer import train_tokenizer
+
+    with timed("tokenizer"):
+        train_tokenizer([corpus], os.path.join(work, "ko"), 32_000)
+    return os.path.join(work, "ko.model")
+
+
+def make_data(args, corpus: str, spm_model: str, output_dir: str) -> str:
+    """The data job on all local cores with ARGS' example settings."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from beam_jobs.create_pretraining_data import run_job
     from beam_jobs.options import JobOptions
     from bertdata.pretraining import ExampleConfig
-    from bertdata.tokenizer import train_tokenizer
-    from bertmodel.train import train
-    from bertmodel.train_config import TrainConfig
 
-    corpus = os.path.join(work, "corpus.txt")
-    with _open(args.corpus) as src, open(corpus, "w", encoding="utf-8") as dst:
-        dst.write(src.read())
-    with timed("tokenizer"):
-        train_tokenizer([corpus], os.path.join(work, "ko"), 32_000)
     with timed("data job"):
         example = ExampleConfig(max_seq_length=args.max_seq_length,
                                 max_predictions_per_seq=args.max_predictions_per_seq,
                                 masked_lm_prob=args.masked_lm_prob, nsp_mode=args.nsp_mode,
                                 masking=args.masking, dupe_factor=args.dupe_factor)
-        run_job(JobOptions(inputs=(corpus,), output_dir=os.path.join(work, "data"),
-                           spm_model=os.path.join(work, "ko.model"), example=example,
-                           eval_fraction=0.01, overwrite=True),
+        run_job(JobOptions(inputs=(corpus,), output_dir=output_dir, spm_model=spm_model,
+                           example=example, eval_fraction=0.01, overwrite=True),
                 PipelineOptions([f"--direct_num_workers={os.cpu_count()}",
                                  "--direct_running_mode=multi_processing"]))
-    model_dir = os.path.join(work, "model")
+    return output_dir
+
+
+def run_pretraining(args, data: str, spm_model: str, model_dir: str) -> dict:
+    """`bertmodel.train` for --pretrain_steps; returns the steps and held-out figures."""
+    from bertmodel.train import train
+    from bertmodel.train_config import TrainConfig
+
     with timed("pretraining"):
         summary = train(TrainConfig(
-            tfrecords=os.path.join(work, "data"), model_dir=model_dir, config=args.config,
-            eval_tfrecords=os.path.join(work, "data", "eval-*"), batch_size=args.batch_size,
-            train_steps=args.pretrain_steps, spm_model=os.path.join(work, "ko.model"),
-            verbose=0))
-    RESULTS["pretraining"] = {"steps": summary["steps"], "eval": summary.get("eval")}
-    return model_dir
+            tfrecords=data, model_dir=model_dir, config=args.config,
+            eval_tfrecords=os.path.join(data, "eval-*"), batch_size=args.batch_size,
+            train_steps=args.pretrain_steps, spm_model=spm_model, verbose=0))
+    return {"steps": summary["steps"], "eval": summary.get("eval")}
 
 
 def finetune_tuned(args, model_dir: str, tasks: dict, scratch: bool) -> dict:
@@ -142,8 +159,9 @@ class timed:
         log.info("    %s: %.0f s", self.what, time.time() - self.start)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser(description: str) -> argparse.ArgumentParser:
+    """The flags every NSMC benchmark shares (data, model, budget, fine-tuning)."""
+    p = argparse.ArgumentParser(description=description)
     for name in ("train", "test", "corpus", "workdir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--config", default="mini")
@@ -161,6 +179,11 @@ def main():
     p.add_argument("--finetune_seq_length", type=int, default=64)
     p.add_argument("--learning_rates", type=lambda s: [float(x) for x in s.split(",")],
                    default=[1e-4, 3e-4, 1e-3])
+    return p
+
+
+def main():
+    p = parser(__doc__.splitlines()[0])
     args = p.parse_args()
     logs.configure("info")
     logs.import_tensorflow_quietly()
