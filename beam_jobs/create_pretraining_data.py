@@ -51,8 +51,9 @@ from beam_jobs.publish import DatasetError, PublishDataset, read_json, remove_fo
 from beam_jobs.random_docs import SampleRandomDocuments
 from beam_jobs.shards import WriteShardPieces
 from beam_jobs.stats import merge_counts
-from bertdata import logs, schema
-from bertdata.files import FolderInUse, run_lock
+from bertcommon import logs
+from bertcommon.files import FolderInUse, run_lock
+from bertdata import schema
 from bertdata.tokenizer import Tokenizer
 
 log = logging.getLogger("beam_jobs.create_pretraining_data")

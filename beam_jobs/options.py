@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from bertdata import corpus, logs, pretraining, schema
+from bertcommon import logs
+from bertdata import corpus, pretraining, schema
 from bertdata.schema import Compression
 from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE
 

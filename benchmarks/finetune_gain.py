@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs")
     p.add_argument("--per_class", type=int, default=40, help="training lines per label, at most")
     args = p.parse_args(argv)
-    from bertdata import logs
+    from bertcommon import logs
     from bertpipe.sample_task import write_source_task
 
     logs.configure("info")

@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
     if args.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    from bertdata import logs
+    from bertcommon import logs
 
     logs.configure("warning")
     tf = logs.import_tensorflow_quietly()

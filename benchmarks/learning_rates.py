@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--dupe_factor", type=int, default=3)
     args = p.parse_args(argv)
-    from bertdata import logs
+    from bertcommon import logs
     from bertpipe.end_to_end import majority_baselines
 
     logs.configure("warning")

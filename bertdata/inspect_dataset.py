@@ -18,7 +18,8 @@ import json
 import os
 import sys
 
-from bertdata import logs, schema
+from bertcommon import logs
+from bertdata import schema
 
 
 def count_records(path: str, compression: schema.Compression) -> int:

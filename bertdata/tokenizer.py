@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import sentencepiece as spm
 
-from bertdata import logs
+from bertcommon import logs
 
 log = logging.getLogger("bertdata.tokenizer")
 

@@ -14,7 +14,7 @@ does not. TensorFlow's C++ start-up lines are hidden unless TF_CPP_MIN_LOG_LEVEL
 
 import sys as _sys
 
-from bertdata import logs as _logs
+from bertcommon import logs as _logs
 from bertmodel.devices import use_legacy_keras_for_multi_worker as _legacy_keras
 
 # `python -m bertmodel.train --strategy=multi_worker` imports this package first, and the

@@ -30,8 +30,8 @@ import logging
 import os
 import sys
 
-from bertdata import logs
-from bertdata.files import atomic_path
+from bertcommon import logs
+from bertcommon.files import atomic_path
 from bertdata.tokenizer import SPECIAL_PIECES
 
 log = logging.getLogger("bertmodel.export_hf")
@@ -181,7 +181,7 @@ def export(settings: ExportSettings) -> dict:
 
 
 def _check_output_dir(settings: ExportSettings) -> None:
-    from bertdata.files import output_dir_problem
+    from bertcommon.files import output_dir_problem
 
     problem = output_dir_problem(settings.output_dir, settings.overwrite)
     if problem:

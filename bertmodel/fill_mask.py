@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from bertdata import logs
+from bertcommon import logs
 
 
 def load(model_dir: str):

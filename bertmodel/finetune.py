@@ -41,7 +41,7 @@ import sys
 
 import numpy as np
 
-from bertdata import logs
+from bertcommon import logs
 
 log = logging.getLogger("bertmodel.finetune")
 
@@ -331,8 +331,8 @@ def finetune(config: FinetuneConfig) -> dict:
 
 
 def check_output_dir(config: FinetuneConfig) -> None:
-    """--output_dir, checked before any work (bertdata.files.output_dir_problem)."""
-    from bertdata.files import output_dir_problem
+    """--output_dir, checked before any work (bertcommon.files.output_dir_problem)."""
+    from bertcommon.files import output_dir_problem
 
     problem = output_dir_problem(config.output_dir, config.overwrite)
     if problem:
@@ -342,7 +342,7 @@ def check_output_dir(config: FinetuneConfig) -> None:
 def write_outputs(config, model, proto, labels, results) -> None:
     """The whole folder under a temporary name, renamed when complete (replacing an old one
     only then), so a kill or a full disk never leaves a partial folder under its name."""
-    from bertdata.files import atomic_path
+    from bertcommon.files import atomic_path
     from bertmodel.export import export_classifier
 
     try:

@@ -22,7 +22,8 @@ import math
 import os
 import sys
 
-from bertdata import logs, schema
+from bertcommon import logs
+from bertdata import schema
 from bertmodel import devices
 from bertmodel.train_config import TrainConfig, config_from_args, make_parser
 
@@ -189,7 +190,7 @@ def train(config: TrainConfig) -> dict:
     plan = plan_run(config)
     check_model_dir(config, plan)
     tf = logs.import_tensorflow_quietly()
-    from bertdata.files import FolderInUse
+    from bertcommon.files import FolderInUse
     from bertdata.integrity import read_error_message
     from bertmodel import training_run
 

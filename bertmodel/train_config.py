@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from bertdata import logs
+from bertcommon import logs
 from bertmodel.devices import PRECISIONS, STRATEGIES
 
 OPTIMIZERS = ("adam", "adamw", "lamb")

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 
-from bertdata.files import remove
+from bertcommon.files import remove
 from bertmodel import devices, flops
 from bertmodel.callbacks import (
     Checkpointing,
@@ -257,7 +257,7 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
 def run(config, plan, tf) -> dict:
     """Trains (or resumes, or finishes) the planned run, holding --model_dir's lock so that
     a second run on the same folder is refused while this one lives."""
-    from bertdata.files import run_lock
+    from bertcommon.files import run_lock
 
     setup = set_up_devices(config, tf)
     with run_lock(setup.out_dir, "--model_dir"):

@@ -27,7 +27,7 @@ import shutil
 import sys
 import time
 
-from bertdata import logs
+from bertcommon import logs
 
 log = logging.getLogger("bertpipe.end_to_end")
 

@@ -1,4 +1,4 @@
-"""bertdata.files: whole outputs and one run per folder, with real processes."""
+"""bertcommon.files: whole outputs and one run per folder, with real processes."""
 
 import os
 import signal
@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from bertdata.files import LOCK_FILE, FolderInUse, atomic_path, run_lock
+from bertcommon.files import LOCK_FILE, FolderInUse, atomic_path, run_lock
 
 HOLD = """
 import sys, time
-from bertdata.files import run_lock
+from bertcommon.files import run_lock
 with run_lock(sys.argv[1], "--model_dir"):
     print("held", flush=True)
     time.sleep(120)
