@@ -46,12 +46,12 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 import bertdata
 from beam_jobs import inputs, progress
 from beam_jobs.examples import CreateRecordBlobs
-from beam_jobs.options import JobOptions, make_parser, options_from_args
+from beam_jobs.options import DESCRIPTION, JobOptions, make_parser
 from beam_jobs.publish import DatasetError, PublishDataset, read_json, remove_folder, retire_dataset
 from beam_jobs.random_docs import SampleRandomDocuments
 from beam_jobs.shards import WriteShardPieces
 from beam_jobs.stats import merge_counts
-from bertcommon import logs
+from bertcommon import cli, logs
 from bertcommon.files import FolderInUse, run_lock
 from bertdata import schema
 from bertdata.tokenizer import Tokenizer
@@ -61,7 +61,7 @@ log = logging.getLogger("beam_jobs.create_pretraining_data")
 STAGING_PREFIX = ".staging-"
 
 
-class JobError(Exception):
+class JobError(cli.CommandError):
     """A problem with the job's inputs or flags, reported before any work starts."""
 
 
@@ -158,14 +158,18 @@ def run(argv=None) -> dict | None:
     Raises JobError for bad inputs or flags (before work starts); a pipeline failure raises
     what the runner raised (see `failure_message`).
     """
-    parser = make_parser()
-    args, beam_args = parser.parse_known_args(argv)
+    args, beam_args = make_parser().parse_known_args(argv)
     try:
-        options = options_from_args(args)
-    except ValueError as e:
+        options = cli.settings_from_args(JobOptions, args)
+    except cli.SettingsError as e:
         raise JobError(f"invalid flags: {e}") from None
+    return run_with_beam_flags(options, beam_args)
+
+
+def run_with_beam_flags(options: JobOptions, beam_args: list[str]) -> dict | None:
+    """`run_job` with Beam's pipeline options parsed from BEAM_ARGS (checked first)."""
     pipeline_options = PipelineOptions(beam_args)
-    check_beam_flags(pipeline_options, parser)
+    check_beam_flags(pipeline_options, make_parser())
     return run_job(options, pipeline_options)
 
 
@@ -318,24 +322,24 @@ def _log_summary(stats: dict) -> None:
                     100 * stats["unk_rate"], 100 * UNK_RATE_WARNING)
 
 
-def main(argv=None) -> int:
-    args, _ = make_parser().parse_known_args(argv)
-    logs.configure(args.verbosity)
+def _command(options: JobOptions, beam_args: list[str]) -> None:
     try:
-        stats = run(argv)
-    except JobError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        stats = run_with_beam_flags(options, beam_args)
+    except JobError:
+        raise
     except Exception as e:  # the pipeline failed: say why in one line
-        message = failure_message(e)
-        print(f"error: the data job failed: {message}", file=sys.stderr)
-        return 2 if is_input_error(e) else 1
+        raise cli.CommandError(f"the data job failed: {failure_message(e)}",
+                               2 if is_input_error(e) else 1) from None
     if stats is not None:
         _log_summary(stats)
         print(json.dumps({k: stats[k] for k in ("documents_read", "examples", "train_examples",
                                                 "eval_examples", "masked_fraction",
                                                 "not_next_fraction", "unk_rate", "seconds")}))
-    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run_command(JobOptions, _command, argv, description=DESCRIPTION,
+                           pass_unknown_flags=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import threading
 import time
 import uuid
 
+from bertcommon.files import write_text
+
 log = logging.getLogger("beam_jobs.progress")
 
 PLANNED_BYTES = "planned_bytes"
@@ -53,10 +55,8 @@ class ProgressChannel:
         if not totals or not os.path.isdir(self.directory):
             return
         path = os.path.join(self.directory, f"{_PROCESS}.json")
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(totals, f)
-        os.replace(tmp, path)  # the launcher never reads a half-written file
+        # The launcher never reads a half-written file.
+        write_text(path, json.dumps(totals))
 
     def totals(self) -> collections.Counter:
         out = collections.Counter()

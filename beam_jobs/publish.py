@@ -31,7 +31,9 @@ class DatasetError(Exception):
 
 
 def write_json(obj, path: str) -> None:
-    """Writes JSON to a temporary name, then renames it: readers see all of it or nothing."""
+    """Writes JSON to a temporary name, then renames it: readers see all of it or nothing.
+    Through Beam's FileSystems, so it works on any of them (gs://, hdfs://), where
+    bertcommon.files.atomic_path (local paths) cannot."""
     tmp = f"{path}.tmp"
     with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")

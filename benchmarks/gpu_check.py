@@ -96,7 +96,7 @@ def run_one(row: Row, data: str, args, work: str) -> Row:
              f"--batch_size={row.batch}", f"--train_steps={args.steps}", "--warmup_steps=0",
              f"--log_every_steps={max(1, args.steps // 2)}", f"--strategy={row.strategy}",
              f"--mixed_precision={row.precision}", f"--jit_compile={str(row.xla).lower()}",
-             "--pad_to=max", "--verbose=0", "--save_outputs=false"]
+             "--pad_to=max", "--verbose=0", "--no-save_outputs"]
     try:
         train.run(flags)
     except Exception as e:  # a failed combination is a finding, not the end of the check

@@ -36,10 +36,11 @@ def output_dir_problem(path: str, overwrite: bool, flag: str = "--output_dir") -
 def atomic_path(final: str):
     """Yields a temporary path beside `final` (write a file or a folder there); when the
     block ends without an error it takes `final`'s name, replacing what was there, else it
-    is removed. The temporary name starts with '.tmp-', so it never looks finished, and is
-    unique, so two writers never share it."""
+    is removed. The temporary name starts with '.tmp-', so it never looks finished, is
+    unique, so two writers never share it, and ends like `final` (Keras and matplotlib choose
+    the format by the extension)."""
     parent, name = os.path.split(os.path.abspath(final))
-    tmp = os.path.join(parent, f".tmp-{name}-{uuid.uuid4().hex[:8]}")
+    tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
     try:
         yield tmp
         if os.path.isdir(tmp) and os.path.isdir(final):
@@ -52,6 +53,20 @@ def atomic_path(final: str):
             os.replace(tmp, final)
     finally:
         remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes PATH whole (through `atomic_path`): a reader sees the old file or the new one."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_json(path: str, value, **dump_options) -> None:
+    """`write_text` of VALUE as indented JSON, non-ASCII text kept readable."""
+    import json
+
+    options = {"indent": 2, "ensure_ascii": False} | dump_options
+    write_text(path, json.dumps(value, **options) + "\n")
 
 
 class FolderInUse(RuntimeError):

@@ -30,10 +30,9 @@ import tensorflow as tf
 
 from bertdata import schema
 from bertdata.integrity import READ_CHUNK, read_checked_chunks
-from bertdata.schema import Compression
+from bertdata.schema import PAD_MODES, Compression
 from bertdata.tokenizer import SPECIAL_IDS
 
-PAD_MODES = ("longest", "buckets", "max")
 OUTPUT_FORMATS = ("bert", "keras_hub")
 _PARSE_GROUP = 2048  # records parsed per call (see make_dataset)
 

@@ -13,12 +13,12 @@ no records.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import sys
 
-from bertcommon import logs
+from bertcommon import cli
 from bertdata import schema
 
 
@@ -128,39 +128,37 @@ def print_report(directory: str, info: dict) -> int:
     return wrong
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Inspect a pretraining TFRecord directory.")
-    p.add_argument("directory")
-    p.add_argument("--num_examples", type=int, default=3)
-    p.add_argument("--spm_model", default=None)
-    logs.add_verbosity_flag(p)
-    args = p.parse_args(argv)
-    logs.configure(args.verbosity)
-    logs.import_tensorflow_quietly(args.verbosity)
-    if args.num_examples < 0:
-        print(f"error: --num_examples must be >= 0, got {args.num_examples}", file=sys.stderr)
-        return 2
+@dataclasses.dataclass(frozen=True)
+class InspectSettings(cli.Settings):
+    directory: str = cli.flag(positional=True, help="the data job's output directory")
+    num_examples: int = cli.flag(3, check=cli.non_negative, help="examples to decode")
+    spm_model: str | None = cli.flag(None, help="the tokenizer, to show pieces")
+
+
+def _command(settings: InspectSettings) -> int:
     import tensorflow as tf
 
     from bertdata.integrity import read_error_message
 
     try:
-        info = describe(args.directory, args.num_examples, args.spm_model)
+        info = describe(settings.directory, settings.num_examples, settings.spm_model)
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise cli.CommandError(str(e)) from None
     except tf.errors.OpError as e:  # a damaged shard, found while reading it
         message = read_error_message(e)
         if message is None:
             raise
-        print(f"error: {args.directory}: {message}", file=sys.stderr)
-        return 2
-    wrong = print_report(args.directory, info)
+        raise cli.CommandError(f"{settings.directory}: {message}") from None
+    wrong = print_report(settings.directory, info)
     if wrong:
-        print(f"error: {wrong} shard(s) hold another record count than metadata.json says",
-              file=sys.stderr)
-        return 1
+        raise cli.CommandError(f"{wrong} shard(s) hold another record count than "
+                               "metadata.json says", exit_code=1)
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run_command(InspectSettings, _command, argv, tensorflow=True,
+                           description="Inspect a pretraining TFRecord directory.")
 
 
 if __name__ == "__main__":

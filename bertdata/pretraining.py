@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bertcommon import cli
 from bertdata.schema import MASKING_MODES
 from bertdata.tokenizer import SPECIAL_IDS
 
@@ -34,55 +35,43 @@ RANDOM_DOC_UNAVAILABLE = "random_next_unavailable"
 
 
 @dataclasses.dataclass(frozen=True)
-class ExampleConfig:
-    """How examples are cut from documents and masked (the Beam job's flags)."""
+class ExampleConfig(cli.Settings):
+    """How examples are cut from documents and masked (the data job's flags)."""
 
-    # Total tokens per example including [CLS] and two [SEP].
-    max_seq_length: int = 128
-    # Upper bound on masked pieces per example.
-    max_predictions_per_seq: int = 20
-    # Share of the non-special pieces to mask (the budget is int((len - 3) * prob)).
-    masked_lm_prob: float = 0.15
-    # Probability that a document's target length is drawn uniformly from [2, max].
-    short_seq_prob: float = 0.0
-    # How many times each document is turned into examples, each with a fresh random stream.
-    dupe_factor: int = 1
-    # 'swap': B is A's true continuation, swapped half the time (reference; ALBERT's SOP).
-    # 'random_doc': half the time B comes from another document (original BERT).
-    # 'none': MLM only; each example is one contiguous span of a document, [CLS] span [SEP],
-    # and its next-sentence label is always 0 (the model then has no next-sentence head).
-    nsp_mode: str = "swap"
-    # 'static': masks are drawn here and stored; 'dynamic': records keep the unmasked ids and
-    # the input function masks anew every epoch.
-    masking: str = "static"
+    max_seq_length: int = cli.flag(
+        128, check=cli.at_least(5), help="pieces per example, [CLS] and [SEP]s included")
+    max_predictions_per_seq: int = cli.flag(
+        20, check=cli.non_negative, help="upper bound on masked pieces per example")
+    masked_lm_prob: float = cli.flag(
+        0.15, check=cli.between(0.0, 1.0, high_included=True),
+        help="share of the non-special pieces to mask (budget: int((length - 3) * prob))")
+    short_seq_prob: float = cli.flag(
+        0.0, check=cli.between(0.0, 1.0, high_included=True),
+        help="probability that a document's target length is drawn uniformly from [2, max]")
+    dupe_factor: int = cli.flag(
+        1, check=cli.positive,
+        help="passes over each document, each with a fresh random stream")
+    nsp_mode: str = cli.flag(
+        "swap", choices=NSP_MODES,
+        help="swap: B is A's continuation, swapped half the time (the reference; ALBERT's "
+             "SOP); random_doc: half the time B comes from another document (original BERT); "
+             "none: MLM only, each example one contiguous span of a document")
+    masking: str = cli.flag(
+        "static", choices=MASKING_MODES,
+        help="static: masks drawn here and stored; dynamic: records keep the unmasked ids "
+             "and make_dataset masks anew every epoch")
     # Of the masked words: this share becomes [MASK], random_token_rate random pieces, the
     # rest stays unchanged (80/10/10).
-    mask_token_rate: float = 0.8
-    random_token_rate: float = 0.1
-    # The user's seed; each document's stream is derived from it and the document's content.
-    seed: int = 12345
+    mask_token_rate: float = cli.flag(0.8, check=cli.non_negative,
+                                      help="share of masked words shown as [MASK]")
+    random_token_rate: float = cli.flag(0.1, check=cli.non_negative,
+                                        help="share of masked words shown as a random piece")
+    seed: int = cli.flag(12345, help="each document's random stream derives from this seed "
+                                      "and the document's content")
 
-    def __post_init__(self):
-        problems = []
-        if self.max_seq_length < 5:
-            problems.append(f"max_seq_length must be at least 5, got {self.max_seq_length}")
-        if self.max_predictions_per_seq < 0:
-            problems.append("max_predictions_per_seq must be >= 0")
-        if not 0.0 <= self.masked_lm_prob <= 1.0:
-            problems.append(f"masked_lm_prob must be in [0, 1], got {self.masked_lm_prob}")
-        if not 0.0 <= self.short_seq_prob <= 1.0:
-            problems.append(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
-        if self.dupe_factor < 1:
-            problems.append(f"dupe_factor must be >= 1, got {self.dupe_factor}")
-        if self.nsp_mode not in NSP_MODES:
-            problems.append(f"nsp_mode must be one of {NSP_MODES}, got {self.nsp_mode!r}")
-        if self.masking not in MASKING_MODES:
-            problems.append(f"masking must be one of {MASKING_MODES}, got {self.masking!r}")
-        if not (self.mask_token_rate >= 0 and self.random_token_rate >= 0
-                and self.mask_token_rate + self.random_token_rate <= 1.0):
-            problems.append("mask_token_rate and random_token_rate must be >= 0 and sum to <= 1")
-        if problems:
-            raise ValueError("; ".join(problems))
+    def problems(self):
+        if self.mask_token_rate + self.random_token_rate > 1.0:
+            yield "--mask_token_rate and --random_token_rate must sum to <= 1"
 
 
 @dataclasses.dataclass

@@ -43,6 +43,9 @@ PADDED_FEATURES = (INPUT_IDS, INPUT_MASK, SEGMENT_IDS, MASKED_LM_POSITIONS, MASK
 
 RECORD_FORMATS = ("compact", "padded")
 MASKING_MODES = ("static", "dynamic")
+# How make_dataset pads a batch: to its longest example, to the next of a few bucket
+# lengths (few shapes for XLA to compile), or always to max_seq_length.
+PAD_MODES = ("longest", "buckets", "max")
 
 TRAIN, EVAL = "train", "eval"
 SPLITS = (TRAIN, EVAL)

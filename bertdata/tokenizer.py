@@ -10,7 +10,6 @@ Writes `runs/ko.model` and `runs/ko.vocab` with vocab_size + 7 pieces laid out a
 
 from __future__ import annotations
 
-import argparse
 import array
 import hashlib
 import itertools
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import sentencepiece as spm
 
-from bertcommon import logs
+from bertcommon import cli
 
 log = logging.getLogger("bertdata.tokenizer")
 
@@ -358,40 +357,37 @@ class Tokenizer:
         return self.pieces[int(i)]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Train the project's SentencePiece BPE tokenizer.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--input", required=True, help="corpus file(s), comma-separated")
-    parser.add_argument("--model_prefix", required=True, help="writes PREFIX.model, PREFIX.vocab")
-    parser.add_argument("--vocab_size", type=int, required=True, help="learned pieces (+7 special)")
-    parser.add_argument("--character_coverage", type=float, default=0.9995)
-    parser.add_argument("--normalization", default="nmt_nfkc", choices=NORMALIZATIONS)
-    parser.add_argument("--byte_fallback", action="store_true")
-    parser.add_argument("--input_sentence_size", type=int, default=2_000_000)
-    parser.add_argument("--num_threads", type=int, default=None)
-    logs.add_verbosity_flag(parser)
-    args = parser.parse_args(argv)
-    logs.configure(args.verbosity)
-    inputs = [p for p in args.input.split(",") if p]
+@dataclass(frozen=True)
+class TokenizerSettings(cli.Settings):
+    inputs: tuple[str, ...] = cli.flag(name="input", help="corpus file(s), comma-separated")
+    model_prefix: str = cli.flag(help="writes PREFIX.model and PREFIX.vocab")
+    vocab_size: int = cli.flag(check=cli.positive, help="learned pieces (+7 special)")
+    # These two are checked by train_tokenizer, which library callers use directly.
+    character_coverage: float = cli.flag(0.9995, help="in (0, 1]")
+    normalization: str = cli.flag("nmt_nfkc", choices=NORMALIZATIONS)
+    byte_fallback: bool = cli.flag(False, help="unknown characters as UTF-8 byte pieces")
+    input_sentence_size: int = cli.flag(2_000_000,
+                                        help="lines sampled from the inputs (0: every line)")
+    num_threads: int | None = cli.flag(None, check=cli.positive, help="default: all cores")
+
+
+def _command(settings: TokenizerSettings) -> None:
     try:
         path = train_tokenizer(
-            inputs,
-            args.model_prefix,
-            args.vocab_size,
-            character_coverage=args.character_coverage,
-            normalization=args.normalization,
-            byte_fallback=args.byte_fallback,
-            input_sentence_size=args.input_sentence_size,
-            num_threads=args.num_threads,
-        )
+            settings.inputs, settings.model_prefix, settings.vocab_size,
+            character_coverage=settings.character_coverage,
+            normalization=settings.normalization, byte_fallback=settings.byte_fallback,
+            input_sentence_size=settings.input_sentence_size,
+            num_threads=settings.num_threads)
     except (OSError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise cli.CommandError(str(e)) from None
     tok = Tokenizer.load(path)
-    log.info("wrote %s and %s.vocab: %d pieces", path, args.model_prefix, tok.vocab_size)
-    return 0
+    log.info("wrote %s and %s.vocab: %d pieces", path, settings.model_prefix, tok.vocab_size)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run_command(TokenizerSettings, _command, argv,
+                           description="Train the project's SentencePiece BPE tokenizer.")
 
 
 if __name__ == "__main__":

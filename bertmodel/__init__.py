@@ -12,14 +12,7 @@ It needs TensorFlow (`pip install "bertpipe[train]"`); the data side (bertdata, 
 does not. TensorFlow's C++ start-up lines are hidden unless TF_CPP_MIN_LOG_LEVEL is set.
 """
 
-import sys as _sys
-
 from bertcommon import logs as _logs
-from bertmodel.devices import use_legacy_keras_for_multi_worker as _legacy_keras
-
-# `python -m bertmodel.train --strategy=multi_worker` imports this package first, and the
-# switch to tf-keras must happen before TensorFlow loads (see bertmodel.devices).
-_legacy_keras(_sys.argv[1:])
 
 try:
     _logs.import_tensorflow_quietly()

@@ -10,6 +10,7 @@ import time
 
 import tensorflow as tf
 
+from bertcommon.files import atomic_path
 from bertmodel import flops
 
 keras = tf.keras
@@ -104,9 +105,8 @@ def write_history(history: dict, directory: str) -> None:
     keys = sorted(history)
     for name, write in (("history.json", _write_json), ("history.csv", _write_csv)):
         path = os.path.join(directory, name)
-        with open(path + ".tmp", "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             write(f, history, keys, epochs)
-        os.replace(path + ".tmp", path)
 
 
 def _write_json(f, history, keys, epochs):

@@ -18,6 +18,8 @@ import os
 
 import tensorflow as tf
 
+from bertcommon.files import atomic_path
+
 LAST = "last"
 BEST_WEIGHTS = "best.weights.h5"
 
@@ -82,7 +84,6 @@ class RunState:
         return os.path.join(self.directory, BEST_WEIGHTS)
 
     def save_best(self, model, value: float) -> None:
-        tmp = self.best_weights + ".tmp.weights.h5"
-        model.save_weights(tmp)
-        os.replace(tmp, self.best_weights)
+        with atomic_path(self.best_weights) as tmp:
+            model.save_weights(tmp)
         self.progress.best_value, self.progress.best_step = float(value), self.progress.step

@@ -55,6 +55,9 @@ class BertConfig:
         return cls(**d)
 
 
+# The MLM loss is multiplied by this against the NSP loss, as the reference did.
+DEFAULT_MLM_LOSS_WEIGHT = 20.0
+
 PRESETS = {
     # For tests: a few thousand parameters, trains in seconds.
     "tiny": BertConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,

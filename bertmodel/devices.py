@@ -110,14 +110,12 @@ def is_chief(strategy) -> bool:
                                             and resolver.task_id == 0)
 
 
-def use_legacy_keras_for_multi_worker(argv) -> None:
-    """Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585; here it
-    raised "Attempt to convert a value ({'input_ids': PerReplica...})"), so that path runs
-    the same model code under tf-keras. The switch must happen before TensorFlow loads."""
-    args = list(argv)
-    if "--strategy=multi_worker" in args or (
-            "--strategy" in args and args[args.index("--strategy") + 1:][:1] == ["multi_worker"]):
-        import sys
+LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 
-        if "tensorflow" not in sys.modules:
-            os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+def needs_legacy_keras(strategy: str) -> bool:
+    """Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585; here it
+    raised "Attempt to convert a value ({'input_ids': PerReplica...})"), so that strategy
+    runs the same model code under tf-keras, which TensorFlow picks when it loads with
+    TF_USE_LEGACY_KERAS=1. True when the strategy needs it and this process lacks it."""
+    return strategy == "multi_worker" and os.environ.get(LEGACY_KERAS) != "1"

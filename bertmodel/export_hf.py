@@ -23,14 +23,13 @@ replaced only with --overwrite.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import os
 import sys
 
-from bertcommon import logs
+from bertcommon import cli, logs
 from bertcommon.files import atomic_path
 from bertdata.tokenizer import SPECIAL_PIECES
 
@@ -40,15 +39,18 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "tokenizer.model")
 
 
-class ExportError(Exception):
+class ExportError(cli.CommandError):
     """Bad flags or an unusable model directory; one line naming the flag or file."""
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportSettings:
-    model_dir: str
-    output_dir: str
-    overwrite: bool = False
+class ExportSettings(cli.Settings):
+    model_dir: str = cli.flag(help="a bertmodel.train or bertmodel.finetune output directory")
+    output_dir: str = cli.flag(help="the folder to write")
+    overwrite: bool = cli.flag(False, help="replace a non-empty --output_dir")
+
+
+DESCRIPTION = "Export a trained model as a Hugging Face folder."
 
 
 @dataclasses.dataclass
@@ -190,27 +192,12 @@ def _check_output_dir(settings: ExportSettings) -> None:
         raise ExportError("--output_dir must not be --model_dir")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Export a trained model as a Hugging Face folder.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model_dir", required=True,
-                   help="a bertmodel.train or bertmodel.finetune output directory")
-    p.add_argument("--output_dir", required=True, help="the folder to write")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output_dir")
-    logs.add_verbosity_flag(p)
-    return p
+def _command(settings: ExportSettings) -> None:
+    print(json.dumps(export(settings)))
 
 
 def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
-    logs.configure(args.verbosity)
-    try:
-        summary = export(ExportSettings(args.model_dir, args.output_dir, args.overwrite))
-    except ExportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0
+    return cli.run_command(ExportSettings, _command, argv, description=DESCRIPTION)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ gives the same answers.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 
 import numpy as np
 
-from bertcommon import logs
+from bertcommon import cli
 
 
 def load(model_dir: str):
@@ -69,30 +69,26 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[st
                                            strict=True)]
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Top-k pieces for each [MASK] in a sentence.")
-    p.add_argument("--model_dir", required=True)
-    p.add_argument("--text", default=None, help="default: one sentence per line on stdin")
-    p.add_argument("--top_k", type=int, default=5)
-    logs.add_verbosity_flag(p)
-    args = p.parse_args(argv)
-    logs.configure(args.verbosity)
-    if args.top_k < 1:
-        print(f"error: --top_k must be at least 1, got {args.top_k}", file=sys.stderr)
-        return 2
+@dataclasses.dataclass(frozen=True)
+class FillMaskSettings(cli.Settings):
+    model_dir: str = cli.flag(help="a bertmodel.train output directory")
+    text: str | None = cli.flag(None, help="default: one sentence per line on stdin")
+    top_k: int = cli.flag(5, check=cli.positive)
+
+
+def _command(settings: FillMaskSettings) -> int:
     try:
-        model, tok = load(args.model_dir)
+        model, tok = load(settings.model_dir)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    texts = [args.text] if args.text is not None else [t for t in sys.stdin.read().splitlines()
-                                                        if t.strip()]
+        raise cli.CommandError(str(e)) from None
+    texts = [settings.text] if settings.text is not None else [
+        t for t in sys.stdin.read().splitlines() if t.strip()]
     status = 0
     for text in texts:
         print(text)
         try:
-            results = fill_mask(model, tok, text, args.top_k)
-        except ValueError as e:
+            results = fill_mask(model, tok, text, settings.top_k)
+        except ValueError as e:  # this sentence only; the others are still answered
             print(f"  error: {e}", file=sys.stderr)
             status = 2
             continue
@@ -100,6 +96,11 @@ def main(argv=None) -> int:
             shown = "  ".join(f"{piece} {prob:.4f}" for piece, prob in candidates)
             print(f"  [MASK] {n}: {shown}")
     return status
+
+
+def main(argv=None) -> int:
+    return cli.run_command(FillMaskSettings, _command, argv,
+                           description="Top-k pieces for each [MASK] in a sentence.")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ non-empty one needs --overwrite), written under a temporary name and renamed whe
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -41,54 +40,46 @@ import sys
 
 import numpy as np
 
-from bertcommon import logs
+from bertcommon import cli, logs
 
 log = logging.getLogger("bertmodel.finetune")
 
 
-class FinetuneError(Exception):
+class FinetuneError(cli.CommandError):
     """Bad flags or data, found before training starts; names the flag, file or line."""
 
 
-@dataclasses.dataclass(frozen=True)
-class FinetuneConfig:
-    model_dir: str  # a bertmodel.train output directory
-    train: str  # TSV
-    eval: str  # TSV
-    output_dir: str
-    # An optional held-out TSV scored once with the kept (best on --eval) weights.
-    test: str | None = None
-    epochs: int = 5
-    batch_size: int = 32
-    # Peak learning rate; default: a fifth of the pretraining preset's for this width.
-    learning_rate: float | None = None
-    max_seq_length: int = 128
-    from_scratch: bool = False
-    # Epochs without a better eval accuracy before stopping.
-    patience: int = 2
-    dropout_rate: float = 0.1
-    weight_decay: float = 0.01
-    # What the classifier reads: the pooled [CLS] vector, or the mean of the token vectors.
-    pooling: str = "cls"
-    # Write OUT/export (the classify SavedModel); not needed for a comparison run.
-    export: bool = True
-    # Replace a non-empty --output_dir (without it, one is an error before training).
-    overwrite: bool = False
-    seed: int = 1
-    verbose: int = 0
+DESCRIPTION = "Fine-tune a pretrained encoder to classify text."
 
-    def __post_init__(self):
-        problems = [f"--{name} must be positive, got {getattr(self, name)}"
-                    for name in ("epochs", "batch_size", "patience")
-                    if getattr(self, name) < 1]
-        if self.max_seq_length < 3:
-            problems.append(f"--max_seq_length must be at least 3, got {self.max_seq_length}")
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            problems.append(f"--learning_rate must be positive, got {self.learning_rate}")
-        if not 0 <= self.dropout_rate < 1:
-            problems.append(f"--dropout_rate must be in [0, 1), got {self.dropout_rate}")
-        if problems:
-            raise ValueError("; ".join(problems))
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(cli.Settings):
+    model_dir: str = cli.flag(help="a bertmodel.train output directory, or a Hugging Face "
+                                   "BERT folder (bertmodel.export_hf)")
+    train: str = cli.flag(help="TSV: label<TAB>text[<TAB>text_b]")
+    eval: str = cli.flag(help="TSV; the weights best on it are kept")
+    output_dir: str = cli.flag(help="where the classifier, its history and export go")
+    test: str | None = cli.flag(
+        None, help="a held-out TSV scored once with the weights kept on --eval")
+    epochs: int = cli.flag(5, check=cli.positive)
+    batch_size: int = cli.flag(32, check=cli.positive)
+    learning_rate: float | None = cli.flag(
+        None, check=cli.positive,
+        help="peak learning rate; default: a fifth of the pretraining preset's for this width")
+    max_seq_length: int = cli.flag(128, check=cli.at_least(3))
+    from_scratch: bool = cli.flag(
+        False, help="the same architecture from random weights, for comparison")
+    patience: int = cli.flag(2, check=cli.positive,
+                             help="epochs without a better eval accuracy before stopping")
+    dropout_rate: float = cli.flag(0.1, check=cli.between(0, 1))
+    weight_decay: float = cli.flag(0.01, check=cli.non_negative)
+    pooling: str = cli.flag("cls", choices=("cls", "mean"),
+                            help="the pooled [CLS] vector, or the mean of the token vectors")
+    export: bool = cli.flag(True, help="write OUT/export, the classify SavedModel (not needed "
+                                       "for a comparison run)")
+    overwrite: bool = cli.flag(False, help="replace a non-empty --output_dir")
+    seed: int = cli.flag(1)
+    verbose: int = cli.flag(0, choices=(0, 1, 2), help="Keras progress bar")
 
 
 @dataclasses.dataclass
@@ -381,41 +372,12 @@ def score_test(path: str, model, labels, preprocessor, train: Examples, batch_si
     return out
 
 
-def make_parser() -> argparse.ArgumentParser:
-    d = FinetuneConfig(model_dir="-", train="-", eval="-", output_dir="-")
-    p = argparse.ArgumentParser(description="Fine-tune a pretrained encoder to classify text.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for name in ("model_dir", "train", "eval", "output_dir"):
-        p.add_argument(f"--{name}", required=True)
-    p.add_argument("--test", default=None,
-                   help="a held-out TSV scored once with the weights kept on --eval")
-    for name, typ in (("epochs", int), ("batch_size", int), ("learning_rate", float),
-                      ("max_seq_length", int), ("patience", int), ("dropout_rate", float),
-                      ("weight_decay", float), ("seed", int), ("verbose", int)):
-        p.add_argument(f"--{name}", type=typ, default=getattr(d, name))
-    p.add_argument("--pooling", choices=("cls", "mean"), default=d.pooling,
-                   help="the pooled [CLS] vector, or the mean of the token vectors")
-    p.add_argument("--from_scratch", action="store_true",
-                   help="the same architecture from random weights, for comparison")
-    p.add_argument("--export", action=argparse.BooleanOptionalAction, default=d.export,
-                   help="write OUT/export, the classify SavedModel")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output_dir")
-    logs.add_verbosity_flag(p)
-    return p
+def _command(config: FinetuneConfig) -> None:
+    print(json.dumps(finetune(config)))
 
 
 def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
-    logs.configure(args.verbosity)
-    fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    try:
-        config = FinetuneConfig(**{k: v for k, v in vars(args).items() if k in fields})
-        results = finetune(config)
-    except (FinetuneError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(results))
-    return 0
+    return cli.run_command(FinetuneConfig, _command, argv, description=DESCRIPTION)
 
 
 if __name__ == "__main__":

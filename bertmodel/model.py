@@ -14,7 +14,7 @@ from bertdata.schema import (
     SEGMENT_IDS,
 )
 from bertmodel import schedule as _schedule  # noqa: F401  (registers WarmupCosine for loading)
-from bertmodel.config import BertConfig
+from bertmodel.config import DEFAULT_MLM_LOSS_WEIGHT, BertConfig
 from bertmodel.layers import (
     KERAS3,
     BertEmbeddings,
@@ -149,7 +149,8 @@ class BertPretrainer(keras.Model):
     """
 
     def __init__(self, backbone: BertBackbone | None = None, *, config=None,
-                 mlm_loss_weight: float = 20.0, next_sentence: bool = True, **kwargs):
+                 mlm_loss_weight: float = DEFAULT_MLM_LOSS_WEIGHT, next_sentence: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         if backbone is None:
             backbone = BertBackbone(config, name="backbone")
@@ -259,7 +260,7 @@ class BertPretrainer(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(config=BertConfig(**config["config"]),
-                   mlm_loss_weight=config.get("mlm_loss_weight", 20.0),
+                   mlm_loss_weight=config.get("mlm_loss_weight", DEFAULT_MLM_LOSS_WEIGHT),
                    next_sentence=config.get("next_sentence", True), name=config.get("name"))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from bertcommon.files import atomic_path
 
 
 def save_plots(history: dict, path: str) -> None:
@@ -26,7 +26,6 @@ def save_plots(history: dict, path: str) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -22,15 +22,15 @@ import math
 import os
 import sys
 
-from bertcommon import logs
+from bertcommon import cli, logs
 from bertdata import schema
 from bertmodel import devices
-from bertmodel.train_config import TrainConfig, config_from_args, make_parser
+from bertmodel.train_config import DESCRIPTION, TrainConfig, make_parser
 
 log = logging.getLogger("bertmodel.train")
 
 
-class TrainError(Exception):
+class TrainError(cli.CommandError):
     """A problem with the flags or the data, found before training starts."""
 
 
@@ -214,25 +214,36 @@ def run(argv=None) -> dict:
     """Parses flags into a TrainConfig and trains; raises TrainError for bad flags or data."""
     args = make_parser().parse_args(argv)
     try:
-        config = config_from_args(args)
-    except ValueError as e:
+        config = cli.settings_from_args(TrainConfig, args)
+    except cli.SettingsError as e:
         raise TrainError(str(e)) from None
     return train(config)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args, _ = make_parser().parse_known_args(argv)
-    logs.configure(args.verbosity)
-    logs.import_tensorflow_quietly(args.verbosity)
-    try:
-        summary = run(argv)
-    except TrainError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def _command(config: TrainConfig, argv: list[str], may_restart: bool) -> None:
+    if devices.needs_legacy_keras(config.strategy):
+        if not may_restart:
+            raise TrainError("--strategy=multi_worker trains under tf-keras: set "
+                             f"{devices.LEGACY_KERAS}=1 before TensorFlow is imported "
+                             "(python -m bertmodel.train does it itself)")
+        # TensorFlow is loaded with Keras 3 by now (importing bertmodel loads it): start
+        # again with tf-keras chosen before it loads.
+        os.environ[devices.LEGACY_KERAS] = "1"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "bertmodel.train", *argv])
+    summary = train(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
-    return 0
+
+
+def main(argv=None, *, may_restart: bool = False) -> int:
+    """The command; MAY_RESTART lets it restart its own process under tf-keras when the
+    strategy needs it (only when it is the process's command, never in library use)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return cli.run_command(
+        TrainConfig, lambda config: _command(config, argv, may_restart), argv,
+        description=DESCRIPTION, tensorflow=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(may_restart=True))

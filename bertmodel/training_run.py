@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 
-from bertcommon.files import remove
+from bertcommon.files import atomic_path, remove, write_json
 from bertmodel import devices, flops
 from bertmodel.callbacks import (
     Checkpointing,
@@ -130,10 +130,7 @@ def write_settings(config, plan, setup) -> None:
 
 
 def _write_json(path, obj):
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    write_json(path, obj, sort_keys=True, default=str)
 
 
 def make_callbacks(config, plan, setup, state, eval_ds, tf):
@@ -244,11 +241,8 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     for name in OUTPUTS:
         if name in current:
             continue
-        final = os.path.join(out, name)
-        tmp = os.path.join(out, f".tmp-{name}")
-        writers[name](tmp)
-        remove(final)
-        os.replace(tmp, final)
+        with atomic_path(os.path.join(out, name)) as tmp:
+            writers[name](tmp)
     write_history(state.progress.history, out)
     _write_json(os.path.join(out, OUTPUTS_MANIFEST), {
         "step": step, "sizes": {name: _size(os.path.join(out, name)) for name in OUTPUTS}})

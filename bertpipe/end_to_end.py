@@ -17,7 +17,6 @@ another's command line.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import json
@@ -27,32 +26,33 @@ import shutil
 import sys
 import time
 
-from bertcommon import logs
+from bertcommon import cli, files
 
 log = logging.getLogger("bertpipe.end_to_end")
 
 
 @dataclasses.dataclass(frozen=True)
-class EndToEndConfig:
-    corpus: str = "data/ko_sample.txt"
-    workdir: str = "runs/sample"
-    vocab_size: int = 2000  # learned pieces (+7 special)
-    max_seq_length: int = 128
-    dupe_factor: int = 20  # passes over the corpus, each with new masks and cuts
-    eval_fraction: float = 0.15
-    config: str = "mini"
-    batch_size: int = 32
-    epochs: int = 10
-    learning_rate: float | None = None  # default: the preset's
-    workers: int = os.cpu_count() or 1  # Beam worker processes
-    seed: int = 12345
+class EndToEndConfig(cli.Settings):
+    corpus: str = cli.flag("data/ko_sample.txt", help="one sentence per line, a blank line "
+                                                      "between documents")
+    workdir: str = cli.flag("runs/sample", help="tokenizer/, data/, model/ and summary.json")
+    vocab_size: int = cli.flag(2000, check=cli.positive, help="learned pieces (+7 special)")
+    max_seq_length: int = cli.flag(128, check=cli.at_least(5))
+    dupe_factor: int = cli.flag(20, check=cli.positive,
+                                help="passes over the corpus, each with new masks and cuts")
+    eval_fraction: float = cli.flag(0.15, check=cli.between(0.0, 1.0))
+    config: str = cli.flag("mini", help="a preset (tiny, mini, seed, base, large)")
+    batch_size: int = cli.flag(32, check=cli.positive)
+    epochs: int = cli.flag(10, check=cli.positive)
+    learning_rate: float | None = cli.flag(None, check=cli.positive,
+                                           help="default: the preset's")
+    workers: int = cli.flag(os.cpu_count() or 1, check=cli.positive,
+                            help="Beam worker processes")
+    seed: int = cli.flag(12345)
 
-    def __post_init__(self):
+    def problems(self):
         if not os.path.isfile(self.corpus):
-            raise ValueError(f"--corpus {self.corpus}: no such file")
-        for name in ("vocab_size", "dupe_factor", "batch_size", "epochs", "workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+            yield f"--corpus {self.corpus}: no such file"
 
 
 def majority_baselines(train_pattern: str, eval_pattern: str) -> dict:
@@ -116,7 +116,8 @@ def export_huggingface(model_dir: str) -> str | None:
                     model_dir)
         return None
     out = os.path.join(model_dir, "hf")
-    export_hf.export(export_hf.ExportSettings(model_dir, out, overwrite=True))
+    export_hf.export(export_hf.ExportSettings(model_dir=model_dir, output_dir=out,
+                                              overwrite=True))
     return out
 
 
@@ -164,34 +165,19 @@ def run(cfg: EndToEndConfig) -> dict:
     _stage(5, f"Hugging Face export -> {os.path.join(model_dir, 'hf')}")
     result["huggingface"] = export_huggingface(model_dir)
     result["seconds"] = round(time.time() - started, 1)
-    with open(os.path.join(cfg.workdir, "summary.json"), "w") as f:
-        json.dump(result, f, indent=2, ensure_ascii=False)
+    files.write_json(os.path.join(cfg.workdir, "summary.json"), result)
     return result
 
 
-def main(argv=None) -> int:
-    d = EndToEndConfig.__dataclass_fields__
-    p = argparse.ArgumentParser(description="Run the whole pipeline on one corpus.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for name, field in d.items():
-        typ = float if name in ("eval_fraction", "learning_rate") else type(field.default)
-        p.add_argument(f"--{name}", type=typ, default=field.default)
-    logs.add_verbosity_flag(p)
-    args = p.parse_args(argv)
-    logs.configure(args.verbosity)
-    from beam_jobs.create_pretraining_data import JobError, failure_message
-    from bertmodel.export_hf import ExportError
-    from bertmodel.train import TrainError
+def _command(cfg: EndToEndConfig) -> None:
+    from beam_jobs.create_pretraining_data import failure_message
 
     try:
-        cfg = EndToEndConfig(**{k: v for k, v in vars(args).items() if k in d})
         result = run(cfg)
-    except (ValueError, OSError, JobError, TrainError, ExportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (cli.CommandError, OSError, ValueError) as e:  # bad input, named in one line
+        raise cli.CommandError(str(e)) from None
     except Exception as e:  # the Beam pipeline failed: say why in one line
-        print(f"error: {failure_message(e)}", file=sys.stderr)
-        return 2
+        raise cli.CommandError(failure_message(e)) from None
     log.info("MLM accuracy %.3f vs most-frequent-piece baseline %.3f; NSP accuracy %.3f vs "
              "majority baseline %.3f", result["mlm_accuracy"],
              result["mlm_accuracy_most_frequent_piece_baseline"], result["nsp_accuracy"],
@@ -203,7 +189,11 @@ def main(argv=None) -> int:
         log.info("in transformers: from transformers import pipeline; "
                  "pipeline('fill-mask', model=%r)('대한민국은 민주[MASK]국이다.')",
                  result["huggingface"])
-    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run_command(EndToEndConfig, _command, argv,
+                           description="Run the whole pipeline on one corpus.")
 
 
 if __name__ == "__main__":

@@ -337,7 +337,7 @@ def test_bad_inputs_are_skipped_counted_and_named(tmp_path, spm_model, sample_li
     ("--max_seq_length=3", "max_seq_length"),
     ("--eval_fraction=1.5", "--eval_fraction"),
     ("--num_shards=-1", "--num_shards must be >= 0"),
-    ("--random_doc_pool_size=0", "--random_doc_pool_size must be >= 1"),
+    ("--random_doc_pool_size=0", "--random_doc_pool_size must be positive, got 0"),
     ("--word_cache_size=-5", "--word_cache_size must be >= 0"),
     ("--max_seq_length=8", "nothing to predict: --max_seq_length 8"),
     ("--max_predictions_per_seq=0", "nothing to predict"),

@@ -147,7 +147,7 @@ def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
             [sys.executable, "-m", "bertmodel.train", f"--tfrecords={data}",
              f"--model_dir={tmp_path / 'model'}", "--config=tiny", "--batch_size=8",
              "--epochs=2", "--steps_per_epoch=3", "--verbose=2", "--mixed_precision=fp32",
-             "--strategy=multi_worker", "--save_outputs=false"], cwd=REPO, env=env,
+             "--strategy=multi_worker", "--no-save_outputs"], cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = []
     for proc in procs:

@@ -74,7 +74,7 @@ def test_a_run_killed_mid_epoch_resumes_at_its_step_with_a_clean_console(tmp_pat
     cmd = [sys.executable, "-m", "bertmodel.train", f"--tfrecords={data}",
            f"--model_dir={model_dir}", *TINY, "--batch_size=16", "--epochs=2",
            "--steps_per_epoch=12", "--learning_rate=1e-2", "--warmup_steps=0",
-           "--checkpoint_every_steps=4", "--log_every_steps=2", "--save_outputs=false"]
+           "--checkpoint_every_steps=4", "--log_every_steps=2", "--no-save_outputs"]
     index = model_dir / "checkpoints" / "last" / "checkpoint"
 
     def saved_step():
@@ -199,12 +199,12 @@ def test_eval_records_of_another_tokenizer_are_refused(tmp_path, sample_dataset,
 
 @pytest.mark.parametrize("flag,message", [
     ("--warmup_steps=-1", "--warmup_steps must be >= 0, got -1"),
-    ("--eval_steps=0", "--eval_steps must be a positive number, got 0"),
+    ("--eval_steps=0", "--eval_steps must be positive, got 0"),
     ("--learning_rate=0", "--learning_rate must be positive, got 0.0"),
     ("--learning_rate=-0.1", "--learning_rate must be positive"),
-    ("--gradient_accumulation_steps=0", "--gradient_accumulation_steps must be a positive"),
+    ("--gradient_accumulation_steps=0", "--gradient_accumulation_steps must be positive"),
     ("--config=galactic", "neither a preset"),
-    ("--train_steps=0", "--train_steps must be a positive number"),
+    ("--train_steps=0", "--train_steps must be positive, got 0"),
     ("--warmup_steps=1000", "--warmup_steps 1000 is more than the 10 steps of the run"),
     ("--gradient_accumulation_steps=11", "the optimizer would never update the model"),
     ("--strategy=tpu", "--strategy=tpu: no TPU found here"),
@@ -275,7 +275,7 @@ def test_lamb_with_gradient_accumulation_updates_every_n_steps(tmp_path, sample_
     data, _ = sample_dataset
     summary = train.run([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY,
                          "--optimizer=lamb", "--gradient_accumulation_steps=3",
-                         "--train_steps=6", "--warmup_steps=0", "--save_outputs=false"])
+                         "--train_steps=6", "--warmup_steps=0", "--no-save_outputs"])
     settings = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
     assert settings["effective_batch_size"] == 24 and summary["steps"] == 6
     assert summary["optimizer_updates"] == 2  # one update per 3 batches
@@ -286,7 +286,7 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, sample_
     data, _ = sample_dataset
     model_dir = tmp_path / "model"
     base = [f"--tfrecords={data}", f"--model_dir={model_dir}", *TINY, "--steps_per_epoch=3",
-            "--save_outputs=false"]
+            "--no-save_outputs"]
     train.run([*base, "--epochs=1"])
     best = model_dir / "checkpoints" / "best.weights.h5"
     good = best.read_bytes()

@@ -1,0 +1,235 @@
+"""The one way a bertpipe command is declared and run.
+
+A command's settings are a frozen dataclass deriving from `Settings`; each field is a flag,
+declared once with `flag` (default, help, choices, check):
+
+    @dataclasses.dataclass(frozen=True)
+    class ExportSettings(cli.Settings):
+        model_dir: str = cli.flag(help="a bertmodel.train output directory")
+        overwrite: bool = cli.flag(False, help="replace a non-empty --output_dir")
+
+The field's type gives the flag's: int, float, str, bool (--name / --no-name), an Enum (its
+values), `X | None` (default None), `tuple[str, ...]` (comma-separated). A field whose type is
+itself a Settings dataclass contributes its flags. A field without a default is a required
+flag. The same checks run whether the settings come from the command line or from code: a
+bad value is a `SettingsError` (a ValueError) naming the flag.
+
+`run_command` parses the flags, configures the package's logging (`--verbosity`), builds the
+settings, runs the command's body and turns a `CommandError` or `SettingsError` into one line
+on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from bertcommon import logs
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work, named by its flag."""
+
+
+class CommandError(Exception):
+    """What a command reports in one line (bad input, a folder in use, a failed run); exit
+    code 2 for what the user can fix, 1 for a failure of the work itself."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A rule for one value: `ok(value)`, and how the message says what it must be."""
+
+    ok: Callable[[Any], bool]
+    wording: str
+
+
+positive = Check(lambda v: v > 0, "positive")
+non_negative = Check(lambda v: v >= 0, ">= 0")
+
+
+def at_least(low) -> Check:
+    return Check(lambda v: v >= low, f"at least {low}")
+
+
+def between(low, high, *, high_included: bool = False) -> Check:
+    """low <= value < high (or <= high)."""
+    if high_included:
+        return Check(lambda v: low <= v <= high, f"in [{low}, {high}]")
+    return Check(lambda v: low <= v < high, f"in [{low}, {high})")
+
+
+_MISSING = dataclasses.MISSING
+
+
+def flag(default=_MISSING, *, help: str = "", choices: Sequence | None = None,
+         check: Check | None = None, name: str | None = None, positional: bool = False,
+         default_factory=_MISSING):
+    """A settings field that is also a command-line flag (see the module's docstring).
+    `name` spells the flag when it differs from the field; None values are never checked."""
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "check": check,
+                "flag": name, "positional": positional}
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata=metadata)
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    return field.metadata.get("flag") or field.name
+
+
+class Settings:
+    """Base of every command's settings: checks each flag's value, then `problems()`."""
+
+    def __post_init__(self):
+        problems = [*_field_problems(self), *self.problems()]
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+    def problems(self) -> Iterable[str]:
+        """Checks between settings (each field's own checks are declared with `flag`)."""
+        return ()
+
+
+def _field_problems(settings: Settings) -> list[str]:
+    problems = []
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if value is None or not field.metadata:
+            continue
+        choices, check = field.metadata.get("choices"), field.metadata.get("check")
+        if choices and value not in choices:
+            problems.append(f"--{flag_name(field)} must be one of {', '.join(map(str, choices))}"
+                            f", got {value!r}")
+        elif check is not None and not check.ok(value):
+            problems.append(f"--{flag_name(field)} must be {check.wording}, got {value!r}")
+    return problems
+
+
+def _types(settings_type: type) -> dict[str, Any]:
+    return typing.get_type_hints(settings_type)
+
+
+def _value_type(annotation):
+    """(type, optional) of an annotation: `int | None` -> (int, True)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0], True
+    return annotation, False
+
+
+def _is_settings(annotation) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Settings) \
+        and dataclasses.is_dataclass(annotation)
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part for part in text.split(",") if part)
+
+
+def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, annotation) -> None:
+    value_type, _ = _value_type(annotation)
+    meta = field.metadata
+    required = field.default is _MISSING and field.default_factory is _MISSING
+    default = None if required else (
+        field.default if field.default is not _MISSING else field.default_factory())
+    kwargs: dict[str, Any] = {"help": meta.get("help") or None}
+    if value_type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif isinstance(value_type, type) and issubclass(value_type, enum.Enum):
+        kwargs["choices"] = [m.value for m in value_type]
+        kwargs["type"] = str
+        default = default.value if isinstance(default, enum.Enum) else default
+    elif typing.get_origin(value_type) is tuple:
+        kwargs["type"] = _comma_list
+        kwargs["metavar"] = "A,B,..."
+        default = ",".join(default) if default else default
+    else:
+        kwargs["type"] = value_type
+        if meta.get("choices"):
+            kwargs["choices"] = meta["choices"]
+    if meta.get("positional"):
+        parser.add_argument(field.name, **kwargs)
+        return
+    kwargs["dest"] = field.name
+    if required:
+        kwargs["required"] = True
+    else:
+        kwargs["default"] = default
+    parser.add_argument(f"--{flag_name(field)}", **kwargs)
+
+
+def _fields(settings_type: type):
+    """(field, annotation) of every flag, nested Settings flattened."""
+    hints = _types(settings_type)
+    for field in dataclasses.fields(settings_type):
+        if _is_settings(hints[field.name]):
+            yield from _fields(hints[field.name])
+        else:
+            yield field, hints[field.name]
+
+
+def make_parser(settings_type: type, description: str) -> argparse.ArgumentParser:
+    """The command's parser: one flag per field, and --verbosity."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for field, annotation in _fields(settings_type):
+        _add_flag(parser, field, annotation)
+    parser.add_argument("--verbosity", choices=logs.VERBOSITIES, default="info",
+                        help="info: this package's progress and summary; debug: also the "
+                             "libraries' logs (Beam, TensorFlow, Keras, Beam's workers); "
+                             "warning: problems only")
+    return parser
+
+
+def settings_from_args(settings_type: type, args: argparse.Namespace):
+    """The validated settings; raises SettingsError naming the flags at fault."""
+    hints = _types(settings_type)
+    values = {}
+    for field in dataclasses.fields(settings_type):
+        annotation = hints[field.name]
+        if _is_settings(annotation):
+            values[field.name] = settings_from_args(annotation, args)
+            continue
+        value = getattr(args, field.name)
+        value_type, _ = _value_type(annotation)
+        if value is not None and isinstance(value_type, type) and issubclass(value_type,
+                                                                              enum.Enum):
+            value = value_type(value)
+        values[field.name] = value
+    return settings_type(**values)
+
+
+def run_command(settings_type: type, body: Callable, argv: Sequence[str] | None = None, *,
+                description: str, tensorflow: bool = False,
+                pass_unknown_flags: bool = False) -> int:
+    """Parses ARGV into SETTINGS_TYPE and runs `body(settings)` (with `pass_unknown_flags`,
+    `body(settings, unknown_flags)`). Returns body's exit status (None: 0), or 2 after one
+    line on stderr for bad settings or a CommandError."""
+    parser = make_parser(settings_type, description)
+    if pass_unknown_flags:
+        args, unknown = parser.parse_known_args(argv)
+    else:
+        args, unknown = parser.parse_args(argv), []
+    logs.configure(args.verbosity)
+    if tensorflow:
+        logs.import_tensorflow_quietly(args.verbosity)
+    try:
+        settings = settings_from_args(settings_type, args)
+        status = body(settings, unknown) if pass_unknown_flags else body(settings)
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except CommandError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return status or 0
