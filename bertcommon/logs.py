@@ -8,7 +8,6 @@ warnings. `--verbosity=debug` brings the libraries' INFO lines back.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -21,12 +20,6 @@ LIBRARY_LOGGERS = ("apache_beam", "tensorflow", "absl", "keras", "h5py", "matplo
 # report the same failure in one line, so that logger stays silent unless debugging.
 REPEATS_FAILURES = ("apache_beam.runners",)
 VERBOSITIES = ("warning", "info", "debug")
-
-
-def add_verbosity_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--verbosity", choices=VERBOSITIES, default="info",
-                        help="info: this package's progress and summary; debug: also the "
-                             "INFO logs of Beam, TensorFlow and Keras; warning: problems only")
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -19,11 +19,12 @@ their domain.
 
 from __future__ import annotations
 
-import argparse
 import collections
+import dataclasses
 import os
 import sys
 
+from bertcommon import cli
 from bertdata.corpus import documents_from_lines
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
@@ -77,30 +78,28 @@ def write_source_task(output_dir: str, corpus: str = SAMPLE, per_class: int = 15
     return paths[0], paths[1]
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--output_dir", required=True)
-    p.add_argument("--corpus", default=SAMPLE, help="the bundled sample")
-    p.add_argument("--per_class", type=int, default=15, help="training lines per label")
-    p.add_argument("--eval_per_class", type=int, default=16)
-    args = p.parse_args(argv)
-    for name in ("per_class", "eval_per_class"):
-        if getattr(args, name) < 1:
-            print(f"error: --{name} must be positive, got {getattr(args, name)}",
-                  file=sys.stderr)
-            return 2
+@dataclasses.dataclass(frozen=True)
+class SampleTaskSettings(cli.Settings):
+    output_dir: str = cli.flag(help="where train.tsv and eval.tsv go")
+    corpus: str = cli.flag(SAMPLE, help="the bundled sample")
+    per_class: int = cli.flag(15, check=cli.positive, help="training lines per label")
+    eval_per_class: int = cli.flag(16, check=cli.positive)
+
+
+def _command(settings: SampleTaskSettings) -> None:
     try:
-        paths = write_source_task(args.output_dir, args.corpus, args.per_class,
-                                  args.eval_per_class)
+        paths = write_source_task(settings.output_dir, settings.corpus, settings.per_class,
+                                  settings.eval_per_class)
     except OSError as e:
-        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
-        return 2
+        raise cli.CommandError(f"{e.filename}: {e.strerror}") from None
     except SampleTaskError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise cli.CommandError(str(e)) from None
     print("\n".join(paths))
-    return 0
+
+
+def main(argv=None) -> int:
+    return cli.run_command(SampleTaskSettings, _command, argv,
+                           description=__doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":
