@@ -119,17 +119,18 @@ class WriteMetadataFn(beam.DoFn):
         splits = {}
         for split in opts.splits:
             counted = {name: n for s, name, n in sorted(placed) if s == split}
-            splits[split] = {"pattern": schema.shard_glob(split), "num_shards": len(counted),
-                             "num_examples": sum(counted.values()), "shards": counted}
+            splits[split] = schema.SplitInfo(
+                num_examples=sum(counted.values()), num_shards=len(counted), shards=counted)
         summary = stats.summarize(counts, opts.example.max_seq_length, skipped)
         summary["seconds"] = round(time.time() - self.started_at, 3)
         remove_folder(self.staging_dir)
-        metadata = schema.build_metadata(
+        metadata = schema.DatasetMetadata.build(
             record_format=opts.record_format, masking=opts.example.masking,
             compression=opts.compression, example_config=opts.example, splits=splits,
             **self.dataset_facts)
         write_json(summary, FileSystems.join(opts.output_dir, schema.STATS_FILE))
-        write_json(metadata, FileSystems.join(opts.output_dir, schema.METADATA_FILE))
+        write_json(metadata.to_json(),
+                   FileSystems.join(opts.output_dir, schema.METADATA_FILE))
         yield summary
 
 

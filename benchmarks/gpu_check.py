@@ -53,16 +53,16 @@ def write_records(directory: str, vocab_size: int, count: int, seed: int = 0) ->
     name = schema.shard_name(schema.TRAIN, 0, 1, schema.Compression.NONE)
     with open(os.path.join(directory, name), "wb") as f:
         f.write(wire_format.frame_records(records))
-    meta = schema.build_metadata(
+    meta = schema.DatasetMetadata.build(
         record_format="compact", masking="static", compression=schema.Compression.NONE,
         example_config=pretraining.ExampleConfig(max_seq_length=SEQ,
                                                  max_predictions_per_seq=PREDS),
         tokenizer_sha256="synthetic", tokenizer_path="", vocab_size=vocab_size,
         special_ids={}, package_version="gpu_check",
-        splits={schema.TRAIN: {"num_examples": count, "num_shards": 1,
-                               "shards": {name: count}}})
+        splits={schema.TRAIN: schema.SplitInfo(num_examples=count, num_shards=1,
+                                               shards={name: count})})
     with open(os.path.join(directory, schema.METADATA_FILE), "w") as f:
-        json.dump(meta, f)
+        json.dump(meta.to_json(), f)
 
 
 @dataclasses.dataclass

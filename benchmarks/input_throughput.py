@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bertdata import schema, wire_format  # noqa: E402
+from bertdata import pretraining, schema, wire_format  # noqa: E402
 
 
 def write_records(directory, num_examples, seq_len, num_preds, vocab, num_files=8):
@@ -41,15 +41,14 @@ def write_records(directory, num_examples, seq_len, num_preds, vocab, num_files=
             ids[0], ids[seq_len // 2], ids[-1] = 5, 4, 4  # [CLS] A [SEP] B [SEP]
             records.append(wire_format.serialize_compact(ids, pos, ids[pos], int(rng.integers(2))))
         _write_tfrecord(path, records)
-    meta = {
-        "metadata_version": schema.METADATA_VERSION, "record_format": "compact",
-        "masking": "static", "compression": "", "max_seq_length": seq_len,
-        "max_predictions_per_seq": num_preds, "vocab_size": vocab, "special_ids": {},
-        "tokenizer": {"sha256": "synthetic"}, "splits": {}, "seed": 0,
-        "next_sentence_labels": schema.NSP_LABEL_CONVENTION,
-    }
+    meta = schema.DatasetMetadata.build(
+        record_format="compact", masking="static", compression=schema.Compression.NONE,
+        example_config=pretraining.ExampleConfig(max_seq_length=seq_len,
+                                                 max_predictions_per_seq=num_preds, seed=0),
+        tokenizer_sha256="synthetic", tokenizer_path="", vocab_size=vocab, special_ids={},
+        splits={}, package_version="input_throughput")
     with open(os.path.join(directory, schema.METADATA_FILE), "w") as f:
-        json.dump(meta, f)
+        json.dump(meta.to_json(), f)
     return per_file * num_files
 
 

@@ -40,19 +40,19 @@ def masking_options(spm_model: str | Tokenizer, *, masked_lm_prob: float = 0.15,
     }
 
 
-def check_masking_tokenizer(options: dict, meta: dict | None, source: str) -> None:
+def check_masking_tokenizer(options: dict, meta, source: str) -> None:
     """Raises ValueError unless the masking options come from the records' tokenizer: a
     larger vocabulary would mask silently wrong, a smaller one fail inside a gather."""
     if meta is None:
         return
     vocab = len(options["word_start"])
-    if vocab != meta["vocab_size"]:
+    if vocab != meta.vocab_size:
         raise ValueError(f"dynamic_masking's tokenizer has {vocab} pieces, but {source} says "
-                         f"the records were made with a {meta['vocab_size']}-piece tokenizer")
+                         f"the records were made with a {meta.vocab_size}-piece tokenizer")
     sha = options.get("tokenizer_sha256")
-    if sha is not None and sha != meta["tokenizer"]["sha256"]:
+    if sha is not None and sha != meta.tokenizer.sha256:
         raise ValueError(f"dynamic_masking's tokenizer is not the one the records were made "
-                         f"with ({source}: sha256 {meta['tokenizer']['sha256']})")
+                         f"with ({source}: sha256 {meta.tokenizer.sha256})")
 
 
 def mask_padded_batch(ids, mask, *, num_preds, word_start, is_special, replacement_ids,

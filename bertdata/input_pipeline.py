@@ -46,7 +46,7 @@ class RecordFormat:
     max_predictions_per_seq: int
     masking: str
     compression: Compression
-    metadata: dict | None
+    metadata: schema.DatasetMetadata | None
     vocab_size: int | None = None
 
 
@@ -73,16 +73,17 @@ def resolve_format(files, *, record_format=None, max_seq_length=None,
     else:
         where = schema.metadata_path(files)
         for key, value in given.items():
-            if value is not None and value != meta[key]:
+            recorded = getattr(meta, key)
+            if value is not None and value != recorded:
                 raise ValueError(f"{key}={value!r} was asked for, but {where} says "
-                                 f"{key}={meta[key]!r}")
-            given[key] = meta[key]
+                                 f"{key}={recorded!r}")
+            given[key] = recorded
         if compression is None:
-            compression = meta["compression"] or "NONE"
-        if tokenizer_sha256 is not None and tokenizer_sha256 != meta["tokenizer"]["sha256"]:
+            compression = meta.compression.tensorflow or "NONE"
+        if tokenizer_sha256 is not None and tokenizer_sha256 != meta.tokenizer.sha256:
             raise ValueError(f"tokenizer checksum {tokenizer_sha256} was given, but {where} "
-                             f"says the records were made with {meta['tokenizer']['sha256']}")
-        vocab_size = meta["vocab_size"]
+                             f"says the records were made with {meta.tokenizer.sha256}")
+        vocab_size = meta.vocab_size
     if given["record_format"] not in schema.RECORD_FORMATS:
         raise ValueError(f"record_format must be one of {schema.RECORD_FORMATS}, got "
                          f"{given['record_format']!r}")
@@ -202,10 +203,11 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def check_not_empty(files: Sequence[str], sizes: Sequence[int], meta: dict | None) -> None:
+def check_not_empty(files: Sequence[str], sizes: Sequence[int],
+                    meta: schema.DatasetMetadata | None) -> None:
     """A dataset with no record is an error here, not an empty reduction during training."""
     splits = {schema.split_of(f) for f in files}
-    counted = [meta["splits"].get(s, {}).get("num_examples") for s in splits] if meta else []
+    counted = [meta.num_examples(s or "") for s in splits] if meta else []
     if sum(sizes) == 0 or (counted and all(c == 0 for c in counted)):
         where = schema.metadata_path(files) if meta else files[0]
         raise ValueError(f"the dataset holds no records ({len(files)} file(s), "
@@ -215,7 +217,7 @@ def check_not_empty(files: Sequence[str], sizes: Sequence[int], meta: dict | Non
 def _file_chunks(files, sizes, fmt: RecordFormat, num_pipelines, pipeline_id, *,
                  is_training, repeat, seed, skip_corrupt, cycle_length, deterministic):
     """Files -> (shard) -> shuffled order -> repeat -> (chunk of records, file index)."""
-    expected = [schema.expected_records(fmt.metadata, f) for f in files]
+    expected = [fmt.metadata.records_in(f) if fmt.metadata else None for f in files]
     ds = tf.data.Dataset.from_tensor_slices((
         tf.constant(files), tf.constant(sizes, tf.int64),
         tf.constant([-1 if n is None else n for n in expected], tf.int64),

@@ -29,17 +29,17 @@ def count_records(path: str, compression: schema.Compression) -> int:
     return int(ds.reduce(0, lambda n, _: n + 1))
 
 
-def shard_counts(directory: str, meta: dict) -> dict[str, tuple[int, int | None]]:
+def shard_counts(directory: str,
+                 meta: schema.DatasetMetadata) -> dict[str, tuple[int, int | None]]:
     """{shard name: (records it holds, records metadata.json gives, or None)}."""
     import tensorflow as tf
 
-    compression = schema.Compression.from_metadata(meta["compression"])
     counts = {}
     for split in schema.SPLITS:
         pattern = os.path.join(directory, schema.shard_glob(split))
         for path in sorted(tf.io.gfile.glob(pattern)):
-            counts[os.path.basename(path)] = (count_records(path, compression),
-                                              schema.expected_records(meta, path))
+            counts[os.path.basename(path)] = (count_records(path, meta.compression),
+                                              meta.records_in(path))
     return counts
 
 
@@ -63,11 +63,11 @@ def describe(directory: str, num_examples: int = 3, spm_model: str | None = None
         with tf.io.gfile.GFile(stats_path) as f:
             stats = json.load(f)
     tok = None
-    path = spm_model or meta["tokenizer"].get("path")
+    path = spm_model or meta.tokenizer.path
     if path and os.path.isfile(path):
         tok = Tokenizer.load(path)
     examples = []
-    if num_examples > 0 and meta["masking"] == "static":
+    if num_examples > 0 and meta.masking == "static":
         ds = input_pipeline.make_dataset(directory, num_examples, is_training=False)
         features, labels = next(iter(ds))
         for i in range(int(features[schema.INPUT_IDS].shape[0])):
@@ -108,9 +108,9 @@ def print_report(directory: str, info: dict) -> int:
         print(f"  {name}: {count} records{note}")
     print(f"  total: {info['total_records']} records")
     meta = info["metadata"]
-    print(f"format: {meta['record_format']}, masking {meta['masking']}, max_seq_length "
-          f"{meta['max_seq_length']}, max_predictions {meta['max_predictions_per_seq']}, "
-          f"vocab {meta['vocab_size']}, nsp_mode {meta.get('nsp_mode')}, seed {meta['seed']}")
+    print(f"format: {meta.record_format}, masking {meta.masking}, max_seq_length "
+          f"{meta.max_seq_length}, max_predictions {meta.max_predictions_per_seq}, "
+          f"vocab {meta.vocab_size}, nsp_mode {meta.nsp_mode}, seed {meta.seed}")
     stats = info["stats"]
     if stats:
         keys = ("documents_read", "examples", "train_examples", "eval_examples",

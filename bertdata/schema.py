@@ -17,6 +17,7 @@ hold, how TensorFlow parses them (`parse_spec`) and what `metadata.json` records
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import os
@@ -138,35 +139,131 @@ def parse_spec(record_format: str, *, max_seq_length: int | None = None,
 
 # ---- metadata.json -------------------------------------------------------------------------
 
-def build_metadata(*, record_format: str, masking: str, compression: Compression,
-                   example_config, tokenizer_sha256: str, tokenizer_path: str,
-                   vocab_size: int, special_ids: dict, splits: dict,
-                   package_version: str) -> dict:
-    """The description of a finished dataset that readers check before training on it.
+@dataclasses.dataclass(frozen=True)
+class SplitInfo:
+    """One split of a dataset: its shards (file name -> records) and their sum."""
 
-    `splits` maps each split to {"num_examples", "num_shards", "shards": {name: records}}.
-    """
-    cfg = example_config
-    return {
-        "metadata_version": METADATA_VERSION,
-        "package_version": package_version,
-        "record_format": record_format,
-        "masking": masking,
-        "compression": compression.metadata,
-        "max_seq_length": cfg.max_seq_length,
-        "max_predictions_per_seq": cfg.max_predictions_per_seq,
-        "masked_lm_prob": cfg.masked_lm_prob,
-        "short_seq_prob": cfg.short_seq_prob,
-        "dupe_factor": cfg.dupe_factor,
-        "nsp_mode": cfg.nsp_mode,
-        "seed": cfg.seed,
-        "next_sentence_labels": NSP_LABEL_CONVENTION,
-        "vocab_size": vocab_size,
-        "special_ids": special_ids,
-        "tokenizer": {"path": tokenizer_path, "sha256": tokenizer_sha256},
-        "features": list(features_for(record_format, masking)),
-        "splits": splits,
-    }
+    num_examples: int
+    num_shards: int
+    shards: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerInfo:
+    """The tokenizer the records were made with; readers compare its sha256."""
+
+    sha256: str
+    path: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetMetadata:
+    """metadata.json: what a finished dataset holds, checked by every reader before use.
+
+    Built by the data job (`build`), read back with `read_metadata` / `from_json`, which
+    check every field and name the file; `to_json` writes the file's layout."""
+
+    record_format: str
+    masking: str
+    compression: Compression
+    max_seq_length: int
+    max_predictions_per_seq: int
+    vocab_size: int
+    special_ids: dict[str, int]
+    tokenizer: TokenizerInfo
+    splits: dict[str, SplitInfo]
+    seed: int
+    # How examples were cut and masked; None in files from before they were recorded.
+    masked_lm_prob: float | None = None
+    short_seq_prob: float | None = None
+    dupe_factor: int | None = None
+    nsp_mode: str | None = None
+    package_version: str | None = None
+
+    @classmethod
+    def build(cls, *, record_format: str, masking: str, compression: Compression,
+              example_config, tokenizer_sha256: str, tokenizer_path: str, vocab_size: int,
+              special_ids: dict, splits: dict[str, SplitInfo],
+              package_version: str) -> DatasetMetadata:
+        cfg = example_config
+        return cls(record_format=record_format, masking=masking, compression=compression,
+                   max_seq_length=cfg.max_seq_length,
+                   max_predictions_per_seq=cfg.max_predictions_per_seq,
+                   masked_lm_prob=cfg.masked_lm_prob, short_seq_prob=cfg.short_seq_prob,
+                   dupe_factor=cfg.dupe_factor, nsp_mode=cfg.nsp_mode, seed=cfg.seed,
+                   vocab_size=vocab_size, special_ids=dict(special_ids),
+                   tokenizer=TokenizerInfo(sha256=tokenizer_sha256, path=tokenizer_path),
+                   splits=splits, package_version=package_version)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return features_for(self.record_format, self.masking)
+
+    @property
+    def has_next_sentence(self) -> bool:
+        """False for MLM-only records (--nsp_mode=none): the model has no NSP head."""
+        return self.nsp_mode != "none"
+
+    def num_examples(self, split: str) -> int | None:
+        info = self.splits.get(split)
+        return None if info is None else info.num_examples
+
+    def records_in(self, path: str) -> int | None:
+        """The record count this metadata gives for one shard file (None: none given)."""
+        info = self.splits.get(split_of(path) or "")
+        return None if info is None else info.shards.get(os.path.basename(path))
+
+    def to_json(self) -> dict:
+        """metadata.json's layout (keys as google-research/bert's readers know them)."""
+        return {
+            "metadata_version": METADATA_VERSION,
+            "package_version": self.package_version,
+            "record_format": self.record_format,
+            "masking": self.masking,
+            "compression": self.compression.metadata,
+            "max_seq_length": self.max_seq_length,
+            "max_predictions_per_seq": self.max_predictions_per_seq,
+            "masked_lm_prob": self.masked_lm_prob,
+            "short_seq_prob": self.short_seq_prob,
+            "dupe_factor": self.dupe_factor,
+            "nsp_mode": self.nsp_mode,
+            "seed": self.seed,
+            "next_sentence_labels": NSP_LABEL_CONVENTION,
+            "vocab_size": self.vocab_size,
+            "special_ids": self.special_ids,
+            "tokenizer": dataclasses.asdict(self.tokenizer),
+            "features": list(self.features),
+            "splits": {name: {"pattern": shard_glob(name),
+                              "num_shards": info.num_shards,
+                              "num_examples": info.num_examples, "shards": info.shards}
+                       for name, info in self.splits.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data, source: str = METADATA_FILE) -> DatasetMetadata:
+        """The metadata of a parsed metadata.json; ValueError naming SOURCE and every
+        problem."""
+        problems = _json_problems(data)
+        if problems:
+            raise ValueError(f"{source}: invalid metadata: " + "; ".join(problems))
+        try:
+            splits = {name: SplitInfo(num_examples=int(info["num_examples"]),
+                                      num_shards=int(info.get("num_shards", 0)),
+                                      shards={k: int(v) for k, v in
+                                              info.get("shards", {}).items()})
+                      for name, info in data["splits"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"{source}: invalid metadata: splits ({e!r})") from None
+        optional = {name: data.get(name) for name in (
+            "masked_lm_prob", "short_seq_prob", "dupe_factor", "nsp_mode", "package_version")}
+        return cls(record_format=data["record_format"], masking=data["masking"],
+                   compression=Compression.from_metadata(data["compression"]),
+                   max_seq_length=data["max_seq_length"],
+                   max_predictions_per_seq=data["max_predictions_per_seq"],
+                   vocab_size=data["vocab_size"], special_ids=data["special_ids"],
+                   tokenizer=TokenizerInfo(sha256=data["tokenizer"]["sha256"],
+                                           path=data["tokenizer"].get("path")),
+                   splits=splits, seed=data["seed"], **optional)
 
 
 _REQUIRED = {
@@ -177,37 +274,37 @@ _REQUIRED = {
 }
 
 
-def validate_metadata(meta: dict, source: str = METADATA_FILE) -> dict:
-    """Checks a metadata dict; raises ValueError naming the file and every problem."""
+def _json_problems(data) -> list[str]:
+    if not isinstance(data, dict):
+        return [f"not a JSON object: {type(data).__name__}"]
     problems = []
     for key, typ in _REQUIRED.items():
-        if key not in meta:
+        if key not in data:
             problems.append(f"missing {key!r}")
-        elif not isinstance(meta[key], typ):
-            problems.append(f"{key!r} should be {typ.__name__}, got {meta[key]!r}")
-    if not problems:
-        if meta["metadata_version"] != METADATA_VERSION:
-            problems.append(f"metadata_version {meta['metadata_version']} is not "
-                            f"{METADATA_VERSION}")
-        if meta["record_format"] not in RECORD_FORMATS:
-            problems.append(f"record_format {meta['record_format']!r} not in {RECORD_FORMATS}")
-        if meta["masking"] not in MASKING_MODES:
-            problems.append(f"masking {meta['masking']!r} not in {MASKING_MODES}")
-        try:
-            Compression.from_metadata(meta["compression"])
-        except ValueError as e:
-            problems.append(str(e))
-        if meta["next_sentence_labels"] != NSP_LABEL_CONVENTION:
-            problems.append("next_sentence_labels convention differs from this package's")
-        if "sha256" not in meta["tokenizer"]:
-            problems.append("tokenizer.sha256 missing")
+        elif not isinstance(data[key], typ):
+            problems.append(f"{key!r} should be {typ.__name__}, got {data[key]!r}")
     if problems:
-        raise ValueError(f"{source}: invalid metadata: " + "; ".join(problems))
-    return meta
+        return problems
+    if data["metadata_version"] != METADATA_VERSION:
+        problems.append(f"metadata_version {data['metadata_version']} is not "
+                        f"{METADATA_VERSION}")
+    if data["record_format"] not in RECORD_FORMATS:
+        problems.append(f"record_format {data['record_format']!r} not in {RECORD_FORMATS}")
+    if data["masking"] not in MASKING_MODES:
+        problems.append(f"masking {data['masking']!r} not in {MASKING_MODES}")
+    try:
+        Compression.from_metadata(data["compression"])
+    except ValueError as e:
+        problems.append(str(e))
+    if data["next_sentence_labels"] != NSP_LABEL_CONVENTION:
+        problems.append("next_sentence_labels convention differs from this package's")
+    if "sha256" not in data["tokenizer"]:
+        problems.append("tokenizer.sha256 missing")
+    return problems
 
 
-def read_metadata(directory: str) -> dict | None:
-    """Reads and validates DIR/metadata.json; None when there is none (plain TFRecords)."""
+def read_metadata(directory: str) -> DatasetMetadata | None:
+    """Reads and checks DIR/metadata.json; None when there is none (plain TFRecords)."""
     import tensorflow as tf
 
     path = os.path.join(directory, METADATA_FILE)
@@ -215,10 +312,10 @@ def read_metadata(directory: str) -> dict | None:
         return None
     with tf.io.gfile.GFile(path, "r") as f:
         try:
-            meta = json.load(f)
+            data = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
-    return validate_metadata(meta, path)
+    return DatasetMetadata.from_json(data, path)
 
 
 def list_files(file_pattern: str | Sequence[str]) -> list[str]:
@@ -238,7 +335,8 @@ def list_files(file_pattern: str | Sequence[str]) -> list[str]:
     return sorted(set(files))
 
 
-def dataset_metadata(files_or_pattern: str | Sequence[str]) -> tuple[list[str], dict | None]:
+def dataset_metadata(
+        files_or_pattern: str | Sequence[str]) -> tuple[list[str], DatasetMetadata | None]:
     """The files a pattern (glob, list of globs or dataset directory) names, and the
     validated metadata.json of their directory (None when there is none, or when the files
     come from several directories)."""
@@ -256,11 +354,3 @@ def split_of(path: str) -> str | None:
     """The split a shard file belongs to, from its name (None for other files)."""
     name = os.path.basename(path)
     return next((s for s in SPLITS if name.startswith(f"{s}-")), None)
-
-
-def expected_records(meta: dict | None, path: str) -> int | None:
-    """The record count metadata.json gives for one shard (None when it gives none)."""
-    if meta is None:
-        return None
-    split = meta["splits"].get(split_of(path) or "", {})
-    return split.get("shards", {}).get(os.path.basename(path))

@@ -107,10 +107,23 @@ def load_trained(model_dir: str) -> TrainedModel:
                               "transformers' BertForSequenceClassification reads the pooled "
                               "[CLS] vector, so only --pooling=cls exports")
     facts = {"config": _read_json(os.path.join(model_dir, "config.json")),
-             "data": _read_json(os.path.join(model_dir, "data_metadata.json")),
+             "data": _read_data_metadata(os.path.join(model_dir, "data_metadata.json")),
              "history": _read_json(os.path.join(model_dir, "history.json")),
              "results": _read_json(os.path.join(model_dir, "results.json"))}
     return TrainedModel(kind, model, proto, labels, facts)
+
+
+def _read_data_metadata(path: str):
+    """The run's copy of its dataset's metadata.json; None when it has none."""
+    from bertdata.schema import DatasetMetadata
+
+    data = _read_json(path)
+    if not data:
+        return None
+    try:
+        return DatasetMetadata.from_json(data, path)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
 
 
 def tokenizer_files(model_proto: bytes, max_length: int) -> dict[str, str | bytes]:

@@ -4,6 +4,7 @@ results.json)."""
 
 from __future__ import annotations
 
+from bertdata.schema import DatasetMetadata
 from bertmodel.config import BertConfig
 
 _LOAD = {
@@ -21,23 +22,21 @@ def _last(history: dict, key: str):
 
 def _training_lines(facts: dict) -> list[str]:
     training = facts.get("config", {}).get("training", {})
-    data = facts.get("data", {})
+    data: DatasetMetadata | None = facts.get("data")
     lines = []
-    splits = data.get("splits", {})
-    if data:
-        examples = {name: s.get("num_examples") for name, s in splits.items()}
+    if data is not None:
+        examples = {name: s.num_examples for name, s in data.splits.items()}
         lines.append(f"- Data: bertpipe's Beam job, {examples} examples of at most "
-                     f"{data.get('max_seq_length')} pieces; next-sentence mode "
-                     f"`{data.get('nsp_mode')}`, {data.get('masking')} masking at "
-                     f"{data.get('masked_lm_prob')} (at most "
-                     f"{data.get('max_predictions_per_seq')} per example), dupe factor "
-                     f"{data.get('dupe_factor')}, seed {data.get('seed')}.")
-        lines.append(f"- Tokenizer: SentencePiece BPE, {data.get('vocab_size')} pieces "
-                     f"(sha256 {data.get('tokenizer', {}).get('sha256', '?')[:16]}…).")
+                     f"{data.max_seq_length} pieces; next-sentence mode `{data.nsp_mode}`, "
+                     f"{data.masking} masking at {data.masked_lm_prob} (at most "
+                     f"{data.max_predictions_per_seq} per example), dupe factor "
+                     f"{data.dupe_factor}, seed {data.seed}.")
+        lines.append(f"- Tokenizer: SentencePiece BPE, {data.vocab_size} pieces "
+                     f"(sha256 {data.tokenizer.sha256[:16]}…).")
     steps = training.get("total_steps")
     batch = training.get("effective_batch_size")
     if steps and batch:
-        tokens = steps * batch * data.get("max_seq_length", 0)
+        tokens = steps * batch * (data.max_seq_length if data else 0)
         lines.append(f"- Pretraining: {steps:,} steps of {batch} sequences "
                      f"(at most {tokens:,} tokens seen), peak learning rate "
                      f"{training.get('learning_rate')}, precision "

@@ -39,7 +39,7 @@ class Plan:
     """What the run will do, settled from the config and the data before anything runs."""
 
     files: list
-    meta: dict
+    meta: schema.DatasetMetadata
     bert_config: object
     steps_per_epoch: int
     epochs: int
@@ -71,9 +71,9 @@ def _dataset(pattern, flag: str, split: str):
     return files, meta
 
 
-def examples_in(files, meta: dict) -> int:
+def examples_in(files, meta: schema.DatasetMetadata) -> int:
     """Examples in these shards, by metadata.json's per-shard counts."""
-    return sum(schema.expected_records(meta, f) or 0 for f in files)
+    return sum(meta.records_in(f) or 0 for f in files)
 
 
 def check_data(config: TrainConfig):
@@ -82,7 +82,7 @@ def check_data(config: TrainConfig):
     if examples_in(files, meta) == 0:
         raise TrainError(f"--tfrecords: {schema.metadata_path(files)} says the train shards "
                          "given hold 0 examples")
-    sha = meta["tokenizer"]["sha256"]
+    sha = meta.tokenizer.sha256
     if config.spm_model:
         from bertdata.tokenizer import Tokenizer
 
@@ -93,15 +93,15 @@ def check_data(config: TrainConfig):
         if tokenizer.sha256 != sha:
             raise TrainError(f"--spm_model {config.spm_model} is not the tokenizer the records "
                              f"were made with ({schema.metadata_path(files)}: sha256 {sha})")
-    elif meta["masking"] == "dynamic":
+    elif meta.masking == "dynamic":
         raise TrainError("these records are unmasked (--masking=dynamic): pass --spm_model")
     eval_files = eval_meta = None
     if config.eval_tfrecords:
         eval_files, eval_meta = _dataset(config.eval_tfrecords, "--eval_tfrecords",
                                          schema.EVAL)
         for key, theirs, mine in (
-                ("tokenizer sha256", eval_meta["tokenizer"]["sha256"], sha),
-                ("vocab_size", eval_meta["vocab_size"], meta["vocab_size"])):
+                ("tokenizer sha256", eval_meta.tokenizer.sha256, sha),
+                ("vocab_size", eval_meta.vocab_size, meta.vocab_size)):
             if theirs != mine:
                 raise TrainError(f"--eval_tfrecords {schema.metadata_path(eval_files)} has "
                                  f"{key} {theirs}, but --tfrecords "
@@ -122,12 +122,12 @@ def plan_run(config: TrainConfig) -> Plan:
         except ValueError as e:
             raise TrainError(str(e)) from None
     if config.config in PRESETS and not config.init_from:
-        bert = dataclasses.replace(bert, vocab_size=meta["vocab_size"])
-    elif bert.vocab_size != meta["vocab_size"]:
+        bert = dataclasses.replace(bert, vocab_size=meta.vocab_size)
+    elif bert.vocab_size != meta.vocab_size:
         raise TrainError(f"--config {config.config} has vocab_size={bert.vocab_size} but the "
-                         f"records were made with a {meta['vocab_size']}-piece tokenizer")
-    if meta["max_seq_length"] > bert.max_position_embeddings:
-        raise TrainError(f"records are {meta['max_seq_length']} tokens long but the model has "
+                         f"records were made with a {meta.vocab_size}-piece tokenizer")
+    if meta.max_seq_length > bert.max_position_embeddings:
+        raise TrainError(f"records are {meta.max_seq_length} tokens long but the model has "
                          f"{bert.max_position_embeddings} positions")
     steps_per_epoch = config.steps_per_epoch or max(
         1, examples_in(files, meta) // config.batch_size)
@@ -155,7 +155,7 @@ def plan_run(config: TrainConfig) -> Plan:
                 config.learning_rate or default_learning_rate(bert), eval_files, eval_steps)
 
 
-def _init_from_config(folder: str, meta: dict):
+def _init_from_config(folder: str, meta: schema.DatasetMetadata):
     """The sizes of an --init_from folder, which must use the records' tokenizer."""
     import hashlib
 
@@ -165,7 +165,7 @@ def _init_from_config(folder: str, meta: dict):
         hf = read_hf_folder(folder)
     except HFFormatError as e:
         raise TrainError(f"--init_from: {e}") from None
-    if hashlib.sha256(hf.model_proto).hexdigest() != meta["tokenizer"]["sha256"]:
+    if hashlib.sha256(hf.model_proto).hexdigest() != meta.tokenizer.sha256:
         raise TrainError(f"--init_from {folder}: its tokenizer.model is not the tokenizer the "
                          "records were made with")
     return hf.config

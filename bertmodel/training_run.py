@@ -70,7 +70,7 @@ def make_datasets(config, plan, setup):
     from bertdata import dynamic_masking
 
     masking = (dynamic_masking.masking_options(config.spm_model)
-               if plan.meta["masking"] == "dynamic" else None)
+               if plan.meta.masking == "dynamic" else None)
 
     def distributed(files, training, skip=0):
         def fn(ctx):
@@ -94,7 +94,7 @@ def build_model(config, plan, setup):
     accumulate = config.gradient_accumulation_steps
     with setup.strategy.scope():
         model = BertPretrainer(config=plan.bert_config, mlm_loss_weight=config.mlm_loss_weight,
-                               next_sentence=plan.meta.get("nsp_mode") != "none",
+                               next_sentence=plan.meta.has_next_sentence,
                                name="bert_pretrainer")
         model(dummy_inputs(plan.bert_config))
         if config.init_from:  # a resumed run's checkpoint overrides these afterwards
@@ -123,8 +123,8 @@ def write_settings(config, plan, setup) -> None:
         "precision": setup.precision, "jit_compile": setup.jit, "pad_to": setup.pad_to,
         "replicas": setup.replicas}}
     _write_json(os.path.join(setup.out_dir, "config.json"), settings)
-    _write_json(os.path.join(setup.out_dir, "data_metadata.json"), plan.meta)
-    tokenizer = config.spm_model or plan.meta["tokenizer"].get("path")
+    _write_json(os.path.join(setup.out_dir, "data_metadata.json"), plan.meta.to_json())
+    tokenizer = config.spm_model or plan.meta.tokenizer.path
     if tokenizer and os.path.isfile(tokenizer):
         shutil.copyfile(tokenizer, os.path.join(setup.out_dir, "tokenizer.model"))
 
@@ -145,7 +145,7 @@ def make_callbacks(config, plan, setup, state, eval_ds, tf):
         checkpointing,
         StepLogger(os.path.join(logs_dir, "steps"), config.log_every_steps, state,
                    global_batch=config.batch_size, bert_config=plan.bert_config,
-                   predictions=plan.meta["max_predictions_per_seq"],
+                   predictions=plan.meta.max_predictions_per_seq,
                    peak_flops=peak * setup.replicas if peak else None),
         tf.keras.callbacks.TensorBoard(logs_dir),
         tf.keras.callbacks.TerminateOnNaN(),

@@ -48,3 +48,35 @@ def mask_one(ids, rng, vocab: pt.VocabTables, **rates):
     n = batch.num_masked[0]
     return (batch.input_ids[0, :len(ids)].copy(), batch.masked_lm_positions[0, :n].copy(),
             batch.masked_lm_ids[0, :n].copy())
+
+
+def metadata(**overrides):
+    """A DatasetMetadata as the data job builds it, with small defaults; OVERRIDES replace
+    fields (splits as {split: {shard name: records}})."""
+    import dataclasses
+
+    from bertdata import schema
+
+    shards = overrides.pop("splits", {schema.TRAIN: {}})
+    splits = {name: schema.SplitInfo(num_examples=sum(counts.values()),
+                                     num_shards=len(counts), shards=dict(counts))
+              for name, counts in shards.items()}
+    example_fields = {f.name for f in dataclasses.fields(pt.ExampleConfig)}
+    example = pt.ExampleConfig(**{k: overrides.pop(k) for k in list(overrides)
+                                  if k in example_fields})
+    built = schema.DatasetMetadata.build(
+        record_format="compact", masking=example.masking, compression=schema.Compression.NONE,
+        example_config=example, tokenizer_sha256="abc", tokenizer_path="", vocab_size=5000,
+        special_ids={}, splits=splits, package_version="test")
+    return dataclasses.replace(built, **overrides)
+
+
+def write_metadata(directory, meta) -> None:
+    """DIRECTORY/metadata.json of META, as the data job writes it."""
+    import json
+    import os
+
+    from bertdata import schema
+
+    with open(os.path.join(directory, schema.METADATA_FILE), "w") as f:
+        json.dump(meta.to_json(), f)

@@ -32,6 +32,12 @@ def load_json(path):
         return json.load(f)
 
 
+
+def read_metadata(out) -> schema.DatasetMetadata:
+    """The job's metadata.json, read as every reader reads it (without TensorFlow)."""
+    path = os.path.join(out, schema.METADATA_FILE)
+    return schema.DatasetMetadata.from_json(load_json(path), path)
+
 def read_records(pattern):
     files = sorted(tf.io.gfile.glob(pattern))
     comp = "GZIP" if files and files[0].endswith(".gz") else ""
@@ -90,13 +96,13 @@ def test_create_record_blobs_equals_the_pure_functions(tmp_path, spm_model, toke
 
 def test_sample_corpus_end_to_end(sample_dataset, tokenizer):
     out, stats = sample_dataset
-    meta = load_json(os.path.join(out, schema.METADATA_FILE))
-    assert meta["tokenizer"]["sha256"] == tokenizer.sha256
-    assert meta["vocab_size"] == tokenizer.vocab_size and meta["record_format"] == "compact"
+    meta = read_metadata(out)
+    assert meta.tokenizer.sha256 == tokenizer.sha256
+    assert meta.vocab_size == tokenizer.vocab_size and meta.record_format == "compact"
     assert not [f for f in os.listdir(out) if f.startswith(job.STAGING_PREFIX)]
     train = read_records(os.path.join(out, "train-*"))
     evals = read_records(os.path.join(out, "eval-*"))
-    assert len(train) == stats["train_examples"] == meta["splits"]["train"]["num_examples"]
+    assert len(train) == stats["train_examples"] == meta.num_examples(schema.TRAIN)
     assert len(evals) == stats["eval_examples"] > 0
     parsed = tf.io.parse_example(tf.constant(train + evals), schema.parse_spec("compact"))
     ids = parsed["input_ids"].to_list()
@@ -125,14 +131,14 @@ def test_sample_corpus_end_to_end(sample_dataset, tokenizer):
 
 def test_metadata_counts_every_shard(sample_dataset):
     out, _ = sample_dataset
-    meta = load_json(os.path.join(out, schema.METADATA_FILE))
+    meta = read_metadata(out)
     for split in schema.SPLITS:
-        shards_meta = meta["splits"][split]["shards"]
+        shards_meta = meta.splits[split].shards
         assert sorted(shards_meta) == sorted(f for f in os.listdir(out)
                                              if f.startswith(f"{split}-"))
         for name, count in shards_meta.items():
             assert len(read_records(os.path.join(out, name))) == count
-        assert sum(shards_meta.values()) == meta["splits"][split]["num_examples"]
+        assert sum(shards_meta.values()) == meta.num_examples(split)
 
 
 def test_labels_are_the_original_pieces(tmp_path, spm_model, sample_lines):
@@ -181,10 +187,9 @@ def test_same_records_whatever_the_workers_splits_and_shards(tmp_path, spm_model
 def test_num_shards_splits_records_evenly(tmp_path, spm_model, sample_corpus):
     out, _ = run_job(tmp_path, sample_corpus, spm_model, "--dupe_factor=2",
                      "--eval_fraction=0.2", "--num_shards=4")
-    with open(os.path.join(out, "metadata.json")) as f:
-        meta = json.load(f)
-    for split in ("train", "eval"):
-        counts = list(meta["splits"][split]["shards"].values())
+    meta = read_metadata(out)
+    for split in schema.SPLITS:
+        counts = list(meta.splits[split].shards.values())
         mean = sum(counts) / 4
         # A hash of each record: shards within a binomial spread, none empty (by blob, one
         # split was 14,811 / 5,890 / 5,056 / 4,043, another had an empty shard).
@@ -387,9 +392,9 @@ def test_the_pipeline_publishes_itself_and_a_killed_runs_staging_is_removed(
              "package_version": "test"}
     with beam.Pipeline(options=PipelineOptions(FNAPI)) as p:
         job.build_pipeline(p, options, proto, facts, run_id="selfpublished")
-    meta = load_json(out / schema.METADATA_FILE)
+    meta = read_metadata(out)
     stats = load_json(out / schema.STATS_FILE)
-    assert meta["splits"]["train"]["num_examples"] == stats["train_examples"] > 0
+    assert meta.num_examples(schema.TRAIN) == stats["train_examples"] > 0
     assert stale.exists()  # a pipeline never removes another run's folder...
     job.remove_stale_staging(str(out))  # ...the next launcher does
     assert sorted(os.listdir(out)) == sorted(

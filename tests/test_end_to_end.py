@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bertdata import inspect_dataset
+from bertdata import inspect_dataset, schema
 from bertpipe import end_to_end
 from tests.conftest import REPO
 
@@ -25,8 +25,8 @@ def test_the_main_command_trains_a_model_that_beats_the_baselines(pipeline_run):
     # most frequent one (a model stuck on unigram frequencies would not).
     baseline = summary["mlm_accuracy_most_frequent_piece_baseline"]
     assert 0.0 < baseline < 0.2 and summary["mlm_accuracy"] > baseline + 0.015
-    meta = json.loads((work / "data" / "metadata.json").read_text())
-    assert meta["max_seq_length"] == 64 and meta["vocab_size"] == 607
+    meta = schema.read_metadata(str(work / "data"))
+    assert meta.max_seq_length == 64 and meta.vocab_size == 607
     assert json.loads((work / "summary.json").read_text()) == summary
 
 
@@ -85,9 +85,9 @@ def test_inspect_counts_each_shard_against_the_metadata(pipeline_run, tmp_path, 
     work, _ = pipeline_run
     assert inspect_dataset.main([str(work / "data"), "--num_examples=2"]) == 0
     out = capsys.readouterr().out
-    meta = json.loads((work / "data" / "metadata.json").read_text())
-    for split in ("train", "eval"):
-        for name, count in meta["splits"][split]["shards"].items():
+    meta = schema.read_metadata(str(work / "data"))
+    for split in schema.SPLITS:
+        for name, count in meta.splits[split].shards.items():
             assert f"{name}: {count} records (metadata.json: {count})\n" in out
     stats = json.loads((work / "data" / "stats.json").read_text())
     assert f"total: {stats['examples']} records" in out

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 from korean_stress import stress_lines, stress_pairs, syllable_then_final_jamo
 
+from bertdata import schema
 from bertdata.tokenizer import NORMALIZATIONS, SPECIAL_IDS, Tokenizer, train_tokenizer
 from bertmodel import export_hf
 from bertmodel.config import PRESETS
@@ -20,6 +21,7 @@ from bertmodel.export import PretrainedExport
 from bertmodel.fill_mask import fill_mask
 from bertmodel.model import BertClassifier, BertPretrainer, dummy_inputs
 from bertmodel.preprocessing import BertPreprocessor
+from tests.example_helpers import metadata
 
 pytest.importorskip("transformers", reason="the hf extra (transformers, torch) is missing")
 pytestmark = [pytest.mark.slow, pytest.mark.hf, pytest.mark.xdist_group("hf_export")]
@@ -389,11 +391,12 @@ def test_the_model_card_is_written_from_the_run(tmp_path, spm_model, tokenizer):
     (run / "config.json").write_text(json.dumps({"training": {
         "total_steps": 1234, "effective_batch_size": 32, "learning_rate": 0.001,
         "precision": "float32", "replicas": 1}}))
-    (run / "data_metadata.json").write_text(json.dumps({
-        "max_seq_length": 128, "nsp_mode": "swap", "masking": "static",
-        "masked_lm_prob": 0.15, "max_predictions_per_seq": 20, "dupe_factor": 5, "seed": 1,
-        "vocab_size": tokenizer.vocab_size, "tokenizer": {"sha256": tokenizer.sha256},
-        "splits": {"train": {"num_examples": 4321}, "eval": {"num_examples": 99}}}))
+    meta = metadata(max_seq_length=128, nsp_mode="swap", masked_lm_prob=0.15,
+                    max_predictions_per_seq=20, dupe_factor=5, seed=1,
+                    vocab_size=tokenizer.vocab_size,
+                    tokenizer=schema.TokenizerInfo(sha256=tokenizer.sha256),
+                    splits={"train": {"a": 4321}, "eval": {"b": 99}})
+    (run / "data_metadata.json").write_text(json.dumps(meta.to_json()))
     (run / "history.json").write_text(json.dumps({"val_mlm_accuracy": [0.1, 0.2345]}))
     assert export_hf.main([f"--model_dir={run}", f"--output_dir={tmp_path / 'hf'}"]) == 0
     card = (tmp_path / "hf" / "README.md").read_text()
@@ -541,8 +544,8 @@ def test_mlm_only_records_train_a_model_without_a_next_sentence_head(mlm_only):
     import bertmodel
 
     root, summary = mlm_only
-    meta = json.loads((root / "data" / "metadata.json").read_text())
-    assert meta["nsp_mode"] == "none"
+    meta = schema.read_metadata(str(root / "data"))
+    assert meta.nsp_mode == "none" and not meta.has_next_sentence
     model = bertmodel.load_pretrainer(str(root / "model" / "model.keras"))
     assert model.nsp_head is None
     assert "mlm_accuracy" in summary["eval"] and "nsp_accuracy" not in summary["eval"]

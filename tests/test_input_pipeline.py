@@ -1,4 +1,4 @@
-import json
+import dataclasses
 import os
 import shutil
 
@@ -10,21 +10,26 @@ import bertdata
 from bertdata import dynamic_masking as dm
 from bertdata import schema, wire_format
 from bertmodel.devices import mirrored_strategy
+from tests.example_helpers import metadata, write_metadata
 
 
-def write(directory, records, name="train-00000-of-00001.tfrecord", meta=None, **meta_kw):
+def split(num_examples, shards=None):
+    return schema.SplitInfo(num_examples=num_examples, num_shards=len(shards or {}),
+                            shards=dict(shards or {}))
+
+
+def write(directory, records, name="train-00000-of-00001.tfrecord", meta=None, splits=None,
+          **fields):
+    """Records in DIRECTORY/NAME and, unless META is False, a metadata.json saying they have
+    32 pieces and 4 predictions at most (FIELDS replace metadata fields)."""
     os.makedirs(directory, exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(directory, name)) as w:
         for r in records:
             w.write(r)
     if meta is not False:
-        m = {"metadata_version": 1, "record_format": "compact", "masking": "static",
-             "compression": "", "max_seq_length": 32, "max_predictions_per_seq": 4,
-             "vocab_size": 5000, "special_ids": {}, "tokenizer": {"sha256": "abc"},
-             "splits": {"train": {"num_examples": len(records)}}, "seed": 1,
-             "next_sentence_labels": schema.NSP_LABEL_CONVENTION, **meta_kw}
-        with open(os.path.join(directory, schema.METADATA_FILE), "w") as f:
-            json.dump(m, f)
+        m = metadata(max_seq_length=32, max_predictions_per_seq=4, **fields)
+        m = dataclasses.replace(m, splits=splits or {"train": split(len(records))})
+        write_metadata(directory, m)
     return str(directory)
 
 
@@ -184,7 +189,7 @@ def write_gzip(path, records):
 def test_corrupt_gzip_file_names_the_file_and_concatenated_streams_are_fine(tmp_path):
     recs = [wire_format.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(300)]
     d = tmp_path / "z"
-    write(d, [], name="unused", compression="GZIP", splits={"train": {"num_examples": 300}})
+    write(d, [], name="unused", compression=schema.Compression.GZIP, splits={"train": split(300)})
     os.remove(d / "unused")
     write_gzip(d / "train-00000-of-00002.tfrecord.gz", recs[:150])
     # Two gzip streams back to back: a valid file whose trailer counts only the second.
@@ -306,7 +311,7 @@ def test_a_record_that_breaks_the_metadata_is_an_error_naming_its_file(tmp_path,
     good = [wire_format.serialize_compact([5, 7, 4, 8, 4], [1], [7], 0)] * 20
     d = tmp_path / "d"
     write(d, good, name="train-00000-of-00002.tfrecord",
-          splits={"train": {"num_examples": 40}})
+          splits={"train": split(40)})
     write(d, good[:19] + [record], name="train-00001-of-00002.tfrecord", meta=False)
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=f"train-00001-of-00002.tfrecord {message}"):
@@ -320,8 +325,8 @@ def test_a_shard_with_fewer_records_than_its_metadata_count_is_an_error(tmp_path
     names = ["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
     write(d, records[:10], name=names[0], meta=False)
     # Cut at a record boundary: the file reads without any error of its own.
-    write(d, records[10:20], name=names[1], splits={"train": {
-        "num_examples": 30, "shards": {names[0]: 10, names[1]: 20}}})
+    write(d, records[10:20], name=names[1], splits={"train": split(
+        30, {names[0]: 10, names[1]: 20})})
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=f"{names[1]} holds 10 records but metadata.json says 20"):
         for _ in bertdata.make_dataset(str(d), 4, is_training=False):
@@ -333,7 +338,7 @@ def test_a_shard_with_fewer_records_than_its_metadata_count_is_an_error(tmp_path
 
 
 def test_a_dataset_without_records_is_an_error(tmp_path):
-    d = write(tmp_path / "d", [], splits={"train": {"num_examples": 0}})
+    d = write(tmp_path / "d", [], splits={"train": split(0)})
     with pytest.raises(ValueError, match="the dataset holds no records"):
         bertdata.make_dataset(d, 8)
 

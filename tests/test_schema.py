@@ -4,20 +4,26 @@ import pytest
 
 from bertdata import schema
 from bertdata.schema import Compression
+from tests.example_helpers import metadata, write_metadata
 
 
-def test_metadata_validation_names_the_problem():
-    good = {"metadata_version": 1, "record_format": "compact", "masking": "static",
-            "compression": "", "max_seq_length": 128, "max_predictions_per_seq": 20,
-            "vocab_size": 100, "special_ids": {}, "tokenizer": {"sha256": "x"},
-            "splits": {}, "seed": 1, "next_sentence_labels": schema.NSP_LABEL_CONVENTION}
-    assert schema.validate_metadata(dict(good)) == good
-    with pytest.raises(ValueError, match="m.json: invalid metadata: missing 'seed'"):
-        schema.validate_metadata({k: v for k, v in good.items() if k != "seed"}, "m.json")
-    with pytest.raises(ValueError, match="record_format 'other'"):
-        schema.validate_metadata({**good, "record_format": "other"})
+def test_metadata_reads_back_what_it_wrote():
+    meta = metadata(splits={"train": {"train-00000-of-00001.tfrecord": 7}}, nsp_mode="none")
+    assert schema.DatasetMetadata.from_json(json.loads(json.dumps(meta.to_json()))) == meta
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.pop("seed"), "m.json: invalid metadata: missing 'seed'"),
+    (lambda d: d.update(record_format="other"), "record_format 'other'"),
+    (lambda d: d.update(max_seq_length="128"), "'max_seq_length' should be int"),
+    (lambda d: d.update(next_sentence_labels="0 = swapped"), "convention differs"),
+    (lambda d: d.update(splits={"train": {"shards": {}}}), "splits"),
+])
+def test_metadata_validation_names_the_problem(change, message):
+    data = metadata().to_json()
+    change(data)
+    with pytest.raises(ValueError, match=message):
+        schema.DatasetMetadata.from_json(data, "m.json")
 
 
 @pytest.mark.parametrize("compression,flag,tensorflow,suffix", [
@@ -40,17 +46,13 @@ def test_dataset_metadata_finds_the_files_and_their_shard_counts(tmp_path):
              for i in range(2)]
     for name in names:
         (tmp_path / name).write_bytes(b"")
-    meta = {"metadata_version": 1, "record_format": "compact", "masking": "static",
-            "compression": "", "max_seq_length": 16, "max_predictions_per_seq": 2,
-            "vocab_size": 10, "special_ids": {}, "tokenizer": {"sha256": "x"}, "seed": 1,
-            "next_sentence_labels": schema.NSP_LABEL_CONVENTION,
-            "splits": {"train": {"num_examples": 5, "shards": {names[0]: 2, names[1]: 3}}}}
-    (tmp_path / schema.METADATA_FILE).write_text(json.dumps(meta))
+    meta = metadata(splits={"train": {names[0]: 2, names[1]: 3}})
+    write_metadata(tmp_path, meta)
     files, got = schema.dataset_metadata(str(tmp_path))  # a directory means its train shards
     assert [f.rsplit("/", 1)[1] for f in files] == names[:2]
     assert got == meta
-    assert [schema.expected_records(got, f) for f in files] == [2, 3]
+    assert [got.records_in(f) for f in files] == [2, 3]
     eval_files, _ = schema.dataset_metadata(str(tmp_path / "eval-*"))
-    assert len(eval_files) == 2 and schema.expected_records(got, eval_files[0]) is None
+    assert len(eval_files) == 2 and got.records_in(eval_files[0]) is None
     with pytest.raises(ValueError, match="matches no file"):
         schema.dataset_metadata(str(tmp_path / "nothing-*"))

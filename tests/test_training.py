@@ -1,8 +1,8 @@
 """The trainer: step-level checkpoints and exact resume, outputs, checked inputs, errors."""
 
+import dataclasses
 import json
 import os
-import pathlib
 import shutil
 import signal
 import subprocess
@@ -13,12 +13,14 @@ import zipfile
 import numpy as np
 import pytest
 
+from bertdata import schema
 from bertmodel import train
 from bertmodel.callbacks import read_step_scalars
 from bertmodel.checkpoints import RunState
 from bertmodel.config import PRESETS
 from bertmodel.model import BertPretrainer, dummy_inputs
 from tests.conftest import REPO
+from tests.example_helpers import write_metadata
 
 TINY = ["--config=tiny", "--batch_size=8", "--verbose=0", "--mixed_precision=fp32",
         "--jit_compile=false"]
@@ -239,12 +241,12 @@ def test_steps_per_epoch_count_the_shards_given(sample_dataset):
     from bertdata import schema
 
     data, _ = sample_dataset
-    meta = json.loads((pathlib.Path(data) / "metadata.json").read_text())
-    shards = meta["splits"]["train"]["shards"]
+    meta = schema.read_metadata(str(data))
+    shards = meta.splits[schema.TRAIN].shards
     first = sorted(shards)[0]
     assert train.examples_in([f"{data}/{first}"], meta) == shards[first]
     every = schema.list_files(str(data))
-    assert train.examples_in(every, meta) == meta["splits"]["train"]["num_examples"]
+    assert train.examples_in(every, meta) == meta.num_examples(schema.TRAIN)
 
 
 def test_a_model_dir_that_is_a_file_or_another_models_is_refused(tmp_path, sample_dataset):
@@ -262,10 +264,10 @@ def test_a_dataset_without_examples_is_refused(tmp_path, sample_dataset):
     data, _ = sample_dataset
     empty = tmp_path / "empty"
     shutil.copytree(data, empty)
-    meta = json.loads((empty / "metadata.json").read_text())
-    meta["splits"]["train"]["num_examples"] = 0
-    meta["splits"]["train"]["shards"] = {k: 0 for k in meta["splits"]["train"]["shards"]}
-    (empty / "metadata.json").write_text(json.dumps(meta))
+    meta = schema.read_metadata(str(empty))
+    shards = {name: 0 for name in meta.splits[schema.TRAIN].shards}
+    split = schema.SplitInfo(num_examples=0, num_shards=len(shards), shards=shards)
+    write_metadata(empty, dataclasses.replace(meta, splits={**meta.splits, schema.TRAIN: split}))
     with pytest.raises(train.TrainError, match="says the train shards given hold 0 examples"):
         train.run([f"--tfrecords={empty}", f"--model_dir={tmp_path / 'm'}", *TINY])
 
