@@ -190,7 +190,8 @@ def make_dataset(
     ds = _parse_groups(ds, shuffle=is_training and shuffle_buffer > 1,
                        shuffle_buffer=shuffle_buffer, seed=seed)
     decode = _make_decode_fn(fmt, files)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(_as_graph(decode), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic)
     ds = ds.rebatch(per_replica_batch, drop_remainder=drop_remainder)
     if dynamic_masking and seed is not None:
         # One seed pair per batch from a seeded stream: reproducible, new masks every epoch.
@@ -199,7 +200,8 @@ def make_dataset(
                            static=pad_to == "max",
                            batch=per_replica_batch if drop_remainder else None,
                            dynamic_masking=dynamic_masking, output_format=output_format)
-    ds = ds.map(shape, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(_as_graph(shape), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -231,16 +233,16 @@ def _file_chunks(files, sizes, fmt: RecordFormat, num_pipelines, pipeline_id, *,
         ds = ds.repeat()
     compression = fmt.compression.tensorflow
     ds = ds.interleave(
-        lambda path, size, count, index: read_checked_chunks(path, size, count, index,
-                                                             compression, skip_corrupt),
+        _as_graph(lambda path, size, count, index: read_checked_chunks(
+            path, size, count, index, compression, skip_corrupt)),
         cycle_length=cycle_length or min(8, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
     if num_pipelines > 1 and not shard_by_file:
-        ds = ds.map(lambda chunk, index: (chunk, tf.fill(tf.shape(chunk), index)))
+        ds = ds.map(_as_graph(lambda chunk, index: (chunk, tf.fill(tf.shape(chunk), index))))
         ds = ds.unbatch().shard(num_pipelines, pipeline_id).batch(READ_CHUNK)
-        ds = ds.map(lambda chunk, index: (chunk, index[0]))
+        ds = ds.map(_as_graph(lambda chunk, index: (chunk, index[0])))
     return ds
 
 
@@ -273,8 +275,15 @@ def _parse_groups(ds, *, shuffle: bool, shuffle_buffer: int, seed):
         # Its own stream, apart from the one dynamic masking draws its seeds from.
         seeds = tf.data.Dataset.random(seed=_derived_seed(seed, "group_shuffle")).batch(2)
         return tf.data.Dataset.zip((ds, seeds)).map(
-            lambda group, pair: permuted(*group, pair))
-    return ds.map(permuted if shuffle else flatten)
+            _as_graph(lambda group, pair: permuted(*group, pair)))
+    return ds.map(_as_graph(permuted if shuffle else flatten))
+
+
+def _as_graph(fn):
+    """FN traced as written, without autograph's rewrite: the functions this module maps
+    branch and loop on Python values only (settings), never on tensors, and converting them
+    cost about 3 s each time a dataset was made (half of a short training run's start)."""
+    return tf.autograph.experimental.do_not_convert(fn)
 
 
 def _derived_seed(seed: int, purpose: str) -> int:
