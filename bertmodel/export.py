@@ -78,7 +78,9 @@ class PretrainedExport(tf.Module):
         self.model = model
         self.preprocessor = BertPreprocessor(model_proto, max_seq_length)
 
-    @tf.function(input_signature=[FEATURE_SPEC])
+    # autograph=False throughout: these functions branch on Python values only, and the
+    # rewrite only slowed every export down.
+    @tf.function(input_signature=[FEATURE_SPEC], autograph=False)
     def serve(self, features):
         return self.model(checked_features(features, self.model.backbone.config),
                           training=False)
@@ -101,11 +103,11 @@ class PretrainedExport(tf.Module):
                 "top_scores": tf.where(valid, scores, 0.0),
                 "mask_positions": positions}
 
-    @tf.function(input_signature=[_TEXT])
+    @tf.function(input_signature=[_TEXT], autograph=False)
     def fill_mask(self, text):
         return self._fill_mask(text, DEFAULT_TOP_K)
 
-    @tf.function(input_signature=[_TEXT, _TOP_K])
+    @tf.function(input_signature=[_TEXT, _TOP_K], autograph=False)
     def fill_mask_top_k(self, text, top_k):
         return self._fill_mask(text, top_k)
 
@@ -116,11 +118,11 @@ class PretrainedExport(tf.Module):
                 "sequence_output": tf.cast(out["sequence_output"], tf.float32),
                 "input_mask": inputs[INPUT_MASK]}
 
-    @tf.function(input_signature=[_TEXT])
+    @tf.function(input_signature=[_TEXT], autograph=False)
     def encode(self, text):
         return self._encode(text)
 
-    @tf.function(input_signature=[_TEXT, _TEXT_B])
+    @tf.function(input_signature=[_TEXT, _TEXT_B], autograph=False)
     def encode_pair(self, text, text_b):
         return self._encode(text, text_b)
 
@@ -133,7 +135,7 @@ def export_saved_model(model, path: str, *, model_proto: bytes | None = None,
         module = tf.Module()
         module.model = model
         module.serve = tf.function(lambda features: model(features, training=False),
-                                   input_signature=[FEATURE_SPEC])
+                                   input_signature=[FEATURE_SPEC], autograph=False)
         tf.saved_model.save(module, path, signatures={"serving_default": module.serve,
                                                       "serve": module.serve})
         return
@@ -160,11 +162,11 @@ class ClassifierExport(tf.Module):
         return {"probabilities": probabilities,
                 "label": tf.gather(self.labels, tf.argmax(probabilities, axis=-1))}
 
-    @tf.function(input_signature=[_TEXT])
+    @tf.function(input_signature=[_TEXT], autograph=False)
     def classify(self, text):
         return self._classify(text)
 
-    @tf.function(input_signature=[_TEXT, _TEXT_B])
+    @tf.function(input_signature=[_TEXT, _TEXT_B], autograph=False)
     def classify_pair(self, text, text_b):
         return self._classify(text, text_b)
 

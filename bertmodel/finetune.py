@@ -226,10 +226,12 @@ def make_dataset(examples: Examples, labels, preprocessor, batch_size, *, traini
     if training:
         ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    # Traced as written (no autograph rewrite): the preprocessor branches on settings only.
+    plain = tf.autograph.experimental.do_not_convert
     if examples.texts_b:
-        ds = ds.map(lambda a, b, y: (preprocessor(a, b), y))
+        ds = ds.map(plain(lambda a, b, y: (preprocessor(a, b), y)))
     else:
-        ds = ds.map(lambda a, y: (preprocessor(a), y))
+        ds = ds.map(plain(lambda a, y: (preprocessor(a), y)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
