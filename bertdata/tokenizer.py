@@ -10,7 +10,6 @@ Writes `runs/ko.model` and `runs/ko.vocab` with vocab_size + 7 pieces laid out a
 
 from __future__ import annotations
 
-import array
 import hashlib
 import itertools
 import logging
@@ -23,6 +22,7 @@ import numpy as np
 import sentencepiece as spm
 
 from bertcommon import cli
+from bertdata.word_cache import CacheSwitch, WordCache
 
 log = logging.getLogger("bertdata.tokenizer")
 
@@ -151,24 +151,6 @@ def _train(inputs, model_prefix, vocab_size, character_coverage, normalization, 
     )
 
 
-class _WordCache(dict):
-    """word -> its piece ids as int32 bytes, filled by the encoder on first sight.
-
-    Bytes rather than a tuple of ints: about half the memory per word, and a line's ids are
-    then one bytes join.
-    """
-
-    def __init__(self, sp):
-        super().__init__()
-        self._sp = sp
-        self.misses = 0
-
-    def __missing__(self, word):
-        self.misses += 1
-        ids = self[word] = array.array("i", self._sp.encode(word, out_type=int)).tobytes()
-        return ids
-
-
 class Tokenizer:
     """A loaded SentencePiece model plus the id tables example building needs.
 
@@ -181,13 +163,6 @@ class Tokenizer:
         special piece, [UNK] or a control piece.
       sha256: checksum of the serialized model, recorded in metadata.json.
     """
-
-    # encode_flat's switch to the encoder: the share of new words (an average over recent
-    # documents) above which the cache costs more than it saves, measured on Korean text
-    # (benchmarks/README.md); then one document in PROBE_EVERY still goes through the cache.
-    MISS_RATE_LIMIT = 0.15
-    PROBE_EVERY = 32
-    WARM_WORDS = 16_384  # the switch waits until the cache holds this many words
 
     def __init__(self, model_proto: bytes, name: str = "<memory>", *,
                  word_cache_size: int = DEFAULT_WORD_CACHE_SIZE):
@@ -224,11 +199,9 @@ class Tokenizer:
         self.word_cache_size = word_cache_size
         self.words_encoded = 0
         self.words_bypassed = 0
-        self._miss_rate = 0.0
-        self._bypass = 0
-        self._probe = False
-        self._word_cache = _WordCache(self._sp)
-        self._word_cache_ok = word_cache_size > 0 and self._check_word_cache()
+        self._word_cache = WordCache(self._sp)
+        self.cache_switch = CacheSwitch(word_cache_size > 0 and self._check_word_cache(),
+                                        word_cache_size)
 
     @classmethod
     def load(cls, path: str) -> Tokenizer:
@@ -259,23 +232,17 @@ class Tokenizer:
         holds at most `word_cache_size` words and is emptied when full, so memory stays
         bounded on any corpus. A model whose pieces span words always uses the encoder.
 
-        A new word costs about three times what the encoder spends per word on whole lines
-        (one call per word), so when most words are new the cache loses. Once the cache
-        holds WARM_WORDS words, if the share of new words, averaged over recent documents,
-        passes MISS_RATE_LIMIT, documents go straight to the encoder, and one in PROBE_EVERY
-        still goes through the cache to see whether the share has fallen again. Documents
-        sent to the encoder go in one call: its cost per call is a third of its work on
-        short lines.
+        When most words are new the cache loses; `cache_switch` (a CacheSwitch) then sends
+        documents straight to the encoder. Documents sent to the encoder go in one call: its
+        cost per call is a third of its work on short lines.
         """
         out: list = [None] * len(documents)
         encoder = []
         for i, lines in enumerate(documents):
-            if not self._word_cache_ok or self._bypass > 0:
-                self._bypass = max(self._bypass - 1, 0)
-                self._probe = self._bypass == 0  # the next document goes through the cache
-                encoder.append(i)
-            else:
+            if self.cache_switch.use_cache():
                 out[i] = self._encode_cached(lines)
+            else:
+                encoder.append(i)
         if encoder:
             lines = [line for i in encoder for line in documents[i]]
             words = sum(line.count(" ") + 1 for line in lines)  # len(line.split(" "))
@@ -306,14 +273,7 @@ class Tokenizer:
             words += len(parts)
             per_line.append(b"".join(map(get, parts)))  # int32 ids, native byte order
         self.words_encoded += words
-        rate = (cache.misses - misses) / max(words, 1)
-        # A probe's own rate replaces the average that sent documents to the encoder.
-        self._miss_rate = rate if self._probe else 0.8 * self._miss_rate + 0.2 * rate
-        self._probe = False
-        # While the cache is young, new words are an investment, not a verdict.
-        warm = len(cache) >= min(self.WARM_WORDS, self.word_cache_size)
-        if warm and self._miss_rate > self.MISS_RATE_LIMIT:
-            self._bypass = self.PROBE_EVERY - 1
+        self.cache_switch.record(cache.misses - misses, words, len(cache))
         flat = np.frombuffer(b"".join(per_line), dtype=np.int32)
         return flat, [len(b) // 4 for b in per_line]
 

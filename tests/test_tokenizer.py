@@ -121,7 +121,7 @@ TRICKY_LINES = [
 
 def test_word_cache_gives_exactly_the_encoders_ids(tokenizer, sample_lines):
     lines = sample_lines[:2000] + TRICKY_LINES
-    assert tokenizer._word_cache_ok
+    assert tokenizer.cache_switch.enabled
     flat, lengths = tokenizer.encode_flat(lines)
     want = tokenizer.encode(lines)
     assert lengths == [len(x) for x in want]
@@ -138,7 +138,7 @@ def test_word_cache_stays_bounded_and_can_be_turned_off(spm_model, sample_lines)
         proto = f.read()
     small = Tokenizer(proto, word_cache_size=50)
     off = Tokenizer(proto, word_cache_size=0)
-    assert not off._word_cache_ok
+    assert not off.cache_switch.enabled
     largest = 0  # the cache is emptied when full, then takes one document's words
     for start in range(0, 600, 100):
         lines = sample_lines[start:start + 100]
@@ -157,7 +157,7 @@ def test_mostly_new_words_go_to_the_encoder_until_words_repeat(tokenizer, sample
     from bertdata.tokenizer import Tokenizer as Tok
 
     tok = Tok(tokenizer._sp.serialized_model_proto())
-    tok.WARM_WORDS = 500  # this test's text is small; the default waits for 16,384 words
+    tok.cache_switch.warm_words = 500  # small text; the default waits for 16,384 words
     rng = np.random.default_rng(0)
     # Every word made new by two random Hangul syllables: the cache cannot help.
     novel = [[" ".join(w + chr(0xAC00 + int(rng.integers(11172))) * 2 for w in line.split(" "))
@@ -172,11 +172,11 @@ def test_mostly_new_words_go_to_the_encoder_until_words_repeat(tokenizer, sample
     young = Tok(tokenizer._sp.serialized_model_proto())
     for doc in novel:
         young.encode_flat(doc)
-    assert young.words_bypassed == 0 and len(young._word_cache) < young.WARM_WORDS
+    assert young.words_bypassed == 0 and len(young._word_cache) < young.cache_switch.warm_words
     # The same document again and again: a probe fills the cache with its words, the next
     # probe finds them all, and from then on the cache serves it.
     doc = sample_lines[:10]
-    for _ in range(3 * tok.PROBE_EVERY):
+    for _ in range(3 * tok.cache_switch.PROBE_EVERY):
         tok.encode_flat(doc)
     bypassed = tok.words_bypassed
     for _ in range(20):
