@@ -92,62 +92,72 @@ def resolve_format(files, *, record_format=None, max_seq_length=None,
                         **given)
 
 
-def make_dataset(
-    file_pattern: str | Sequence[str],
-    batch_size: int,
-    *,
-    is_training: bool = True,
-    input_context: tf.distribute.InputContext | None = None,
-    seed: int | None = None,
-    record_format: str | None = None,
-    max_seq_length: int | None = None,
-    max_predictions_per_seq: int | None = None,
-    compression: str | None = None,
-    pad_to: str = "longest",
-    pad_multiple: int = 8,
-    bucket_lengths: Sequence[int] | None = None,
-    shuffle_buffer: int = 10_000,
-    repeat: bool | None = None,
-    drop_remainder: bool | None = None,
-    tokenizer_sha256: str | None = None,
-    dynamic_masking: dict | None = None,
-    skip_corrupt: bool = False,
-    cycle_length: int | None = None,
-    output_format: str = "bert",
-) -> tf.data.Dataset:
+@dataclasses.dataclass(frozen=True)
+class InputOptions:
+    """How `make_dataset` reads, checks, shuffles and pads: every setting but the files and
+    the batch size. Each can also be passed to make_dataset as a keyword."""
+
+    # Shuffle and repeat (the defaults of `repeat` and `drop_remainder` follow it).
+    is_training: bool = True
+    # From `strategy.distribute_datasets_from_function`: files are sharded over input
+    # pipelines when there are at least as many files, records otherwise.
+    input_context: tf.distribute.InputContext | None = None
+    # Makes file order, shuffling and dynamic masks reproducible.
+    seed: int | None = None
+    # record_format, max_seq_length, max_predictions_per_seq and compression are read from
+    # metadata.json beside the files; if given too they must agree with it. Without metadata
+    # (google-research/bert's own records) the first three are required.
+    record_format: str | None = None
+    max_seq_length: int | None = None
+    max_predictions_per_seq: int | None = None
+    compression: str | None = None
+    # 'longest' pads each batch to its longest example rounded up to pad_multiple; 'buckets'
+    # to the smallest of bucket_lengths that fits (few shapes for XLA); 'max' to
+    # max_seq_length with fully static shapes (TPU).
+    pad_to: str = "longest"
+    pad_multiple: int = 8
+    bucket_lengths: Sequence[int] | None = None
+    # Records held for shuffling (memory bound). They are shuffled in chunks of 256
+    # consecutive records of a file, and each group of 2,048 read together is then permuted.
+    shuffle_buffer: int = 10_000
+    repeat: bool | None = None
+    drop_remainder: bool | None = None
+    # When given, must match the tokenizer recorded in metadata.json.
+    tokenizer_sha256: str | None = None
+    # For records written with --masking=dynamic: the dict of
+    # `bertdata.dynamic_masking.masking_options(...)`; masks are drawn anew every epoch.
+    dynamic_masking: dict | None = None
+    # Skip the unreadable rest of a corrupt or truncated file (logged) instead of failing.
+    skip_corrupt: bool = False
+    # Files read in parallel (default: up to 8).
+    cycle_length: int | None = None
+    # 'bert' (this package's feature names) or 'keras_hub' (keras-hub's BertMaskedLM inputs).
+    output_format: str = "bert"
+
+    def __post_init__(self):
+        if self.pad_to not in PAD_MODES:
+            raise ValueError(f"pad_to must be one of {PAD_MODES}, got {self.pad_to!r}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got "
+                             f"{self.output_format!r}")
+
+
+def make_dataset(file_pattern: str | Sequence[str], batch_size: int,
+                 options: InputOptions | None = None, **settings) -> tf.data.Dataset:
     """Builds the pretraining input pipeline.
 
     Args:
       file_pattern: glob, list of globs, or a dataset directory (its train-* shards).
       batch_size: the GLOBAL batch size; with an input_context each pipeline batches
         input_context.get_per_replica_batch_size(batch_size).
-      is_training: shuffle and repeat (defaults of `repeat` / `drop_remainder` follow it).
-      input_context: from `strategy.distribute_datasets_from_function`; files are sharded
-        over input pipelines when there are at least as many files, records otherwise.
-      seed: makes file order, shuffling and dynamic masks reproducible.
-      record_format, max_seq_length, max_predictions_per_seq, compression: read from
-        metadata.json beside the files; if given too they must agree with it. Without
-        metadata (e.g. google-research/bert's own records) the first three are required.
-      pad_to: 'longest' pads each batch to its longest example rounded up to pad_multiple;
-        'buckets' to the smallest of bucket_lengths that fits (few shapes for XLA); 'max' to
-        max_seq_length with fully static shapes (TPU).
-      shuffle_buffer: records held for shuffling (memory bound). They are shuffled in
-        chunks of 256 consecutive records of a file, and each group of 2,048 read together
-        is then permuted record by record.
-      tokenizer_sha256: when given, must match the tokenizer recorded in metadata.json.
-      dynamic_masking: for records written with --masking=dynamic: a dict of
-        `bertdata.dynamic_masking.masking_options(...)`; masks are drawn anew every epoch.
-      skip_corrupt: skip the unreadable rest of a corrupt/truncated file (logged) instead
-        of failing.
-      cycle_length: files read in parallel (default: up to 8).
-      output_format: 'bert' (this package's feature names) or 'keras_hub' (the inputs of
-        keras-hub's BertMaskedLM; see the module docstring).
+      options: an `InputOptions`; SETTINGS (its field names as keywords) replace its
+        fields, so `make_dataset(files, 64, seed=1, pad_to="buckets")` works too.
 
     Returns:
       A `tf.data.Dataset`; see the module docstring for its elements.
 
     Raises:
-      ValueError: no files, a dataset without records, or arguments that contradict
+      ValueError: no files, a dataset without records, or settings that contradict
         metadata.json. A record longer than max_seq_length, with more predictions than
         max_predictions_per_seq or with ids beyond the vocabulary, and a shard whose
         record count differs from metadata.json, fail when read (InvalidArgumentError
@@ -155,51 +165,54 @@ def make_dataset(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if pad_to not in PAD_MODES:
-        raise ValueError(f"pad_to must be one of {PAD_MODES}, got {pad_to!r}")
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got "
-                         f"{output_format!r}")
+    o = dataclasses.replace(options or InputOptions(), **settings)
     files, meta = schema.dataset_metadata(file_pattern)
-    fmt = resolve_format(files, record_format=record_format, max_seq_length=max_seq_length,
-                         max_predictions_per_seq=max_predictions_per_seq,
-                         compression=compression, tokenizer_sha256=tokenizer_sha256,
-                         masking="dynamic" if dynamic_masking else None, meta=meta)
-    if fmt.masking == "dynamic" and not dynamic_masking:
+    fmt = resolve_format(files, record_format=o.record_format,
+                         max_seq_length=o.max_seq_length,
+                         max_predictions_per_seq=o.max_predictions_per_seq,
+                         compression=o.compression, tokenizer_sha256=o.tokenizer_sha256,
+                         masking="dynamic" if o.dynamic_masking else None, meta=meta)
+    if fmt.masking == "dynamic" and not o.dynamic_masking:
         raise ValueError("these records are unmasked (--masking=dynamic): pass "
                          "dynamic_masking=bertdata.dynamic_masking.masking_options(...)")
-    if dynamic_masking:
+    if o.dynamic_masking:
         from bertdata.dynamic_masking import check_masking_tokenizer
 
-        check_masking_tokenizer(dynamic_masking, meta, schema.metadata_path(files))
+        check_masking_tokenizer(o.dynamic_masking, meta, schema.metadata_path(files))
     sizes = [tf.io.gfile.stat(f).length for f in files]
     check_not_empty(files, sizes, meta)
-    lengths = _pad_lengths(pad_to, fmt.max_seq_length, pad_multiple, bucket_lengths)
-    repeat = is_training if repeat is None else repeat
-    drop_remainder = is_training if drop_remainder is None else drop_remainder
-    per_replica_batch, num_pipelines, pipeline_id = batch_size, 1, 0
-    if input_context is not None:
-        per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
-        num_pipelines = input_context.num_input_pipelines
-        pipeline_id = input_context.input_pipeline_id
-    deterministic = seed is not None or not is_training
+    return _pipeline(files, sizes, fmt, batch_size, o)
 
-    ds = _file_chunks(files, sizes, fmt, num_pipelines, pipeline_id, is_training=is_training,
-                      repeat=repeat, seed=seed, skip_corrupt=skip_corrupt,
-                      cycle_length=cycle_length, deterministic=deterministic)
-    ds = _parse_groups(ds, shuffle=is_training and shuffle_buffer > 1,
-                       shuffle_buffer=shuffle_buffer, seed=seed)
+
+def _pipeline(files, sizes, fmt: RecordFormat, batch_size: int,
+              o: InputOptions) -> tf.data.Dataset:
+    lengths = _pad_lengths(o.pad_to, fmt.max_seq_length, o.pad_multiple, o.bucket_lengths)
+    repeat = o.is_training if o.repeat is None else o.repeat
+    drop_remainder = o.is_training if o.drop_remainder is None else o.drop_remainder
+    per_replica_batch, num_pipelines, pipeline_id = batch_size, 1, 0
+    if o.input_context is not None:
+        per_replica_batch = o.input_context.get_per_replica_batch_size(batch_size)
+        num_pipelines = o.input_context.num_input_pipelines
+        pipeline_id = o.input_context.input_pipeline_id
+    deterministic = o.seed is not None or not o.is_training
+
+    ds = _file_chunks(files, sizes, fmt, num_pipelines, pipeline_id,
+                      is_training=o.is_training, repeat=repeat, seed=o.seed,
+                      skip_corrupt=o.skip_corrupt, cycle_length=o.cycle_length,
+                      deterministic=deterministic)
+    ds = _parse_groups(ds, shuffle=o.is_training and o.shuffle_buffer > 1,
+                       shuffle_buffer=o.shuffle_buffer, seed=o.seed)
     decode = _make_decode_fn(fmt, files)
     ds = ds.map(_as_graph(decode), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=deterministic)
     ds = ds.rebatch(per_replica_batch, drop_remainder=drop_remainder)
-    if dynamic_masking and seed is not None:
+    if o.dynamic_masking and o.seed is not None:
         # One seed pair per batch from a seeded stream: reproducible, new masks every epoch.
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=o.seed).batch(2)))
     shape = _make_shape_fn(lengths, fmt.max_seq_length, fmt.max_predictions_per_seq,
-                           static=pad_to == "max",
+                           static=o.pad_to == "max",
                            batch=per_replica_batch if drop_remainder else None,
-                           dynamic_masking=dynamic_masking, output_format=output_format)
+                           dynamic_masking=o.dynamic_masking, output_format=o.output_format)
     ds = ds.map(_as_graph(shape), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=deterministic)
     return ds.prefetch(tf.data.AUTOTUNE)

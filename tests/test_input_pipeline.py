@@ -357,3 +357,19 @@ def test_dynamic_masking_with_another_tokenizer_is_refused(tmp_path, sample_corp
                                 normalization="identity")
     with pytest.raises(ValueError, match="not the one the records were made with"):
         bertdata.make_dataset(out, 8, dynamic_masking=dm.masking_options(same_size))
+
+
+def test_an_options_object_and_keywords_give_the_same_batches(tmp_path):
+    d = write(tmp_path / "d", [wire_format.serialize_compact([5, 7, 4, i, 4], [1], [7], 0)
+                               for i in range(20)])
+    options = bertdata.InputOptions(is_training=False, pad_to="max")
+
+    def batches(ds):
+        return [f["input_ids"].numpy().tolist() for f, _ in ds]
+
+    by_object = batches(bertdata.make_dataset(d, 8, options))
+    assert by_object == batches(bertdata.make_dataset(d, 8, is_training=False, pad_to="max"))
+    assert {len(row) for batch in by_object for row in batch} == {32}  # pad_to="max" held
+    # A keyword replaces the object's field.
+    first = batches(bertdata.make_dataset(d, 8, options, pad_to="longest"))[0][0]
+    assert first == [5, 7, 4, 0, 4, 0, 0, 0]  # padded to 8, the multiple, not to 32
