@@ -24,8 +24,20 @@ def _finite(logs, key="loss") -> bool:
     return value is None or math.isfinite(float(value))
 
 
+class StepCounter(keras.callbacks.Callback):
+    """The one place a run's step is counted (state.progress.step, the batches trained,
+    across restarts). It goes first in fit's callbacks: the others read the step it sets."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.state.progress.step += 1
+
+
 class Checkpointing(keras.callbacks.Callback):
-    """Counts steps; saves the run's state every N steps (or seconds) and at every epoch's
+    """Saves the run's state every N steps (or seconds) and at every epoch's
     end; records each epoch's metrics; keeps the best weights by the monitored metric.
 
     Nothing is saved after a non-finite loss: TerminateOnNaN then ends the run, and the
@@ -45,7 +57,6 @@ class Checkpointing(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         progress = self.state.progress
-        progress.step += 1
         due = (progress.step % self.every_steps == 0 if self.every_steps else
                time.monotonic() - self._saved_at >= CHECKPOINT_EVERY_SECONDS)
         if due and _finite(logs):

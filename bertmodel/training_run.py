@@ -1,6 +1,7 @@
 """Running a planned pretraining run: devices, datasets, the model, fit, and its outputs.
 
-`bertmodel.train` checks the flags and the data and settles a Plan; this runs it. A run
+`bertmodel.run_plan` checks the flags and the data and settles a Plan; `TrainingRun` runs
+it, owning what the run builds (devices, datasets, model, state). A run
 resumes from the last checkpoint of its --model_dir: the interrupted epoch's remaining steps
 first, then the rest, so no finished step is trained again; a run whose training finished
 only writes the outputs that are missing (each is written under a temporary name and
@@ -15,16 +16,21 @@ import logging
 import os
 import shutil
 
-from bertcommon.files import atomic_path, remove, write_json
+import tensorflow as tf
+
+from bertcommon.files import atomic_path, remove, run_lock, write_json
 from bertmodel import devices, flops
 from bertmodel.callbacks import (
     Checkpointing,
     EvaluateEvery,
     RestoreEpochMetrics,
+    StepCounter,
     StepLogger,
     write_history,
 )
 from bertmodel.checkpoints import RunState
+from bertmodel.run_plan import Plan, TrainError
+from bertmodel.train_config import TrainConfig
 
 log = logging.getLogger("bertmodel.train")
 
@@ -42,7 +48,7 @@ class Setup:
     checkpoint_every_steps: int | None
 
 
-def set_up_devices(config, tf) -> Setup:
+def set_up_devices(config: TrainConfig) -> Setup:
     devices.split_cpu(config.cpu_devices)
     strategy = devices.make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
@@ -133,7 +139,7 @@ def _write_json(path, obj):
     write_json(path, obj, sort_keys=True, default=str)
 
 
-def make_callbacks(config, plan, setup, state, eval_ds, tf):
+def make_callbacks(config, plan, setup, state, eval_ds):
     monitor = "val_mlm_accuracy" if eval_ds is not None else "mlm_accuracy"
     checkpointing = Checkpointing(state, monitor, setup.checkpoint_every_steps,
                                   setup.out_dir, plan.total_steps)
@@ -142,6 +148,7 @@ def make_callbacks(config, plan, setup, state, eval_ds, tf):
         peak = flops.device_peak(setup.precision)[0]
     logs_dir = os.path.join(setup.out_dir, "logs")
     callbacks = [
+        StepCounter(state),  # first: the callbacks after it read the step it counts
         checkpointing,
         StepLogger(os.path.join(logs_dir, "steps"), config.log_every_steps, state,
                    global_batch=config.batch_size, bert_config=plan.bert_config,
@@ -248,62 +255,67 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
         "step": step, "sizes": {name: _size(os.path.join(out, name)) for name in OUTPUTS}})
 
 
-def run(config, plan, tf) -> dict:
-    """Trains (or resumes, or finishes) the planned run, holding --model_dir's lock so that
-    a second run on the same folder is refused while this one lives."""
-    from bertcommon.files import run_lock
+class TrainingRun:
+    """One planned run: trains it (or resumes it, or finishes it) and writes its outputs,
+    holding --model_dir's lock so that a second run on the same folder is refused while
+    this one lives."""
 
-    setup = set_up_devices(config, tf)
-    with run_lock(setup.out_dir, "--model_dir"):
-        return _run(config, plan, tf, setup)
+    def __init__(self, config: TrainConfig, plan: Plan):
+        self.config, self.plan = config, plan
+        self.setup = set_up_devices(config)
 
+    def run(self) -> dict:
+        with run_lock(self.setup.out_dir, "--model_dir"):
+            return self._run()
 
-def _run(config, plan, tf, setup) -> dict:
-    write_settings(config, plan, setup)
-    train_from, eval_ds = make_datasets(config, plan, setup)
-    model = build_model(config, plan, setup)
-    state = RunState(os.path.join(setup.out_dir, "checkpoints"), model, model.optimizer,
-                     restore_from=os.path.join(config.model_dir, "checkpoints"))
-    state.restore()
-    progress = state.progress
-    if progress.finished and progress.step < plan.total_steps:
-        log.info("extending the finished run from %d to %d steps", progress.step,
-                 plan.total_steps)
-        progress.finished = False
-    log.info("model: %s parameters; %d replica(s); precision %s; XLA %s; %d steps "
-             "(%d epochs x %d), warm-up %d, peak learning rate %g, effective batch %d",
-             f"{model.count_params():,}", setup.replicas, setup.precision, setup.jit,
-             plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.warmup_steps,
-             plan.learning_rate, config.batch_size * config.gradient_accumulation_steps)
-    trained_now = not progress.finished
-    if trained_now:
-        fit(model, config, plan, state, train_from, eval_ds,
-            make_callbacks(config, plan, setup, state, eval_ds, tf))
-        if model.stop_training or not state.progress.finished:
-            # TerminateOnNaN stopped the run: keep the last good state, publish nothing.
-            raise _non_finite(state)
-    else:
-        log.info("training had finished; writing the outputs that are missing")
-    if config.save_outputs:
-        write_outputs(model, plan, setup, state, only_missing=not trained_now)
-    summary = {"model_dir": config.model_dir, "history": state.progress.history,
-               "parameters": int(model.count_params()), "steps": state.progress.step,
-               "optimizer_updates": int(model.optimizer.iterations.numpy()),
-               "best_checkpoint": state.best_weights,
-               "plots": os.path.join(config.model_dir, "plots.png"),
-               "logs": os.path.join(config.model_dir, "logs")}
-    if eval_ds is not None:
-        summary["eval"] = {k: float(v) for k, v in model.evaluate(
-            eval_ds, steps=plan.eval_steps, verbose=0, return_dict=True).items()}
-    if setup.out_dir != config.model_dir:
-        shutil.rmtree(setup.out_dir, ignore_errors=True)
-    return summary
+    def _run(self) -> dict:
+        config, plan, setup = self.config, self.plan, self.setup
+        write_settings(config, plan, setup)
+        train_from, eval_ds = make_datasets(config, plan, setup)
+        model = build_model(config, plan, setup)
+        state = RunState(os.path.join(setup.out_dir, "checkpoints"), model, model.optimizer,
+                         restore_from=os.path.join(config.model_dir, "checkpoints"))
+        state.restore()
+        if state.progress.finished and state.progress.step < plan.total_steps:
+            log.info("extending the finished run from %d to %d steps", state.progress.step,
+                     plan.total_steps)
+            state.progress.finished = False
+        self._log_start(model)
+        trained_now = not state.progress.finished
+        if trained_now:
+            fit(model, config, plan, state, train_from, eval_ds,
+                make_callbacks(config, plan, setup, state, eval_ds))
+            if model.stop_training or not state.progress.finished:
+                # TerminateOnNaN stopped the run: keep the last good state, publish nothing.
+                raise TrainError("training stopped on a non-finite loss at step "
+                                 f"{state.progress.step}; the last good checkpoint and the "
+                                 f"best weights are kept in {state.directory}")
+        else:
+            log.info("training had finished; writing the outputs that are missing")
+        if config.save_outputs:
+            write_outputs(model, plan, setup, state, only_missing=not trained_now)
+        summary = self._summary(model, state, eval_ds)
+        if setup.out_dir != config.model_dir:
+            shutil.rmtree(setup.out_dir, ignore_errors=True)
+        return summary
 
+    def _log_start(self, model) -> None:
+        config, plan, setup = self.config, self.plan, self.setup
+        log.info("model: %s parameters; %d replica(s); precision %s; XLA %s; %d steps "
+                 "(%d epochs x %d), warm-up %d, peak learning rate %g, effective batch %d",
+                 f"{model.count_params():,}", setup.replicas, setup.precision, setup.jit,
+                 plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.warmup_steps,
+                 plan.learning_rate, config.batch_size * config.gradient_accumulation_steps)
 
-def _non_finite(state):
-    from bertmodel.train import TrainError
-
-    return TrainError("training stopped on a non-finite loss at step "
-                      f"{state.progress.step}; the last good checkpoint and the best weights "
-                      f"are kept in {state.directory}")
-
+    def _summary(self, model, state, eval_ds) -> dict:
+        model_dir = self.config.model_dir
+        summary = {"model_dir": model_dir, "history": state.progress.history,
+                   "parameters": int(model.count_params()), "steps": state.progress.step,
+                   "optimizer_updates": int(model.optimizer.iterations.numpy()),
+                   "best_checkpoint": state.best_weights,
+                   "plots": os.path.join(model_dir, "plots.png"),
+                   "logs": os.path.join(model_dir, "logs")}
+        if eval_ds is not None:
+            summary["eval"] = {k: float(v) for k, v in model.evaluate(
+                eval_ds, steps=self.plan.eval_steps, verbose=0, return_dict=True).items()}
+        return summary

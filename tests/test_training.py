@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bertdata import schema
-from bertmodel import train
+from bertmodel import run_plan, train
 from bertmodel.callbacks import read_step_scalars
 from bertmodel.checkpoints import RunState
 from bertmodel.config import PRESETS
@@ -244,9 +244,9 @@ def test_steps_per_epoch_count_the_shards_given(sample_dataset):
     meta = schema.read_metadata(str(data))
     shards = meta.splits[schema.TRAIN].shards
     first = sorted(shards)[0]
-    assert train.examples_in([f"{data}/{first}"], meta) == shards[first]
+    assert run_plan.examples_in([f"{data}/{first}"], meta) == shards[first]
     every = schema.list_files(str(data))
-    assert train.examples_in(every, meta) == meta.num_examples(schema.TRAIN)
+    assert run_plan.examples_in(every, meta) == meta.num_examples(schema.TRAIN)
 
 
 def test_a_model_dir_that_is_a_file_or_another_models_is_refused(tmp_path, sample_dataset):
