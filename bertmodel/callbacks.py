@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 
 import tensorflow as tf
@@ -131,6 +132,37 @@ def _write_csv(f, history, keys, epochs):
     for epoch in range(epochs):
         writer.writerow([epoch, *(history[k][epoch] if epoch < len(history[k]) else ""
                                   for k in keys)])
+
+
+ENCODERS_DIR = "encoders"
+
+
+def encoder_folder(model_dir: str, step: int) -> str:
+    """Where KeepEncoders puts the encoder of STEP (names sort by step)."""
+    return os.path.join(model_dir, ENCODERS_DIR, f"step-{step:07d}")
+
+
+class KeepEncoders(keras.callbacks.Callback):
+    """Every N steps, the encoder as a folder bertmodel.finetune reads (encoder.keras and
+    tokenizer.model), written whole under a temporary name, so that checkpoints can be
+    scored on a task afterwards (bertmodel.score_encoders). Not after a non-finite loss."""
+
+    def __init__(self, state, every: int, model_dir: str, tokenizer: str | None):
+        super().__init__()
+        self.state, self.every = state, every
+        self.model_dir, self.tokenizer = model_dir, tokenizer
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.state.progress.step
+        if step % self.every or not _finite(logs):
+            return
+        final = encoder_folder(self.model_dir, step)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        with atomic_path(final) as tmp:
+            os.makedirs(tmp)
+            self.model.backbone.save(os.path.join(tmp, "encoder.keras"))
+            if self.tokenizer and os.path.isfile(self.tokenizer):
+                shutil.copyfile(self.tokenizer, os.path.join(tmp, "tokenizer.model"))
 
 
 class StepLogger(keras.callbacks.Callback):

@@ -73,7 +73,7 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[st
 class FillMaskSettings(cli.Settings):
     model_dir: str = cli.flag(help="a bertmodel.train output directory")
     text: str | None = cli.flag(None, help="default: one sentence per line on stdin")
-    top_k: int = cli.flag(5, check=cli.positive)
+    top_k: int = cli.flag(5, check=cli.at_least(1))
 
 
 def _command(settings: FillMaskSettings) -> int:

@@ -29,3 +29,33 @@ def save_plots(history: dict, path: str) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def save_score_plot(rows: list[dict], path: str, title: str) -> None:
+    """Eval accuracy of the fine-tuned encoders against their pretraining step (rows of
+    bertmodel.score_encoders, step 0 being random weights), with the from-scratch and
+    bag-of-words accuracies as horizontal lines; written atomically to `path` (a PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pretrained = [r for r in rows if r["step"] > 0]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["step"] for r in pretrained], [r["eval_accuracy"] for r in pretrained], "o-",
+            label="pretrained encoder, fine-tuned")
+    for r in rows:
+        if r["step"] == 0:
+            ax.axhline(r["eval_accuracy"], color="gray", linestyle="--",
+                       label="from scratch, same fine-tuning")
+    ax.axhline(rows[0]["bag_of_words_accuracy"], color="tab:red", linestyle=":",
+               label="bag of words (Naive Bayes)")
+    ax.set_xlabel("pretraining step")
+    ax.set_ylabel("eval accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)

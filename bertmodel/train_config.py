@@ -80,6 +80,11 @@ class TrainConfig(cli.Settings):
         None, check=cli.positive,
         help="save a resumable checkpoint every N steps (and at every epoch's end); default: "
              "about every 5 minutes (every 1,000 steps under multi_worker)")
+    keep_encoder_every_steps: int | None = cli.flag(
+        None, check=cli.positive,
+        help="also keep the encoder every N steps, as MODEL_DIR/encoders/step-NNNNNNN (a "
+             "folder bertmodel.finetune and bertmodel.score_encoders read): what pretraining "
+             "buys as it goes")
     log_every_steps: int = cli.flag(100, check=cli.positive,
                                     help="write step-level scalars to TensorBoard every N steps")
     peak_tflops: float | None = cli.flag(

@@ -23,6 +23,7 @@ from bertmodel import devices, flops
 from bertmodel.callbacks import (
     Checkpointing,
     EvaluateEvery,
+    KeepEncoders,
     RestoreEpochMetrics,
     StepCounter,
     StepLogger,
@@ -157,6 +158,9 @@ def make_callbacks(config, plan, setup, state, eval_ds):
         tf.keras.callbacks.TensorBoard(logs_dir),
         tf.keras.callbacks.TerminateOnNaN(),
     ]
+    if config.keep_encoder_every_steps:
+        callbacks.append(KeepEncoders(state, config.keep_encoder_every_steps, setup.out_dir,
+                                      os.path.join(setup.out_dir, "tokenizer.model")))
     if config.eval_every_steps and eval_ds is not None:
         callbacks.append(EvaluateEvery(eval_ds, plan.eval_steps, config.eval_every_steps,
                                        state, os.path.join(logs_dir, "steps"), checkpointing))
