@@ -45,6 +45,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 import bertdata
 from beam_jobs import inputs, progress
+from beam_jobs.dedup import MarkDuplicates
 from beam_jobs.examples import CreateRecordBlobs
 from beam_jobs.options import DESCRIPTION, JobOptions, make_parser
 from beam_jobs.publish import DatasetError, PublishDataset, read_json, remove_folder, retire_dataset
@@ -132,10 +133,14 @@ def build_pipeline(p: beam.Pipeline, options: JobOptions, model_proto: bytes,
         inputs.SKIPPED, inputs.CountingDoFn.STATS, main="ranges")
     # Spread the ranges over workers; only these small descriptors are shuffled.
     ranges = planned.ranges | "SpreadRanges" >> beam.Reshuffle()
+    to_build = ranges
+    if options.dedup == "documents":
+        to_build = ranges | "MarkDuplicates" >> MarkDuplicates(options.max_line_bytes)
     pool = None
     if options.example.nsp_mode == "random_doc":
         pool = ranges | "RandomDocuments" >> SampleRandomDocuments(options, model_proto, staging)
-    records = ranges | "CreateRecords" >> CreateRecordBlobs(options, model_proto, pool, channel)
+    records = to_build | "CreateRecords" >> CreateRecordBlobs(options, model_proto, pool,
+                                                              channel)
     pieces = [records[split] | f"Write{split.title()}" >> WriteShardPieces(
         staging, split, options.compression, options.shard_bytes, options.num_shards)
         for split in options.splits]

@@ -80,14 +80,17 @@ class BuildRecordBlobsFn(CountingDoFn):
                                    word_cache_size=self.options.word_cache_size)
         self.vocab = pretraining.VocabTables.from_tokenizer(self.tokenizer)
 
-    def process(self, file_range, pool_path=None):
+    def process(self, element, pool_path=None):
+        """ELEMENT: a file range, or (file range, offsets of duplicates to skip) with
+        --dedup=documents."""
+        file_range, skip = element if self.options.dedup != "none" else (element, ())
         counts = self.counts
         opts = self.options
         pool = self._pool.get(pool_path)
         pending = {split: _PendingExamples() for split in opts.splits}
         words, misses = self.tokenizer.words_encoded, self.tokenizer.word_cache_misses
         built = 0
-        for group in self._document_groups(file_range):
+        for group in self._document_groups(file_range, skip):
             for lines, doc in zip(group, self.tokenizer.encode_documents(group), strict=True):
                 key = pretraining.document_key(lines)
                 split = schema.TRAIN
@@ -109,12 +112,16 @@ class BuildRecordBlobsFn(CountingDoFn):
         if self.progress is not None:
             self.progress.add(read_bytes=file_range[3], examples=built)
 
-    def _document_groups(self, file_range):
-        """The range's documents in groups of about TOKENIZE_LINES lines (counted as read)."""
+    def _document_groups(self, file_range, skip=()):
+        """The range's documents in groups of about TOKENIZE_LINES lines (counted as read),
+        less those that start at an offset in SKIP (counted as duplicates)."""
         group, lines_in_group = [], 0
-        for _, lines in read_range(file_range, self.counts, self.options.max_line_bytes):
+        for offset, lines in read_range(file_range, self.counts, self.options.max_line_bytes):
             self.counts[stats.DOCUMENTS_READ] += 1
             self.counts[stats.LINES_READ] += len(lines)
+            if offset in skip:
+                self.counts[stats.DOCUMENTS_DUPLICATE] += 1
+                continue
             group.append(lines)
             lines_in_group += len(lines)
             if lines_in_group >= self.TOKENIZE_LINES:

@@ -18,6 +18,7 @@ from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE
 # at full speed and a dataset of Korean Wikipedia's size (about 1 GB of records per pass)
 # still gives the input function several files to interleave and to shard across hosts.
 DEFAULT_SHARD_SIZE_MB = 128
+DEDUP_MODES = ("none", "documents")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,11 @@ class JobOptions(cli.Settings):
     random_doc_pool_size: int = cli.flag(
         10_000, check=cli.positive,
         help="documents sampled corpus-wide for random_doc's random B segments")
+    dedup: str = cli.flag(
+        "none", choices=DEDUP_MODES,
+        help="documents: a document identical to another (its lines as read) is built once, "
+             "whatever the runner; costs a second read of the corpus and a shuffle of one "
+             "hash per document")
     overwrite: bool = cli.flag(False, help="replace a finished dataset already in --output_dir")
 
     def problems(self):

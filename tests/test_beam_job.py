@@ -582,3 +582,49 @@ def test_every_core_and_no_gcp_extra_the_console_shows_only_the_jobs_lines(tmp_p
     assert lines and all(own.match(line) for line in lines), lines
     loud = cli("b", "--verbosity=debug")
     assert loud.returncode == 0 and "sdk_worker" in loud.stderr
+
+
+# ---- --dedup=documents ---------------------------------------------------------------------
+
+def _documents(sample_lines, n):
+    docs = list(documents_from_lines(sample_lines))
+    return [doc for doc in docs if len(doc) >= 2][:n]
+
+
+def _write_documents(path, docs):
+    path.write_text("\n\n".join("\n".join(doc) for doc in docs) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_dedup_keeps_one_copy_of_each_document_across_files_and_ranges(tmp_path, spm_model,
+                                                                       sample_lines):
+    d1, d2, d3, d4 = _documents(sample_lines, 4)
+    a = _write_documents(tmp_path / "a.txt", [d1, d2, d1, d3])
+    _write_documents(tmp_path / "b.txt", [d2, d4, d2])
+    unique = _write_documents(tmp_path / "unique.txt", [d1, d2, d3, d4])
+    deduped, stats = run_job(tmp_path, os.path.join(os.path.dirname(a), "[ab].txt"),
+                             spm_model, "--dedup=documents", "--split_bytes=700",
+                             out="deduped")
+    plain, _ = run_job(tmp_path, unique, spm_model, out="plain")
+    assert sorted(read_records(os.path.join(deduped, "train-*"))) == sorted(
+        read_records(os.path.join(plain, "train-*")))
+    assert stats["documents_read"] == 7
+    assert stats["skipped_or_repaired"]["documents_duplicate_dropped"] == 3
+
+
+@pytest.mark.slow
+def test_dedup_keeps_the_same_records_on_every_worker_count(tmp_path, spm_model, sample_lines):
+    docs = _documents(sample_lines, 6)
+    _write_documents(tmp_path / "a.txt", docs + docs[:3])
+    _write_documents(tmp_path / "b.txt", docs[2:] + docs[::2])
+    corpus = str(tmp_path / "[ab].txt")
+    one, s1 = run_job(tmp_path, corpus, spm_model, "--dedup=documents",
+                      "--split_bytes=100000000", out="one")
+    two, s2 = run_job(tmp_path, corpus, spm_model, "--dedup=documents", "--split_bytes=500",
+                      "--direct_num_workers=2", "--direct_running_mode=multi_processing",
+                      out="two")
+    assert sorted(read_records(os.path.join(one, "train-*"))) == sorted(
+        read_records(os.path.join(two, "train-*")))
+    dropped = (len(docs) + 3) + (len(docs) - 2 + 3) - len(docs)  # read minus distinct
+    assert s1["counts"]["documents_duplicate_dropped"] == dropped
+    assert s1["counts"] == s2["counts"]
