@@ -134,8 +134,9 @@ def build_pipeline(p: beam.Pipeline, options: JobOptions, model_proto: bytes,
     # Spread the ranges over workers; only these small descriptors are shuffled.
     ranges = planned.ranges | "SpreadRanges" >> beam.Reshuffle()
     to_build = ranges
-    if options.dedup == "documents":
-        to_build = ranges | "MarkDuplicates" >> MarkDuplicates(options.max_line_bytes)
+    if options.dedup != "none":
+        to_build = ranges | "MarkDuplicates" >> MarkDuplicates(options.max_line_bytes,
+                                                               lines=options.dedup == "lines")
     pool = None
     if options.example.nsp_mode == "random_doc":
         pool = ranges | "RandomDocuments" >> SampleRandomDocuments(options, model_proto, staging)

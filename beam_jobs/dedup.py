@@ -1,9 +1,11 @@
-"""Exact document deduplication (--dedup=documents): a document whose lines, as the job
-reads them, equal another's is built once.
+"""Exact deduplication. --dedup=documents: a document whose lines, as the job reads them,
+equal another's is built once. --dedup=lines: a line equal to an earlier one (anywhere in
+the corpus) is left out of its document.
 
-Only small descriptors travel: each document's content hash and location (file, byte
-offset, the range that reads it) are grouped by hash, every copy but the first location in
-(file, offset) order is marked, and each range receives the offsets it must skip. So memory
+Only small descriptors travel: each document's (or line's) content hash and location
+(file, the document's byte offset, the line's index, the range that reads it) are grouped
+by hash, every copy but the first location in (file, offset, line) order is marked, and
+each range receives the locations it must skip. So memory
 stays bounded per worker on any corpus, the job's description stays of constant size, and
 the kept copy is the same on every runner and for any split of the files. Examples derive
 their random streams from the content alone, so whichever copy is kept gives the same
@@ -25,38 +27,44 @@ def range_key(file_range) -> str:
     return f"{path}\0{start}"
 
 
-class _LocateDocumentsFn(beam.DoFn):
-    """File range -> (content hash, (path, offset, range key)) of each of its documents."""
+class _LocateFn(beam.DoFn):
+    """File range -> (content hash, (path, where, range key)) of each of its documents
+    (where: the document's offset) or lines (where: (offset, line index))."""
 
-    def __init__(self, max_line_bytes: int):
-        self.max_line_bytes = max_line_bytes
+    def __init__(self, max_line_bytes: int, lines: bool):
+        self.max_line_bytes, self.lines = max_line_bytes, lines
 
     def process(self, file_range):
         counts = collections.Counter()  # the build stage reads the range again and counts
+        path, key = file_range[0], range_key(file_range)
         for offset, lines in read_range(file_range, counts, self.max_line_bytes):
-            yield pretraining.document_key(lines), (file_range[0], offset,
-                                                    range_key(file_range))
+            if not self.lines:
+                yield pretraining.document_key(lines), (path, offset, key)
+                continue
+            for index, line in enumerate(lines):
+                yield pretraining.document_key([line]), (path, (offset, index), key)
 
 
 def _later_copies(element):
-    """(hash, locations) -> (range key, offset) of every copy after the first location."""
+    """(hash, locations) -> (range key, where) of every copy after the first location."""
     _, locations = element
-    first = min((path, offset) for path, offset, _ in locations)
-    for path, offset, key in locations:  # a grouped iterable may be read twice
-        if (path, offset) != first:
-            yield key, offset
+    first = min((path, where) for path, where, _ in locations)
+    for path, where, key in locations:  # a grouped iterable may be read twice
+        if (path, where) != first:
+            yield key, where
 
 
 class MarkDuplicates(beam.PTransform):
-    """File ranges -> (file range, offsets of the documents it must skip)."""
+    """File ranges -> (file range, what it must skip: document offsets, or with LINES
+    (offset, line index) pairs)."""
 
-    def __init__(self, max_line_bytes: int):
+    def __init__(self, max_line_bytes: int, lines: bool = False):
         super().__init__()
-        self.max_line_bytes = max_line_bytes
+        self.max_line_bytes, self.lines = max_line_bytes, lines
 
     def expand(self, ranges):
         skips = (ranges
-                 | "LocateDocuments" >> beam.ParDo(_LocateDocumentsFn(self.max_line_bytes))
+                 | "Locate" >> beam.ParDo(_LocateFn(self.max_line_bytes, self.lines))
                  | "GroupCopies" >> beam.GroupByKey()
                  | "LaterCopies" >> beam.FlatMap(_later_copies))
         keyed = ranges | "KeyRanges" >> beam.Map(lambda r: (range_key(r), r))

@@ -81,8 +81,7 @@ class BuildRecordBlobsFn(CountingDoFn):
         self.vocab = pretraining.VocabTables.from_tokenizer(self.tokenizer)
 
     def process(self, element, pool_path=None):
-        """ELEMENT: a file range, or (file range, offsets of duplicates to skip) with
-        --dedup=documents."""
+        """ELEMENT: a file range, or with --dedup (file range, the duplicates to skip)."""
         file_range, skip = element if self.options.dedup != "none" else (element, ())
         counts = self.counts
         opts = self.options
@@ -114,7 +113,7 @@ class BuildRecordBlobsFn(CountingDoFn):
 
     def _document_groups(self, file_range, skip=()):
         """The range's documents in groups of about TOKENIZE_LINES lines (counted as read),
-        less those that start at an offset in SKIP (counted as duplicates)."""
+        less the duplicates in SKIP: document offsets, or (offset, line index) pairs."""
         group, lines_in_group = [], 0
         for offset, lines in read_range(file_range, self.counts, self.options.max_line_bytes):
             self.counts[stats.DOCUMENTS_READ] += 1
@@ -122,6 +121,12 @@ class BuildRecordBlobsFn(CountingDoFn):
             if offset in skip:
                 self.counts[stats.DOCUMENTS_DUPLICATE] += 1
                 continue
+            if skip and self.options.dedup == "lines":
+                kept = [line for i, line in enumerate(lines) if (offset, i) not in skip]
+                self.counts[stats.LINES_DUPLICATE] += len(lines) - len(kept)
+                lines = kept
+                if not lines:
+                    continue
             group.append(lines)
             lines_in_group += len(lines)
             if lines_in_group >= self.TOKENIZE_LINES:

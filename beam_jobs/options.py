@@ -18,7 +18,7 @@ from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE
 # at full speed and a dataset of Korean Wikipedia's size (about 1 GB of records per pass)
 # still gives the input function several files to interleave and to shard across hosts.
 DEFAULT_SHARD_SIZE_MB = 128
-DEDUP_MODES = ("none", "documents")
+DEDUP_MODES = ("none", "documents", "lines")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +59,10 @@ class JobOptions(cli.Settings):
         help="documents sampled corpus-wide for random_doc's random B segments")
     dedup: str = cli.flag(
         "none", choices=DEDUP_MODES,
-        help="documents: a document identical to another (its lines as read) is built once, "
-             "whatever the runner; costs a second read of the corpus and a shuffle of one "
-             "hash per document")
+        help="documents: a document identical to another (its lines as read) is built once; "
+             "lines: a line identical to an earlier one in the corpus is left out; the same "
+             "copy is kept on every runner. Costs a second read of the corpus and a shuffle "
+             "of one hash per document (or line)")
     overwrite: bool = cli.flag(False, help="replace a finished dataset already in --output_dir")
 
     def problems(self):

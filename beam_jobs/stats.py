@@ -23,6 +23,7 @@ INPUT_BYTES = "input_bytes"
 # Documents and examples.
 DOCUMENTS_READ = "documents_read"
 DOCUMENTS_DUPLICATE = "documents_duplicate_dropped"
+LINES_DUPLICATE = "lines_duplicate_dropped"
 LINES_READ = "lines_read"
 TOKENS = "tokens"
 UNK_TOKENS = "unk_tokens"
@@ -38,7 +39,7 @@ _LENGTH_PREFIX = "length_"
 SKIPPED_OR_REPAIRED = (
     FILES_EMPTY, FILES_NOT_TEXT, FILES_DIRECTORIES, corpus.LINES_INVALID_UTF8,
     corpus.LINES_TOO_LONG, corpus.LINES_WHITESPACE_ONLY, corpus.LINES_WITH_NUL,
-    corpus.DOCUMENTS_SPLIT, DOCUMENTS_DUPLICATE, pretraining.DOCUMENTS_SINGLE_LINE,
+    corpus.DOCUMENTS_SPLIT, DOCUMENTS_DUPLICATE, LINES_DUPLICATE, pretraining.DOCUMENTS_SINGLE_LINE,
     pretraining.LINES_TRAILING_DROPPED, pretraining.RANDOM_DOC_UNAVAILABLE)
 
 

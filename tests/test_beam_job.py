@@ -628,3 +628,29 @@ def test_dedup_keeps_the_same_records_on_every_worker_count(tmp_path, spm_model,
     dropped = (len(docs) + 3) + (len(docs) - 2 + 3) - len(docs)  # read minus distinct
     assert s1["counts"]["documents_duplicate_dropped"] == dropped
     assert s1["counts"] == s2["counts"]
+
+
+def test_dedup_lines_leaves_out_each_line_seen_before_in_the_corpus(tmp_path, spm_model,
+                                                                    sample_lines):
+    d1, d2, d3 = _documents(sample_lines, 3)
+    files = {"a.txt": [d1, d2 + [d1[0]], d3[:1] + d1], "b.txt": [[d2[1], d3[1]] + d3, d1]}
+    seen, unique_docs = set(), []
+    for name in sorted(files):  # the first copy in (file, offset, line) order stays
+        for doc in files[name]:
+            kept = []
+            for line in doc:
+                if line not in seen:
+                    kept.append(line)
+                    seen.add(line)
+            if kept:
+                unique_docs.append(kept)
+        _write_documents(tmp_path / name, files[name])
+    unique = _write_documents(tmp_path / "unique.txt", unique_docs)
+    deduped, stats = run_job(tmp_path, str(tmp_path / "[ab].txt"), spm_model,
+                             "--dedup=lines", "--split_bytes=600", out="deduped")
+    plain, _ = run_job(tmp_path, unique, spm_model, out="plain")
+    assert sorted(read_records(os.path.join(deduped, "train-*"))) == sorted(
+        read_records(os.path.join(plain, "train-*")))
+    lines = sum(len(doc) for docs in files.values() for doc in docs)
+    dropped = lines - sum(len(doc) for doc in unique_docs)
+    assert dropped > 5 and stats["skipped_or_repaired"]["lines_duplicate_dropped"] == dropped
