@@ -1,0 +1,83 @@
+"""What --dedup costs and finds: the data job on one corpus with --dedup=none, documents and
+lines, side by side in one invocation.
+
+    python benchmarks/dedup_cost.py --corpus=../shared/corpus/nsmc/nsmc_corpus.txt.gz \
+        --corpus_mb=10 --repeats=3
+
+The first --corpus_mb of the corpus (cut at a document's end) is written to a temporary
+file, a tokenizer of 32,000 + 7 pieces is trained on it, then each mode runs as a fresh
+process on one worker (in-process runner), interleaved run by run. Prints the median wall
+seconds of each mode, its ratio to --dedup=none, the documents and lines dropped and the
+examples written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODES = ("none", "documents", "lines")
+
+
+def corpus_slice(path: str, megabytes: float, out: str) -> None:
+    opener = gzip.open if path.endswith(".gz") else open
+    budget, written = int(megabytes * 1e6), 0
+    with opener(path, "rt", encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+        for line in src:
+            if written >= budget and not line.strip():
+                break
+            dst.write(line)
+            written += len(line.encode("utf-8"))
+
+
+def run_once(corpus: str, spm_model: str, mode: str, out: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "beam_jobs.create_pretraining_data", f"--input={corpus}",
+         f"--output_dir={out}", f"--spm_model={spm_model}", f"--dedup={mode}", "--overwrite",
+         "--verbosity=warning"], cwd=REPO, capture_output=True, text=True, check=True)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    with open(os.path.join(out, "stats.json")) as f:
+        skipped = json.load(f)["skipped_or_repaired"]
+    return {"seconds": summary["seconds"], "examples": summary["examples"],
+            "documents_dropped": skipped.get("documents_duplicate_dropped", 0),
+            "lines_dropped": skipped.get("lines_duplicate_dropped", 0)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--corpus_mb", type=float, default=10.0)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    sys.path.insert(0, REPO)
+    from bertdata.tokenizer import train_tokenizer
+
+    with tempfile.TemporaryDirectory() as work:
+        corpus = os.path.join(work, "corpus.txt")
+        corpus_slice(args.corpus, args.corpus_mb, corpus)
+        spm_model = train_tokenizer([corpus], os.path.join(work, "ko"), 32_000)
+        runs = {mode: [] for mode in MODES}
+        for _ in range(args.repeats):
+            for mode in MODES:
+                runs[mode].append(run_once(corpus, spm_model, mode, os.path.join(work, mode)))
+    base = statistics.median(r["seconds"] for r in runs["none"])
+    print(f"{args.corpus} (first {args.corpus_mb} MB), median of {args.repeats}:")
+    print("| --dedup | seconds | vs none | documents dropped | lines dropped | examples |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for mode in MODES:
+        seconds = statistics.median(r["seconds"] for r in runs[mode])
+        last = runs[mode][-1]
+        print(f"| {mode} | {seconds:.1f} | {seconds / base:.2f}x | "
+              f"{last['documents_dropped']:,} | {last['lines_dropped']:,} | "
+              f"{last['examples']:,} |")
+
+
+if __name__ == "__main__":
+    main()
