@@ -65,7 +65,8 @@ class FinetuneConfig(cli.Settings):
     batch_size: int = cli.flag(32, check=cli.positive)
     learning_rate: float | None = cli.flag(
         None, check=cli.positive,
-        help="peak learning rate; default: a fifth of the pretraining preset's for this width")
+        help="peak learning rate; default: the pretraining preset's for widths up to 128 "
+             "(mini, tiny: measured best), a fifth of it for wider models")
     max_seq_length: int = cli.flag(128, check=cli.at_least(3))
     from_scratch: bool = cli.flag(
         False, help="the same architecture from random weights, for comparison")
@@ -267,7 +268,7 @@ def finetune(config: FinetuneConfig) -> dict:
     train, evaluation = read_tsv(config.train, "--train"), read_tsv(config.eval, "--eval")
     labels = label_list(train, evaluation, config.train, config.eval)
     tf = logs.import_tensorflow_quietly()
-    from bertmodel.config import default_learning_rate
+    from bertmodel.config import default_finetune_learning_rate
     from bertmodel.model import BertClassifier, dummy_inputs
     from bertmodel.preprocessing import BertPreprocessor
     from bertmodel.schedule import NO_DECAY, WarmupCosine
@@ -284,7 +285,7 @@ def finetune(config: FinetuneConfig) -> dict:
     eval_ds = make_dataset(evaluation, labels, preprocessor, config.batch_size,
                            training=False, seed=config.seed)
     steps = math.ceil(len(train) / config.batch_size) * config.epochs
-    peak = config.learning_rate or default_learning_rate(encoder.config) / 5
+    peak = config.learning_rate or default_finetune_learning_rate(encoder.config)
     model = BertClassifier(encoder, num_labels=len(labels), dropout_rate=config.dropout_rate,
                            pooling=config.pooling)
     model(dummy_inputs(encoder.config))
