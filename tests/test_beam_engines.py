@@ -135,6 +135,7 @@ def _wait_for_port(port, process, seconds=60):
     pytest.fail(f"nothing listened on port {port}")
 
 
+@pytest.mark.slow
 def test_portable_runner_with_workers_in_other_processes(tmp_path, small_corpus, spm_model,
                                                          in_process_records):
     job_port, worker_port = _free_port(), _free_port()

@@ -439,6 +439,7 @@ def test_failed_run_leaves_nothing_that_looks_finished(tmp_path, spm_model, samp
     assert leftovers == []
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_publishes_nothing(tmp_path, spm_model, sample_corpus):
     if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"]).returncode:
         pytest.skip("needs root and unshare to mount a small private tmpfs")
@@ -476,6 +477,7 @@ def test_a_failure_while_publishing_leaves_no_final_named_shard(tmp_path, spm_mo
     assert not [f for f in left if not f.startswith(job.STAGING_PREFIX)], left
 
 
+@pytest.mark.slow
 def test_progress_and_summary_show_and_beams_chatter_does_not(tmp_path, spm_model,
                                                               sample_corpus):
     def cli(*extra):
@@ -496,6 +498,7 @@ def test_progress_and_summary_show_and_beams_chatter_does_not(tmp_path, spm_mode
     assert loud.returncode == 0 and "apache_beam" in loud.stderr
 
 
+@pytest.mark.slow
 def test_sdist_for_dataflow_holds_the_packages_and_not_tensorflow(tmp_path):
     """--setup_file installs this package on workers from an sdist: it must not pull in
     TensorFlow, tensorflow-text or matplotlib, which the data job never imports."""
@@ -518,6 +521,7 @@ def test_sdist_for_dataflow_holds_the_packages_and_not_tensorflow(tmp_path):
                                        ("tensorflow", "matplotlib", "keras"))], base
 
 
+@pytest.mark.slow
 def test_the_data_job_runs_without_tensorflow(tmp_path, spm_model, sample_lines):
     """What a worker imports: beam_jobs and everything it pulls in, with TensorFlow absent."""
     path = corpus_file(tmp_path, sample_lines[:120])

@@ -69,6 +69,7 @@ def test_pairs_are_trimmed_round_robin_keeping_each_segments_start(held_back):
     assert ids[1].tolist() == [CLS, *b, SEP, *a[:29 - len(b)], SEP]
 
 
+@pytest.mark.slow
 def test_the_preprocessor_feeds_fit_from_inside_a_tf_data_map(held_back):
     from bertmodel.config import PRESETS
     from bertmodel.model import BertClassifier, dummy_inputs
@@ -94,6 +95,7 @@ def test_the_preprocessor_feeds_fit_from_inside_a_tf_data_map(held_back):
 
 # keras-hub's BertMaskedLM does not use its backbone's pooler, so it has no gradient.
 @pytest.mark.filterwarnings("ignore:Gradients do not exist:UserWarning")
+@pytest.mark.slow
 def test_keras_hub_bert_masked_lm_trains_on_make_dataset(sample_dataset, tokenizer):
     import keras_hub
 

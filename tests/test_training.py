@@ -362,3 +362,49 @@ def test_a_full_disk_while_training_is_one_line(tmp_path, sample_dataset, capsys
                        "--train_steps=4", "--checkpoint_every_steps=2", "--verbosity=warning"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "No space left on device" in err and len(err.splitlines()) == 1, err
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
+    data, _ = sample_dataset
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                       "task": {"type": "worker",
+                                                                "index": index}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "bertmodel.train", f"--tfrecords={data}",
+             f"--model_dir={tmp_path / 'model'}", "--config=tiny", "--batch_size=8",
+             "--epochs=2", "--steps_per_epoch=3", "--verbose=2", "--mixed_precision=fp32",
+             "--strategy=multi_worker", "--no-save_outputs"], cwd=REPO, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        logs.append(out)
+        assert proc.returncode == 0, out[-3000:]
+    for out in logs:
+        assert "2 replica(s)" in out
+    # One run's state, written by the chief; the workers' epoch losses agree (one global
+    # batch).
+    model_dir = tmp_path / "model"
+    assert sorted(os.listdir(model_dir / "checkpoints")) == ["best.weights.h5", "last"]
+    history = json.loads((model_dir / "history.json").read_text())
+    assert len(history["loss"]) == 2
+    assert not [p for p in os.listdir(model_dir) if p.startswith(".worker-")]
+    losses = [[line.split("- loss: ")[1].split(" ")[0] for line in out.splitlines()
+               if "- loss: " in line] for out in logs]
+    assert len(losses[0]) == 2 and losses[0] == losses[1]

@@ -1,0 +1,22 @@
+"""bertmodel.fill_mask's command: bad input is one line."""
+
+import shutil
+
+from bertmodel import fill_mask
+
+
+def test_a_bad_top_k_is_one_line_before_any_model_is_read(tmp_path, capsys):
+    code = fill_mask.main([f"--model_dir={tmp_path}", "--text=[MASK]", "--top_k=-1"])
+    assert code == 2
+    assert capsys.readouterr().err == "error: --top_k must be at least 1, got -1\n"
+
+
+def test_a_damaged_model_is_one_line_naming_the_file(pipeline_run, tmp_path, capsys):
+    work, _ = pipeline_run
+    damaged = tmp_path / "model"
+    shutil.copytree(work / "model", damaged, ignore=shutil.ignore_patterns("export", "logs"))
+    data = (damaged / "model.keras").read_bytes()
+    (damaged / "model.keras").write_bytes(data[:len(data) // 2])
+    assert fill_mask.main([f"--model_dir={damaged}", "--text=[MASK]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {damaged / 'model.keras'}: not a Keras model file")

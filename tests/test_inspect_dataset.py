@@ -1,0 +1,31 @@
+"""bertdata.inspect_dataset on the shared pretraining run's dataset."""
+
+import json
+import shutil
+
+from bertdata import inspect_dataset, schema
+
+
+def test_inspect_counts_each_shard_against_the_metadata(pipeline_run, tmp_path, capsys):
+    work, _ = pipeline_run
+    assert inspect_dataset.main([str(work / "data"), "--num_examples=2"]) == 0
+    out = capsys.readouterr().out
+    meta = schema.read_metadata(str(work / "data"))
+    for split in schema.SPLITS:
+        for name, count in meta.splits[split].shards.items():
+            assert f"{name}: {count} records (metadata.json: {count})\n" in out
+    stats = json.loads((work / "data" / "stats.json").read_text())
+    assert f"total: {stats['examples']} records" in out
+    assert out.count("\nexample ") == 2 and "[MASK]:" in out
+    # A shard cut at a record boundary reads cleanly; only the count tells.
+    copy = tmp_path / "data"
+    shutil.copytree(work / "data", copy)
+    shard = sorted(copy.glob("train-*"))[0]
+    from bertdata.wire_format import frame_records, unframe_records
+
+    records = unframe_records(shard.read_bytes())
+    shard.write_bytes(frame_records(records[:10]))
+    assert inspect_dataset.main([str(copy), "--num_examples=0"]) == 1
+    captured = capsys.readouterr()
+    assert f"{shard.name}: 10 records (metadata.json: {len(records)}) MISMATCH" in captured.out
+    assert captured.err.startswith("error: 1 shard(s) hold another record count")
