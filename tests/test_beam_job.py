@@ -94,36 +94,68 @@ def test_create_record_blobs_equals_the_pure_functions(tmp_path, spm_model, toke
         assert_that(out["eval"], equal_to([]), label="eval")
 
 
-def test_sample_corpus_end_to_end(sample_dataset, tokenizer):
-    out, stats = sample_dataset
+def _parsed_sample_records(out):
+    records = read_records(os.path.join(out, "train-*")) + read_records(
+        os.path.join(out, "eval-*"))
+    parsed = tf.io.parse_example(tf.constant(records), schema.parse_spec("compact"))
+    return (parsed["input_ids"].to_list(), parsed["masked_lm_positions"].to_list(),
+            parsed["masked_lm_ids"].to_list(), parsed["next_sentence_labels"].numpy().ravel())
+
+
+def test_the_metadata_names_the_tokenizer_and_the_format(sample_dataset, tokenizer):
+    out, _ = sample_dataset
     meta = read_metadata(out)
     assert meta.tokenizer.sha256 == tokenizer.sha256
     assert meta.vocab_size == tokenizer.vocab_size and meta.record_format == "compact"
+
+
+def test_a_finished_job_leaves_no_staging_folder(sample_dataset):
+    out, _ = sample_dataset
     assert not [f for f in os.listdir(out) if f.startswith(job.STAGING_PREFIX)]
+
+
+def test_the_splits_hold_the_counted_examples(sample_dataset):
+    out, stats = sample_dataset
     train = read_records(os.path.join(out, "train-*"))
     evals = read_records(os.path.join(out, "eval-*"))
-    assert len(train) == stats["train_examples"] == meta.num_examples(schema.TRAIN)
+    assert len(train) == stats["train_examples"] == read_metadata(out).num_examples(
+        schema.TRAIN)
     assert len(evals) == stats["eval_examples"] > 0
-    parsed = tf.io.parse_example(tf.constant(train + evals), schema.parse_spec("compact"))
-    ids = parsed["input_ids"].to_list()
-    pos = parsed["masked_lm_positions"].to_list()
-    lm = parsed["masked_lm_ids"].to_list()
-    labels = parsed["next_sentence_labels"].numpy().ravel()
+    assert stats["documents_read"] == 18
+
+
+def test_half_the_pairs_are_not_next(sample_dataset):
+    out, _ = sample_dataset
+    *_, labels = _parsed_sample_records(out)
     assert abs(labels.mean() - 0.5) < 0.06
-    masked = sum(len(p) for p in pos) / sum(len(x) - 3 for x in ids)
-    assert 0.12 < masked <= 0.15
-    replaced = kept = 0
-    for x, p, m in zip(ids, pos, lm, strict=True):
+
+
+def test_examples_have_the_reference_layout(sample_dataset):
+    out, _ = sample_dataset
+    ids, positions, _, _ = _parsed_sample_records(out)
+    for x, p in zip(ids, positions, strict=True):
         assert len(x) <= 128 and x[0] == 5 and x[-1] == 4 and x.count(4) == 2
         assert all(0 < q < len(x) - 1 and x[q] != 4 for q in p)
+
+
+def test_masking_takes_its_budget_and_follows_80_10_10(sample_dataset, tokenizer):
+    out, stats = sample_dataset
+    ids, positions, originals, _ = _parsed_sample_records(out)
+    masked = sum(len(p) for p in positions)
+    assert 0.12 < masked / sum(len(x) - 3 for x in ids) <= 0.15
+    assert stats["masked_tokens"] == masked
+    replaced = kept = 0
+    for x, p, m in zip(ids, positions, originals, strict=True):
         for q, orig in zip(p, m, strict=True):
             assert not tokenizer.is_special[orig]
             kept += x[q] == orig
             replaced += x[q] not in (orig, 6)
-    assert 0.05 < kept / sum(map(len, pos)) < 0.16 and replaced > 0
-    assert stats["documents_read"] == 18
-    assert stats["masked_tokens"] == sum(map(len, pos))
-    # Every word went through the worker's word cache; some were seen more than once.
+    assert 0.05 < kept / masked < 0.16 and replaced > 0
+
+
+def test_every_word_goes_through_the_word_cache(sample_dataset):
+    _, stats = sample_dataset
+    # Some words were seen more than once: fewer misses than words.
     words = stats["tokenizer"]["words"]
     assert words > stats["lines_read"]
     assert 0 < stats["tokenizer"]["word_cache_misses"] < words

@@ -236,54 +236,76 @@ def test_corrupt_file_names_the_file_or_is_skipped(tmp_path):
             pass
 
 
-def test_dynamic_masking_rates_and_whole_words(tmp_path, tokenizer, sample_corpus, spm_model):
+@pytest.fixture(scope="module")
+def dynamic_records(tmp_path_factory, sample_corpus, spm_model):
+    """The sample written unmasked (--masking=dynamic), and the masking options."""
     from beam_jobs import create_pretraining_data as job
 
-    out = str(tmp_path / "dyn")
+    out = str(tmp_path_factory.mktemp("dynamic") / "dyn")
     job.run([f"--input={sample_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",
              "--masking=dynamic", "--dupe_factor=4", "--runner=FnApiRunner"])
-    opts = dm.masking_options(spm_model)
+    return out, dm.masking_options(spm_model)
+
+
+@pytest.fixture(scope="module")
+def dynamic_rows(dynamic_records):
+    """Every example masked once: (ids as masked, length, positions, original ids)."""
+    out, opts = dynamic_records
+    rows = []
+    for f, y in bertdata.make_dataset(out, 64, is_training=False, dynamic_masking=opts,
+                                      seed=5):
+        weights = y["masked_lm_weights"].numpy() > 0
+        for i in range(f["input_ids"].shape[0]):
+            rows.append((f["input_ids"].numpy()[i], int(f["input_mask"].numpy()[i].sum()),
+                         f["masked_lm_positions"].numpy()[i][weights[i]],
+                         y["masked_lm_ids"].numpy()[i][weights[i]]))
+    return rows
+
+
+def test_unmasked_records_need_the_masking_options(dynamic_records):
+    out, _ = dynamic_records
     with pytest.raises(ValueError, match="unmasked"):
         bertdata.make_dataset(out, 8)
-    ds = bertdata.make_dataset(out, 64, is_training=False, dynamic_masking=opts, seed=5)
-    masked = tokens = 0
+
+
+def test_dynamic_masking_takes_its_budget_of_ordinary_pieces(dynamic_rows, tokenizer):
+    for _, n, p, o in dynamic_rows:
+        assert len(p) <= 20 and not np.any(tokenizer.is_special[o])
+        assert np.all((p > 0) & (p < n - 1))
+    masked = sum(len(p) for _, _, p, _ in dynamic_rows)
+    assert 0.11 < masked / sum(n - 3 for _, n, _, _ in dynamic_rows) <= 0.15
+
+
+def test_dynamic_masking_chooses_whole_words(dynamic_rows, tokenizer):
+    for ids, n, p, o in dynamic_rows:
+        restored = ids.copy()
+        restored[p] = o
+        chosen = set(p.tolist())
+        for q in p:  # the piece after a chosen one, if it continues the word, is chosen
+            nxt = q + 1
+            if nxt < n and not tokenizer.word_start[restored[nxt]] \
+                    and not tokenizer.is_special[restored[nxt]]:
+                assert nxt in chosen
+
+
+def test_dynamic_masking_shows_80_10_10(dynamic_rows, tokenizer):
     outcome = {"mask": 0, "keep": 0, "random": 0}
-    for f, y in ds:
-        ids = f["input_ids"].numpy()
-        mask = f["input_mask"].numpy()
-        pos = f["masked_lm_positions"].numpy()
-        w = y["masked_lm_weights"].numpy()
-        orig = y["masked_lm_ids"].numpy()
-        for i in range(ids.shape[0]):
-            n = int(mask[i].sum())
-            p = pos[i][w[i] > 0]
-            o = orig[i][w[i] > 0]
-            tokens += n - 3
-            masked += len(p)
-            assert len(p) <= 20 and not np.any(tokenizer.is_special[o])
-            assert np.all((p > 0) & (p < n - 1))
-            restored = ids[i].copy()
-            restored[p] = o
-            chosen = set(p.tolist())
-            # Whole words: the piece after a chosen piece, if it continues the word, is chosen.
-            for q in p:
-                nxt = q + 1
-                if nxt < n and not tokenizer.word_start[restored[nxt]] \
-                        and not tokenizer.is_special[restored[nxt]]:
-                    assert nxt in chosen
-            for q, t in zip(p, o, strict=True):
-                got = ids[i][q]
-                outcome["mask" if got == 6 else "keep" if got == t else "random"] += 1
-                assert got == 6 or not tokenizer.is_special[got]
-    assert 0.11 < masked / tokens <= 0.15
+    for ids, _, p, o in dynamic_rows:
+        for q, t in zip(p, o, strict=True):
+            got = ids[q]
+            outcome["mask" if got == 6 else "keep" if got == t else "random"] += 1
+            assert got == 6 or not tokenizer.is_special[got]
     total = sum(outcome.values())
     assert abs(outcome["mask"] / total - 0.8) < 0.03
     assert abs(outcome["random"] / total - 0.1) < 0.03
-    # A new mask each epoch: one repeating pipeline, one batch per epoch (no shuffling, so
-    # both batches hold the same examples in the same order).
-    n = sum(int(f["input_ids"].shape[0]) for f, _ in ds)
-    epochs = bertdata.make_dataset(out, n, is_training=False, repeat=True, seed=5,
-                                   dynamic_masking=opts).take(2)
+
+
+def test_dynamic_masking_draws_new_masks_every_epoch(dynamic_records, dynamic_rows):
+    out, opts = dynamic_records
+    # One repeating pipeline, one batch per epoch (no shuffling, so both batches hold the
+    # same examples in the same order).
+    epochs = bertdata.make_dataset(out, len(dynamic_rows), is_training=False, repeat=True,
+                                   seed=5, dynamic_masking=opts).take(2)
     (f1, y1), (f2, y2) = list(epochs)
     assert f1["input_ids"].shape == f2["input_ids"].shape
     assert not np.array_equal(f1["input_ids"].numpy(), f2["input_ids"].numpy())
