@@ -178,10 +178,18 @@ def _fields(settings_type: type):
             yield field, hints[field.name]
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse's parser, whose errors (an unknown choice, a missing flag, a word where a
+    number goes) are one line, as every other error of a command, not a usage block."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (--help lists the flags)\n")
+
+
 def make_parser(settings_type: type, description: str) -> argparse.ArgumentParser:
     """The command's parser: one flag per field, and --verbosity."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = _OneLineErrors(description=description,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for field, annotation in _fields(settings_type):
         _add_flag(parser, field, annotation)
     parser.add_argument("--verbosity", choices=logs.VERBOSITIES, default="info",
@@ -216,10 +224,13 @@ def run_command(settings_type: type, body: Callable, argv: Sequence[str] | None 
     `body(settings, unknown_flags)`). Returns body's exit status (None: 0), or 2 after one
     line on stderr for bad settings or a CommandError."""
     parser = make_parser(settings_type, description)
-    if pass_unknown_flags:
-        args, unknown = parser.parse_known_args(argv)
-    else:
-        args, unknown = parser.parse_args(argv), []
+    try:
+        if pass_unknown_flags:
+            args, unknown = parser.parse_known_args(argv)
+        else:
+            args, unknown = parser.parse_args(argv), []
+    except SystemExit as e:  # --help (0), or the parser's one-line error (2)
+        return e.code if isinstance(e.code, int) else 2
     logs.configure(args.verbosity)
     if tensorflow:
         logs.import_tensorflow_quietly(args.verbosity)

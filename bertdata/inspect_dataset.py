@@ -63,9 +63,14 @@ def describe(directory: str, num_examples: int = 3, spm_model: str | None = None
         with tf.io.gfile.GFile(stats_path) as f:
             stats = json.load(f)
     tok = None
-    path = spm_model or meta.tokenizer.path
-    if path and os.path.isfile(path):
-        tok = Tokenizer.load(path)
+    if spm_model:
+        tok = Tokenizer.load(spm_model) if os.path.isfile(spm_model) else None
+        if tok is None or tok.sha256 != meta.tokenizer.sha256:
+            raise ValueError(f"--spm_model {spm_model}: "
+                             + ("no such file" if tok is None else
+                                "not the tokenizer the records were made with"))
+    elif meta.tokenizer.path and os.path.isfile(meta.tokenizer.path):
+        tok = Tokenizer.load(meta.tokenizer.path)
     examples = []
     if num_examples > 0 and meta.masking == "static":
         ds = input_pipeline.make_dataset(directory, num_examples, is_training=False)

@@ -330,6 +330,10 @@ class TokenizerSettings(cli.Settings):
                                         help="lines sampled from the inputs (0: every line)")
     num_threads: int | None = cli.flag(None, check=cli.positive, help="default: all cores")
 
+    def problems(self):
+        if not self.inputs:
+            yield "--input names no file"
+
 
 def _command(settings: TokenizerSettings) -> None:
     try:

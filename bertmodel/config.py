@@ -52,7 +52,10 @@ class BertConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"{source}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as e:  # a value of the wrong type or range
+            raise ValueError(f"{source}: {e}") from None
 
 
 # The MLM loss is multiplied by this against the NSP loss, as the reference did.
@@ -112,14 +115,18 @@ def load_config(name_or_path: str, **overrides) -> BertConfig:
     if name_or_path in PRESETS:
         cfg = PRESETS[name_or_path]
     elif name_or_path.endswith(".json") or os.path.exists(name_or_path):
-        if not os.path.exists(name_or_path):
-            raise ValueError(f"--config file {name_or_path} does not exist")
-        with open(name_or_path) as f:
-            try:
+        if not os.path.isfile(name_or_path):
+            raise ValueError(f"--config {name_or_path}: no such file (a preset name or a "
+                             "JSON file of BertConfig fields)")
+        try:
+            with open(name_or_path, encoding="utf-8") as f:
                 data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"--config {name_or_path}: not valid JSON ({e})") from None
-        cfg = BertConfig.from_dict(data, source=name_or_path)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"--config {name_or_path}: not a readable JSON file ({e})") \
+                from None
+        if not isinstance(data, dict):
+            raise ValueError(f"--config {name_or_path}: not a JSON object of BertConfig fields")
+        cfg = BertConfig.from_dict(data, source=f"--config {name_or_path}")
     else:
         raise ValueError(f"--config {name_or_path!r} is neither a preset "
                          f"({', '.join(PRESETS)}) nor a JSON file")

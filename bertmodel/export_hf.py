@@ -198,11 +198,11 @@ def export(settings: ExportSettings) -> dict:
 def _check_output_dir(settings: ExportSettings) -> None:
     from bertcommon.files import output_dir_problem
 
+    if os.path.abspath(settings.output_dir) == os.path.abspath(settings.model_dir):
+        raise ExportError("--output_dir must not be --model_dir")
     problem = output_dir_problem(settings.output_dir, settings.overwrite)
     if problem:
         raise ExportError(problem)
-    if os.path.abspath(settings.output_dir) == os.path.abspath(settings.model_dir):
-        raise ExportError("--output_dir must not be --model_dir")
 
 
 def _command(settings: ExportSettings) -> None:

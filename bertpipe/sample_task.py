@@ -87,6 +87,8 @@ class SampleTaskSettings(cli.Settings):
 
 
 def _command(settings: SampleTaskSettings) -> None:
+    if os.path.exists(settings.output_dir) and not os.path.isdir(settings.output_dir):
+        raise cli.CommandError(f"--output_dir {settings.output_dir} is a file, not a directory")
     try:
         paths = write_source_task(settings.output_dir, settings.corpus, settings.per_class,
                                   settings.eval_per_class)

@@ -66,6 +66,19 @@ def test_a_field_without_default_is_a_required_flag(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["--input=x", "--mode=c"], "argument --mode: invalid choice: 'c'"),
+    (["--input=x", "--count=many"], "argument --count: invalid int value: 'many'"),
+    ([], "the following arguments are required: --input"),
+])
+def test_a_flag_the_parser_refuses_is_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.make_parser(Example, "test").parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"error: {message}")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
     (["--count=0"], "--count must be positive, got 0"),
     (["--limit=-1"], "--limit must be >= 0, got -1"),
     (["--rate=1.5"], "--rate must be in [0.0, 1.0), got 1.5"),

@@ -567,3 +567,13 @@ def test_mlm_only_exports_as_bert_for_masked_lm_with_equal_logits(consumer, mlm_
     ours = model({**batch, "masked_lm_positions": positions}, training=False)["mlm_logits"]
     theirs = np.array(result["mlm_only"]["logits"])[np.arange(len(positions)), positions[:, 0]]
     np.testing.assert_allclose(theirs, ours[:, 0].numpy(), atol=1e-4)
+
+
+def test_exporting_into_the_model_dir_itself_is_refused_first(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.keras").write_bytes(b"not empty")
+    code = export_hf.main([f"--model_dir={tmp_path / 'run'}",
+                           f"--output_dir={tmp_path / 'run'}", "--overwrite"])
+    assert code == 2
+    assert capsys.readouterr().err == "error: --output_dir must not be --model_dir\n"
+    assert (tmp_path / "run" / "model.keras").read_bytes() == b"not empty"

@@ -29,3 +29,17 @@ def test_inspect_counts_each_shard_against_the_metadata(pipeline_run, tmp_path, 
     captured = capsys.readouterr()
     assert f"{shard.name}: 10 records (metadata.json: {len(records)}) MISMATCH" in captured.out
     assert captured.err.startswith("error: 1 shard(s) hold another record count")
+
+
+def test_a_spm_model_that_did_not_make_the_records_is_one_line(sample_dataset, tmp_path,
+                                                                capsys):
+    from bertdata.tokenizer import train_tokenizer
+
+    data, _ = sample_dataset
+    (tmp_path / "other.txt").write_text("다른 말뭉치의 문장입니다.\n전혀 다른 글.\n" * 40,
+                                        encoding="utf-8")
+    other = train_tokenizer([str(tmp_path / "other.txt")], str(tmp_path / "other"), 40)
+    for model, why in ((other, "not the tokenizer the records were made with"),
+                       (str(tmp_path), "no such file")):
+        assert inspect_dataset.main([data, f"--spm_model={model}", "--num_examples=1"]) == 2
+        assert capsys.readouterr().err == f"error: --spm_model {model}: {why}\n"

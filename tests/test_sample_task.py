@@ -23,6 +23,13 @@ def test_the_sample_task_splits_each_source_by_position(tmp_path, sample_lines):
     assert not {text for _, text in rows["train"]} & {text for _, text in rows["dev"]}
 
 
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    assert sample_task.main([f"--output_dir={tmp_path / 'a_file'}"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --output_dir {tmp_path / 'a_file'} is a file, not a directory\n")
+
+
 def test_the_sample_task_refuses_another_corpus(tmp_path, capsys):
     other = tmp_path / "other.txt"
     other.write_text("한 문장.\n\n두 문장.\n", encoding="utf-8")

@@ -91,6 +91,8 @@ def test_cli_trains_and_reports_missing_input(tmp_path, sample_corpus):
     (lambda p: p.write_text("ab\ncd\n"), [], "Vocabulary size too high"),
     (None, ["--character_coverage=5"], "--character_coverage must be in (0, 1]"),
     (None, ["--input_sentence_size=-5"], "--input_sentence_size must be >= 0"),
+    (None, ["--input="], "error: --input names no file"),
+    (None, ["--vocab_size=lots"], "error: argument --vocab_size: invalid int value: 'lots'"),
 ])
 def test_bad_tokenizer_input_is_one_line_naming_the_flag_or_file(tmp_path, sample_corpus,
                                                                  capsys, make_input, flags,

@@ -419,3 +419,20 @@ def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
     losses = [[line.split("- loss: ")[1].split(" ")[0] for line in out.splitlines()
                if "- loss: " in line] for out in logs]
     assert len(losses[0]) == 2 and losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "no such file (a preset name or a JSON file"),
+    (lambda p: p.write_text('{"hidden_size": -4}'), "hidden_size must be positive, got -4"),
+    (lambda p: p.write_text("[1, 2]"), "not a JSON object of BertConfig fields"),
+])
+def test_a_config_file_that_cannot_work_is_one_line_naming_it(tmp_path, sample_dataset, capsys,
+                                                             make, message):
+    data, _ = sample_dataset
+    config = tmp_path / "config.json"
+    make(config)
+    code = train.main([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}",
+                       f"--config={config}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: --config {config}: {message}")
+    assert err.count("\n") == 1
