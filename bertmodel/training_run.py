@@ -233,8 +233,8 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     step = state.progress.step
     current = _current_outputs(out, step) if only_missing else set()
     remove(os.path.join(out, OUTPUTS_MANIFEST))  # no manifest while outputs change
-    for leftover in (n for n in os.listdir(out) if n.startswith(".tmp-")):
-        remove(os.path.join(out, leftover))  # a killed run's half-written output
+    for leftover in (n for n in os.listdir(out) if n.startswith((".tmp-", ".old-"))):
+        remove(os.path.join(out, leftover))  # a killed run's half-written or replaced output
     tokenizer = os.path.join(out, "tokenizer.model")
     proto = None
     if os.path.isfile(tokenizer):
