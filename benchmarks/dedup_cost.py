@@ -14,7 +14,6 @@ examples written.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -23,18 +22,11 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import nsmc  # noqa: E402  (the corpus slice every NSMC benchmark uses)
+
 MODES = ("none", "documents", "lines")
-
-
-def corpus_slice(path: str, megabytes: float, out: str) -> None:
-    opener = gzip.open if path.endswith(".gz") else open
-    budget, written = int(megabytes * 1e6), 0
-    with opener(path, "rt", encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
-        for line in src:
-            if written >= budget and not line.strip():
-                break
-            dst.write(line)
-            written += len(line.encode("utf-8"))
 
 
 def run_once(corpus: str, spm_model: str, mode: str, out: str) -> dict:
@@ -56,12 +48,11 @@ def main():
     p.add_argument("--corpus_mb", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    sys.path.insert(0, REPO)
-    from bertdata.tokenizer import train_tokenizer
+    from bertdata.tokenizer import train_tokenizer  # on the path through nsmc
 
     with tempfile.TemporaryDirectory() as work:
         corpus = os.path.join(work, "corpus.txt")
-        corpus_slice(args.corpus, args.corpus_mb, corpus)
+        nsmc.corpus_slice(args.corpus, args.corpus_mb, corpus)
         spm_model = train_tokenizer([corpus], os.path.join(work, "ko"), 32_000)
         runs = {mode: [] for mode in MODES}
         for _ in range(args.repeats):

@@ -43,6 +43,19 @@ def _open(path):
         open(path, encoding="utf-8")
 
 
+def corpus_slice(path: str, megabytes: float, out: str) -> str:
+    """The first MEGABYTES of PATH's text (plain or .gz), cut where a document ends."""
+    budget = int(megabytes * 1e6)
+    with _open(path) as src, open(out, "w", encoding="utf-8") as dst:
+        written = 0
+        for line in src:
+            if written >= budget and not line.strip():
+                break  # a document ends here
+            dst.write(line)
+            written += len(line.encode("utf-8"))
+    return out
+
+
 def read_nsmc(path: str) -> list[tuple[str, str, str]]:
     """(id, text, label) rows of an NSMC file; rows with an empty text are skipped."""
     with _open(path) as f:

@@ -45,19 +45,6 @@ RECIPES = {
 }
 
 
-def corpus_slice(path: str, megabytes: float, out: str) -> str:
-    """The first MEGABYTES of PATH's text, cut at a line end."""
-    budget = int(megabytes * 1e6)
-    with nsmc._open(path) as src, open(out, "w", encoding="utf-8") as dst:
-        written = 0
-        for line in src:
-            if written >= budget and not line.strip():
-                break  # a document ends here
-            dst.write(line)
-            written += len(line.encode("utf-8"))
-    return out
-
-
 def run_recipe(args, name: str, spm_model: str, corpus: str, tasks: dict) -> dict:
     nsp_mode, rate, masking = RECIPES[name]
     recipe_args = vars(args) | {
@@ -124,7 +111,8 @@ def main():
         with open(path) as f:
             results = json.load(f)
     tasks = nsmc.write_tasks(args, args.workdir)
-    corpus = corpus_slice(args.corpus, args.corpus_mb, os.path.join(args.workdir, "corpus.txt"))
+    corpus = nsmc.corpus_slice(args.corpus, args.corpus_mb,
+                               os.path.join(args.workdir, "corpus.txt"))
     spm_model = os.path.join(args.workdir, "ko.model")
     if not os.path.exists(spm_model):
         nsmc.train_reference_tokenizer(corpus, args.workdir)
