@@ -5,9 +5,9 @@ the corpus) is left out of its document.
 Only small descriptors travel: each document's (or line's) content hash and location
 (file, the document's byte offset, the line's index, the range that reads it) are grouped
 by hash, every copy but the first location in (file, offset, line) order is marked, and
-each range receives the locations it must skip. So memory
-stays bounded per worker on any corpus, the job's description stays of constant size, and
-the kept copy is the same on every runner and for any split of the files. Examples derive
+each range receives the locations it must skip. So memory stays bounded per worker on any
+corpus, the job's description stays of constant size, and the kept copy is the same on
+every runner and for any split of the files. Examples derive
 their random streams from the content alone, so whichever copy is kept gives the same
 records.
 """

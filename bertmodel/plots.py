@@ -1,17 +1,31 @@
-"""The reference's training plots: NSP/MLM loss and NSP/MLM accuracy per epoch."""
+"""The run's plots: the reference's NSP/MLM loss and accuracy per epoch (`save_plots`), and
+fine-tuned accuracy against pretraining steps (`save_score_plot`)."""
 
 from __future__ import annotations
 
 from bertcommon.files import atomic_path
 
 
-def save_plots(history: dict, path: str) -> None:
-    """Two plots side by side, train and eval, written atomically to `path` (a PNG)."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (no display on training machines)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: str) -> None:
+    """FIG as a PNG at PATH, written whole under a temporary name, then closed."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    _pyplot().close(fig)
+
+
+def save_plots(history: dict, path: str) -> None:
+    """Two plots side by side, train and eval, written atomically to `path` (a PNG)."""
+    plt = _pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = range(1, len(history.get("loss", [])) + 1)
     for ax, kind in ((ax_loss, "loss"), (ax_acc, "accuracy")):
@@ -26,19 +40,14 @@ def save_plots(history: dict, path: str) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def save_score_plot(rows: list[dict], path: str, title: str) -> None:
     """Eval accuracy of the fine-tuned encoders against their pretraining step (rows of
     bertmodel.score_encoders, step 0 being random weights), with the from-scratch and
     bag-of-words accuracies as horizontal lines; written atomically to `path` (a PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     pretrained = [r for r in rows if r["step"] > 0]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -56,6 +65,4 @@ def save_score_plot(rows: list[dict], path: str, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    _save(fig, path)

@@ -174,7 +174,9 @@ def _command(cfg: EndToEndConfig) -> None:
 
     try:
         result = run(cfg)
-    except (cli.CommandError, OSError, ValueError) as e:  # bad input, named in one line
+    except cli.CommandError:
+        raise
+    except (OSError, ValueError) as e:  # bad input, named in one line
         raise cli.CommandError(str(e)) from None
     except Exception as e:  # the Beam pipeline failed: say why in one line
         raise cli.CommandError(failure_message(e)) from None
