@@ -32,6 +32,20 @@ def output_dir_problem(path: str, overwrite: bool, flag: str = "--output_dir") -
     return None
 
 
+# What atomic_path names its temporary and moved-aside paths with.
+_TEMPORARY, _REPLACED = ".tmp-", ".old-"
+
+
+def remove_leftovers(folder: str) -> None:
+    """Removes what a killed atomic_path left in FOLDER: a half-written output, or an old
+    folder moved aside while a new one took its name."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.startswith((_TEMPORARY, _REPLACED)):
+            remove(os.path.join(folder, name))
+
+
 @contextlib.contextmanager
 def atomic_path(final: str):
     """Yields a temporary path beside `final` (write a file or a folder there); when the
@@ -40,12 +54,12 @@ def atomic_path(final: str):
     unique, so two writers never share it, and ends like `final` (Keras and matplotlib choose
     the format by the extension)."""
     parent, name = os.path.split(os.path.abspath(final))
-    tmp = os.path.join(parent, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
+    tmp = os.path.join(parent, f"{_TEMPORARY}{uuid.uuid4().hex[:8]}-{name}")
     try:
         yield tmp
         if os.path.isdir(tmp) and os.path.isdir(final):
             # A folder cannot replace a folder in one rename: move the old one aside first.
-            old = os.path.join(parent, f".old-{name}-{uuid.uuid4().hex[:8]}")
+            old = os.path.join(parent, f"{_REPLACED}{name}-{uuid.uuid4().hex[:8]}")
             os.replace(final, old)
             os.replace(tmp, final)
             remove(old)

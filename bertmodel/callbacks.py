@@ -11,7 +11,7 @@ import time
 
 import tensorflow as tf
 
-from bertcommon.files import atomic_path
+from bertcommon.files import atomic_path, remove_leftovers
 from bertmodel import flops
 
 keras = tf.keras
@@ -151,6 +151,9 @@ class KeepEncoders(keras.callbacks.Callback):
         super().__init__()
         self.state, self.every = state, every
         self.model_dir, self.tokenizer = model_dir, tokenizer
+
+    def on_train_begin(self, logs=None):
+        remove_leftovers(os.path.join(self.model_dir, ENCODERS_DIR))  # of a killed run
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.state.progress.step

@@ -18,7 +18,7 @@ import shutil
 
 import tensorflow as tf
 
-from bertcommon.files import atomic_path, remove, run_lock, write_json
+from bertcommon.files import atomic_path, remove, remove_leftovers, run_lock, write_json
 from bertmodel import devices, flops
 from bertmodel.callbacks import (
     Checkpointing,
@@ -233,8 +233,7 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     step = state.progress.step
     current = _current_outputs(out, step) if only_missing else set()
     remove(os.path.join(out, OUTPUTS_MANIFEST))  # no manifest while outputs change
-    for leftover in (n for n in os.listdir(out) if n.startswith((".tmp-", ".old-"))):
-        remove(os.path.join(out, leftover))  # a killed run's half-written or replaced output
+    remove_leftovers(out)  # a killed run's half-written or replaced output
     tokenizer = os.path.join(out, "tokenizer.model")
     proto = None
     if os.path.isfile(tokenizer):

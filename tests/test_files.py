@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bertcommon.files import LOCK_FILE, FolderInUse, atomic_path, run_lock
+from bertcommon.files import LOCK_FILE, FolderInUse, atomic_path, remove_leftovers, run_lock
 
 HOLD = """
 import sys, time
@@ -87,3 +87,12 @@ def test_an_atomic_path_replaces_the_old_folder_only_when_complete(tmp_path):
         os.makedirs(tmp)
         (tmp_path / os.path.basename(tmp) / "new").write_text("new")
     assert os.listdir(final) == ["new"] and os.listdir(tmp_path) == ["out"]
+
+
+def test_remove_leftovers_takes_only_what_a_killed_atomic_path_left(tmp_path):
+    (tmp_path / ".tmp-1a2b3c4d-encoder.keras").write_bytes(b"half")
+    (tmp_path / ".old-export-5e6f7a8b").mkdir()
+    (tmp_path / "encoder.keras").write_bytes(b"whole")
+    (tmp_path / ".lock").write_text("{}")
+    remove_leftovers(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "encoder.keras"]
