@@ -3,7 +3,8 @@
 Run as a separate process: `python tests/hf_consumer.py REQUEST.json RESULT.json`. Importing
 anything of this project here is an error (a meta-path hook refuses it), so what it reports
 is what a transformers user gets. The request names the folder and the inputs; the result
-holds ids, logits and pipeline answers for the test to compare with the Keras model's.
+holds ids, logits and pipeline answers for the test to compare with the Keras model's (its
+arrays in RESULT.json.npz).
 """
 
 import importlib.abc
@@ -22,6 +23,7 @@ class _RefuseOurPackages(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, _RefuseOurPackages())
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
@@ -60,21 +62,21 @@ def run_models(folder, request) -> dict:
         res = pre(**inputs)
         out["pretraining_class"] = type(pre).__name__
         out["pretraining_missing"] = sorted(info["missing_keys"])
-        out["prediction_logits"] = res.prediction_logits.numpy().tolist()
-        out["seq_relationship_logits"] = res.seq_relationship_logits.numpy().tolist()
+        out["prediction_logits"] = res.prediction_logits.numpy()
+        out["seq_relationship_logits"] = res.seq_relationship_logits.numpy()
         mlm, info = transformers.AutoModelForMaskedLM.from_pretrained(
             folder, output_loading_info=True)
         out["masked_lm_class"] = type(mlm).__name__
         out["masked_lm_missing"] = sorted(info["missing_keys"])
-        out["masked_lm_logits"] = mlm.eval()(**inputs).logits.numpy().tolist()
+        out["masked_lm_logits"] = mlm.eval()(**inputs).logits.numpy()
         base = transformers.AutoModel.from_pretrained(folder).eval()
         res = base(**inputs)
         out["model_class"] = type(base).__name__
-        out["sequence_output"] = res.last_hidden_state.numpy().tolist()
-        out["pooled_output"] = res.pooler_output.numpy().tolist()
+        out["sequence_output"] = res.last_hidden_state.numpy()
+        out["pooled_output"] = res.pooler_output.numpy()
         tok = transformers.AutoTokenizer.from_pretrained(folder)
         enc = tok(request["encode"], padding=True, return_tensors="pt")
-        out["encode_pooled_output"] = base(**enc).pooler_output.numpy().tolist()
+        out["encode_pooled_output"] = base(**enc).pooler_output.numpy()
         cls, info = transformers.AutoModelForSequenceClassification.from_pretrained(
             folder, output_loading_info=True)
         out["classifier_new_keys"] = sorted(info["missing_keys"])
@@ -101,7 +103,7 @@ def classify(folder, request) -> dict:
     with torch.no_grad():
         logits = model(**enc).logits
     labels = [model.config.id2label[int(i)] for i in logits.argmax(-1)]
-    return {"labels": labels, "probabilities": logits.softmax(-1).numpy().tolist(),
+    return {"labels": labels, "probabilities": logits.softmax(-1).numpy(),
             "architecture": type(model).__name__}
 
 
@@ -123,10 +125,27 @@ def main(request_path, result_path):
             logits = model.eval()(**tensors(request["batch"])).logits
         result["mlm_only"] = {"class": type(model).__name__,
                               "missing": sorted(info["missing_keys"]),
-                              "logits": logits.numpy().tolist()}
+                              "logits": logits.numpy()}
     if "classifier" in request:
         result["classify"] = classify(request["classifier"], request)
-    with open(result_path, "w", encoding="utf-8") as f:
+    save(result, result_path)
+
+
+def save(result: dict, path: str) -> None:
+    """RESULT as JSON, its arrays beside it in PATH.npz under their key paths ("a/b"):
+    written as JSON lists, the logits took seconds to write and read."""
+    arrays = {}
+
+    def move_arrays(node, prefix):
+        for key, value in list(node.items()):
+            if isinstance(value, np.ndarray):
+                arrays[prefix + key] = node.pop(key)
+            elif isinstance(value, dict):
+                move_arrays(value, f"{prefix}{key}/")
+
+    move_arrays(result, "")
+    np.savez(path + ".npz", **arrays)
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(result, f)
 
 

@@ -175,6 +175,19 @@ def test_dataflow_dry_run_translates_the_job_and_publishes_nothing(tmp_path, sma
     assert not out.exists()
 
 
+@pytest.fixture
+def stop_job_servers():
+    """FlinkRunner and SparkRunner leave their job server's JVM to an exit hook, which a
+    pytest-xdist worker never runs: without this, each run of the suite left two JVMs
+    behind. Beam keeps the servers it started in one registry; stop them all."""
+    yield
+    from apache_beam.utils.subprocess_server import SubprocessServer
+
+    registry = SubprocessServer._cache
+    for key in list(registry._cache):
+        registry.force_remove(*key)
+
+
 def _engine_jar(engine):
     try:
         return job_server_jars.job_server_jar(engine)
@@ -185,7 +198,7 @@ def _engine_jar(engine):
 @pytest.mark.engines
 @pytest.mark.slow
 def test_flink_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
-                                            in_process_records):
+                                            in_process_records, stop_job_servers):
     jar = _engine_jar("flink")
     out = str(tmp_path / "out")
     job.run([f"--input={small_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",
@@ -198,7 +211,7 @@ def test_flink_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
 @pytest.mark.engines
 @pytest.mark.slow
 def test_spark_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
-                                            in_process_records):
+                                            in_process_records, stop_job_servers):
     jar = _engine_jar("spark")
     out = str(tmp_path / "out")
     job.run([f"--input={small_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",

@@ -186,7 +186,20 @@ def consumer(tmp_path_factory, tokenizer_folders, exported, mlm_only, sample_lin
                           cwd=str(folder), env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return request, json.loads((folder / "result.json").read_text())
+    return request, _read_result(folder / "result.json")
+
+
+def _read_result(path):
+    """What hf_consumer.save wrote: the JSON with its arrays put back at their key paths."""
+    result = json.loads(path.read_text())
+    with np.load(f"{path}.npz") as arrays:
+        for key in arrays.files:
+            *parents, leaf = key.split("/")
+            node = result
+            for parent in parents:
+                node = node[parent]
+            node[leaf] = arrays[key]
+    return result
 
 
 def test_autotokenizer_gives_sentencepieces_ids_for_every_normalization(consumer,
