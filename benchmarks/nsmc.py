@@ -128,7 +128,8 @@ def run_pretraining(args, data: str, spm_model: str, model_dir: str) -> dict:
         summary = train(TrainConfig(
             tfrecords=data, model_dir=model_dir, config=args.config,
             eval_tfrecords=os.path.join(data, "eval-*"), batch_size=args.batch_size,
-            train_steps=args.pretrain_steps, spm_model=spm_model, verbose=0))
+            train_steps=args.pretrain_steps, spm_model=spm_model, verbose=0,
+            keep_encoder_every_steps=args.keep_encoder_every_steps))
     return {"steps": summary["steps"], "eval": summary.get("eval")}
 
 
@@ -186,6 +187,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--nsp_mode", default="swap")
     p.add_argument("--masking", default="static")
     p.add_argument("--dupe_factor", type=int, default=5)
+    p.add_argument("--keep_encoder_every_steps", type=int, default=None,
+                   help="keep the encoder every N pretraining steps (bertmodel.train's flag)")
     p.add_argument("--finetune_examples", type=int, default=0)
     p.add_argument("--finetune_epochs", type=int, default=2)
     p.add_argument("--finetune_batch_size", type=int, default=64)

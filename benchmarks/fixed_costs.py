@@ -1,0 +1,120 @@
+"""The data job's fixed costs: time to first byte and total, by corpus size and mode.
+
+    python benchmarks/fixed_costs.py --corpus=../shared/corpus/nsmc/nsmc_corpus.txt.gz \
+        --sizes_mb=5,50 --repeats=3
+
+The first N MB of the corpus (cut at a document's end) for each --sizes_mb, one tokenizer of
+32,000 + 7 pieces trained on the smallest slice, then the command a user runs
+(`python -m beam_jobs.create_pretraining_data`, a fresh process) for each size, NSP mode and
+running mode, interleaved run by run. For each run the stopwatch starts when the process is
+started and reads:
+  - first byte: the first TFRecord piece with data in the job's staging folder (polled every
+    10 ms): start-up, planning and the first bundle's work;
+  - total: the process's exit, the dataset published.
+Also measured, as the floor under both: the same Python importing the job's module and doing
+nothing (`import beam_jobs.create_pretraining_data`). Prints medians and the examples/s of
+the whole command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import nsmc  # noqa: E402  (the corpus slice every NSMC benchmark uses)
+
+RUNNING_MODES = {"in-process": [],
+                 "all cores": [f"--direct_num_workers={os.cpu_count()}",
+                               "--direct_running_mode=multi_processing"]}
+
+
+def first_piece_with_data(output_dir: str) -> bool:
+    """Whether a TFRecord piece in OUTPUT_DIR's staging folder holds any bytes yet."""
+    try:
+        folders = [e.path for e in os.scandir(output_dir) if e.name.startswith(".staging-")]
+        for folder in folders:
+            for entry in os.scandir(folder):
+                if entry.name.startswith(("train", "eval")) and entry.stat().st_size > 0:
+                    return True
+    except FileNotFoundError:  # not made yet, or removed by the publishing step
+        pass
+    return False
+
+
+def run_once(flags: list[str], out: str) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "beam_jobs.create_pretraining_data",
+                             f"--output_dir={out}", "--overwrite", "--verbosity=warning",
+                             *flags], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = None
+    while proc.poll() is None:
+        if first is None and first_piece_with_data(out):
+            first = time.perf_counter() - start
+        time.sleep(0.01)
+    total = time.perf_counter() - start
+    stdout, stderr = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"the job failed: {stderr.strip()[-2000:]}")
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    return {"first_byte": first, "total": total, "examples": summary["examples"]}
+
+
+def import_floor(repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import beam_jobs.create_pretraining_data"],
+                       cwd=REPO, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--sizes_mb", default="5,50")
+    p.add_argument("--nsp_modes", default="swap,random_doc")
+    p.add_argument("--running_modes", default=",".join(RUNNING_MODES))
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    from bertdata.tokenizer import train_tokenizer  # on the path through nsmc
+
+    sizes = [float(x) for x in args.sizes_mb.split(",")]
+    cases = [(size, nsp, running) for size in sizes for nsp in args.nsp_modes.split(",")
+             for running in args.running_modes.split(",")]
+    with tempfile.TemporaryDirectory() as work:
+        corpora = {size: nsmc.corpus_slice(args.corpus, size,
+                                           os.path.join(work, f"corpus-{size:g}.txt"))
+                   for size in sizes}
+        spm_model = train_tokenizer([corpora[min(sizes)]], os.path.join(work, "ko"), 32_000)
+        runs = {case: [] for case in cases}
+        for _ in range(args.repeats):
+            for size, nsp, running in cases:
+                flags = [f"--input={corpora[size]}", f"--spm_model={spm_model}",
+                         f"--nsp_mode={nsp}", *RUNNING_MODES[running]]
+                runs[(size, nsp, running)].append(
+                    run_once(flags, os.path.join(work, "out")))
+        floor = import_floor(args.repeats)
+    print(f"\nmedians of {args.repeats} runs; importing the job's module alone: {floor:.2f} s")
+    print("| corpus | NSP mode | running mode | examples | first byte | total | examples/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for (size, nsp, running), results in runs.items():
+        first = statistics.median(r["first_byte"] or float("nan") for r in results)
+        total = statistics.median(r["total"] for r in results)
+        examples = results[0]["examples"]
+        print(f"| {size:g} MB | {nsp} | {running} | {examples:,} | {first:.2f} s | "
+              f"{total:.2f} s | {examples / total:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
