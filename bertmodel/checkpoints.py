@@ -24,6 +24,10 @@ LAST = "last"
 BEST_WEIGHTS = "best.weights.h5"
 
 
+class CheckpointError(Exception):
+    """A checkpoint that cannot resume this run; names it."""
+
+
 @dataclasses.dataclass
 class Progress:
     """How far a run got; saved inside every checkpoint."""
@@ -55,8 +59,12 @@ class RunState:
         os.makedirs(directory, exist_ok=True)
         self.progress = Progress()
         self._json = tf.Variable("{}", trainable=False, name="progress")
-        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                               progress=self._json)
+        # Every model variable by position, not only what `model=` reaches: TensorFlow's
+        # object graph does not follow the list Keras 3 keeps the encoder blocks in, so
+        # their trainable weights were saved only through the optimizer and their dropout
+        # counters not at all, and a resumed run drew other dropout masks from then on.
+        self._checkpoint = tf.train.Checkpoint(model=model, model_variables=list(model.variables),
+                                               optimizer=optimizer, progress=self._json)
         self._manager = tf.train.CheckpointManager(
             self._checkpoint, os.path.join(directory, LAST), max_to_keep=2)
 
@@ -65,7 +73,14 @@ class RunState:
         path = tf.train.latest_checkpoint(os.path.join(self.restore_from, LAST))
         if not path:
             return False
-        self._checkpoint.restore(path).assert_existing_objects_matched()
+        try:
+            self._checkpoint.restore(path).assert_existing_objects_matched()
+        except AssertionError:
+            raise CheckpointError(
+                f"checkpoint {path} lacks variables of this model: it was written for another "
+                "model, or by an earlier bertpipe, which left the encoder's dropout state out; "
+                "resume it with the bertpipe that wrote it, or train into a new "
+                "--model_dir") from None
         self.progress = Progress(**json.loads(self._json.numpy().decode()))
         return True
 

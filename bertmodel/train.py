@@ -35,11 +35,12 @@ def train(config: TrainConfig) -> dict:
     tf = logs.import_tensorflow_quietly()
     from bertcommon.files import FolderInUse
     from bertdata.integrity import read_error_message
+    from bertmodel.checkpoints import CheckpointError
     from bertmodel.training_run import TrainingRun
 
     try:
         return TrainingRun(config, plan).run()
-    except (devices.DeviceError, FolderInUse) as e:
+    except (devices.DeviceError, FolderInUse, CheckpointError) as e:
         raise TrainError(str(e)) from None
     except OSError as e:  # a full disk or a folder that cannot be written
         raise TrainError(f"--model_dir {config.model_dir}: cannot write "
