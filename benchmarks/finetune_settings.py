@@ -20,13 +20,19 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import nsmc  # noqa: E402
 
 from bertcommon import logs  # noqa: E402
 
+_RECIPES = nsmc.parser("").get_default
 SETTINGS = {
     "default": {},
-    "short": {"epochs": 2, "batch_size": 64, "max_seq_length": 64, "patience": 2},
+    # What nsmc.finetune_tuned runs with the NSMC benchmarks' default flags.
+    "short": {"epochs": _RECIPES("finetune_epochs"), "batch_size": _RECIPES("finetune_batch_size"),
+              "max_seq_length": _RECIPES("finetune_seq_length"),
+              "patience": _RECIPES("finetune_epochs")},
 }
 
 

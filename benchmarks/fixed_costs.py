@@ -32,6 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import nsmc  # noqa: E402  (the corpus slice every NSMC benchmark uses)
 
+from beam_jobs.create_pretraining_data import STAGING_PREFIX  # noqa: E402
+from bertdata.schema import SPLITS  # noqa: E402
+
 RUNNING_MODES = {"in-process": [],
                  "all cores": [f"--direct_num_workers={os.cpu_count()}",
                                "--direct_running_mode=multi_processing"]}
@@ -40,10 +43,10 @@ RUNNING_MODES = {"in-process": [],
 def first_piece_with_data(output_dir: str) -> bool:
     """Whether a TFRecord piece in OUTPUT_DIR's staging folder holds any bytes yet."""
     try:
-        folders = [e.path for e in os.scandir(output_dir) if e.name.startswith(".staging-")]
+        folders = [e.path for e in os.scandir(output_dir) if e.name.startswith(STAGING_PREFIX)]
         for folder in folders:
             for entry in os.scandir(folder):
-                if entry.name.startswith(("train", "eval")) and entry.stat().st_size > 0:
+                if entry.name.startswith(SPLITS) and entry.stat().st_size > 0:
                     return True
     except FileNotFoundError:  # not made yet, or removed by the publishing step
         pass
