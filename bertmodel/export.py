@@ -33,6 +33,8 @@ FEATURE_SPEC = {
     SEGMENT_IDS: tf.TensorSpec([None, None], tf.int32, name=SEGMENT_IDS),
     MASKED_LM_POSITIONS: tf.TensorSpec([None, None], tf.int32, name=MASKED_LM_POSITIONS),
 }
+# What the preprocessor gives and the encoder takes.
+ENCODER_FEATURE_SPEC = {name: FEATURE_SPEC[name] for name in (INPUT_IDS, INPUT_MASK, SEGMENT_IDS)}
 
 
 def checked_features(features: dict, config) -> dict:
@@ -70,20 +72,35 @@ def top_pieces(mlm_logits, top_k):
     return tf.math.top_k(tf.nn.softmax(logits, axis=-1), k=top_k)
 
 
+def hold_model(module: tf.Module, model) -> None:
+    """Gives MODULE the Keras model as `module.model`, with only its variables in what
+    tf.saved_model.save walks: a Keras model in that graph has its own default serving
+    function traced (the whole model, once more, with autograph) though no signature here
+    calls it."""
+    module.model_variables = list(model.variables)
+    object.__setattr__(module, "model", model)  # past tf.Module's tracking __setattr__
+
+
 class PretrainedExport(tf.Module):
     """The pretrainer with its preprocessor, as tf.functions on raw text."""
 
     def __init__(self, model, model_proto: bytes, max_seq_length: int):
         super().__init__(name="bertpipe_export")
-        self.model = model
+        hold_model(self, model)
         self.preprocessor = BertPreprocessor(model_proto, max_seq_length)
 
     # autograph=False throughout: these functions branch on Python values only, and the
-    # rewrite only slowed every export down.
+    # rewrite only slowed every export down. The text functions call `serve` and
+    # `encoder` rather than the Keras model, so the model is traced twice, not five times
+    # (its trace is most of an export's time, and grows with the layers).
     @tf.function(input_signature=[FEATURE_SPEC], autograph=False)
     def serve(self, features):
         return self.model(checked_features(features, self.model.backbone.config),
                           training=False)
+
+    @tf.function(input_signature=[ENCODER_FEATURE_SPEC], autograph=False)
+    def encoder(self, features):
+        return self.model.backbone(features, training=False)
 
     def _fill_mask(self, text, top_k):
         ordinary = self.model.backbone.config.vocab_size - NUM_SPECIAL
@@ -95,8 +112,7 @@ class PretrainedExport(tf.Module):
         inputs = self.preprocessor(text)
         positions = mask_positions(inputs[INPUT_IDS])
         # Rows with fewer masks look up position 0 ([CLS]); their slots are dropped below.
-        out = self.model({**inputs, MASKED_LM_POSITIONS: tf.maximum(positions, 0)},
-                         training=False)
+        out = self.serve({**inputs, MASKED_LM_POSITIONS: tf.maximum(positions, 0)})
         scores, ids = top_pieces(out["mlm_logits"], top_k)
         valid = (positions >= 0)[..., None]
         return {"top_pieces": tf.where(valid, self.preprocessor.pieces(ids), ""),
@@ -105,7 +121,7 @@ class PretrainedExport(tf.Module):
 
     @tf.function(input_signature=[_TEXT], autograph=False)
     def fill_mask(self, text):
-        return self._fill_mask(text, DEFAULT_TOP_K)
+        return self.fill_mask_top_k(text, tf.constant(DEFAULT_TOP_K))
 
     @tf.function(input_signature=[_TEXT, _TOP_K], autograph=False)
     def fill_mask_top_k(self, text, top_k):
@@ -113,7 +129,7 @@ class PretrainedExport(tf.Module):
 
     def _encode(self, text, text_b=None):
         inputs = self.preprocessor(text, text_b)
-        out = self.model.backbone(inputs, training=False)
+        out = self.encoder(inputs)
         return {"pooled_output": tf.cast(out["pooled_output"], tf.float32),
                 "sequence_output": tf.cast(out["sequence_output"], tf.float32),
                 "input_mask": inputs[INPUT_MASK]}
@@ -133,7 +149,7 @@ def export_saved_model(model, path: str, *, model_proto: bytes | None = None,
     (model_proto), only the `serve` signature on feature tensors is written."""
     if model_proto is None:
         module = tf.Module()
-        module.model = model
+        hold_model(module, model)
         module.serve = tf.function(lambda features: model(features, training=False),
                                    input_signature=[FEATURE_SPEC], autograph=False)
         tf.saved_model.save(module, path, signatures={"serving_default": module.serve,
@@ -152,13 +168,17 @@ class ClassifierExport(tf.Module):
 
     def __init__(self, model, model_proto: bytes, max_seq_length: int, labels):
         super().__init__(name="bertpipe_classifier")
-        self.model = model
+        hold_model(self, model)
         self.preprocessor = BertPreprocessor(model_proto, max_seq_length)
         self.labels = tf.constant(list(labels))
 
+    # The two text functions call `logits`, so the model is traced once.
+    @tf.function(input_signature=[ENCODER_FEATURE_SPEC], autograph=False)
+    def logits(self, features):
+        return self.model(features, training=False)
+
     def _classify(self, text, text_b=None):
-        probabilities = tf.nn.softmax(self.model(self.preprocessor(text, text_b),
-                                                 training=False), axis=-1)
+        probabilities = tf.nn.softmax(self.logits(self.preprocessor(text, text_b)), axis=-1)
         return {"probabilities": probabilities,
                 "label": tf.gather(self.labels, tf.argmax(probabilities, axis=-1))}
 
