@@ -147,8 +147,12 @@ def replicas_agree(devices: list[str], vocab_size: int) -> tuple[float, float]:
             model.optimizer.build(model.trainable_variables)  # or fit would trace twice
         # Each replica takes its share of the global batch (fit's own splitting of an
         # undistributed dataset gave replicas batches of different sizes here).
-        model.fit(strategy.experimental_distribute_dataset(data), epochs=1, verbose=0)
-        losses.append(model.evaluate(data, verbose=0, return_dict=True)["loss"])
+        model.fit(strategy.experimental_distribute_dataset(data), epochs=1, verbose=0,
+                  shuffle=False)
+        # The loss after the step, computed eagerly on the whole batch: an evaluate graph
+        # would be traced for each strategy only to read it.
+        losses.append(float(model.compute_loss(x, y, model(x, training=False),
+                                               training=False)))
     return losses[0], losses[1]
 
 

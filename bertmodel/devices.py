@@ -52,13 +52,16 @@ def resolve_jit(flag: str, replicas: int, precision: str) -> bool:
 
 
 def split_cpu(devices: int) -> None:
-    """Splits the CPU into this many logical devices (to try strategies without GPUs)."""
+    """Splits the CPU into this many logical devices (to try strategies without GPUs). Once
+    TensorFlow has started, only a split already made so is accepted (a RuntimeError
+    otherwise)."""
     import tensorflow as tf
 
     if devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+        wanted = [tf.config.LogicalDeviceConfiguration()] * devices
+        if tf.config.get_logical_device_configuration(cpu) != wanted:
+            tf.config.set_logical_device_configuration(cpu, wanted)
 
 
 def make_strategy(name: str):

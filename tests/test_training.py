@@ -340,14 +340,17 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, sample_
 
 
 @pytest.mark.slow
-def test_gpu_check_runs_on_a_cpu():
-    # All combinations in one child process (on a GPU machine each gets its own).
-    done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--cpu", "--configs=tiny",
-                           "--steps=4", "--precisions=fp32", "--xla=false",
-                           "--vocab_size=1007", "--same_process"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+def test_gpu_check_runs_on_a_cpu(monkeypatch, capsys):
+    # All combinations in this process (on a GPU machine each gets its own), on the two
+    # logical CPU devices conftest made.
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    import gpu_check
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # restored after; the script sets it
+    code = gpu_check.main(["--cpu", "--configs=tiny", "--steps=4", "--precisions=fp32",
+                           "--xla=false", "--vocab_size=1007", "--same_process"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| tiny |")]
     assert [(r[1], r[2]) for r in rows] == [("default", "1"), ("mirrored", "2")]
     for r in rows:  # seq/s and tokens/s measured: full-length records, 128 tokens each
