@@ -1,10 +1,14 @@
 """Shared fixtures: a real tokenizer, a real Beam-built dataset and one real pretraining run
 of the whole pipeline, all from the sample corpus."""
 
+import collections
 import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Two pytest-xdist workers share two cores: one thread per op each (their child processes
+# too) rather than two threads per op in each, which only made them wait for each other.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -105,6 +109,22 @@ def finetuned(pipeline_run, tmp_path_factory):
             max_seq_length=64, from_scratch=scratch, seed=1, export=not scratch,
             test=None if scratch else str(dev)))
     return out
+
+
+def pytest_collection_modifyitems(items):
+    """Longest work first. pytest-xdist hands tests out in this order, so the shared run's
+    group and the modules with the most slow tests start at once, and quick tests fill the
+    workers' last minutes (in file order, test_training.py's long tests came last, and one
+    worker idled while the other finished them). A module's tests stay together, so that
+    its fixtures are made once per worker."""
+    slow = collections.Counter(item.module.__name__ for item in items
+                               if item.get_closest_marker("slow"))
+
+    def shared_run(item):
+        group = item.get_closest_marker("xdist_group")
+        return group is not None and group.args == ("pretraining_run",)
+
+    items.sort(key=lambda item: (not shared_run(item), -slow[item.module.__name__]))
 
 
 def pytest_itemcollected(item):
