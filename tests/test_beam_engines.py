@@ -176,10 +176,17 @@ def test_dataflow_dry_run_translates_the_job_and_publishes_nothing(tmp_path, sma
 
 
 @pytest.fixture
-def stop_job_servers():
-    """FlinkRunner and SparkRunner leave their job server's JVM to an exit hook, which a
-    pytest-xdist worker never runs: without this, each run of the suite left two JVMs
-    behind. Beam keeps the servers it started in one registry; stop them all."""
+def local_job_server(monkeypatch):
+    """What a job server started for one small job needs here.
+
+    Its JVM compiles with the quick compiler only and collects with the serial collector:
+    the job is over before the optimizing compiler pays off (Flink 9.3 s against 6.3 s,
+    Spark 8.6 s against 7.1 s, one at a time on two cores).
+
+    FlinkRunner and SparkRunner leave the JVM to an exit hook, which a pytest-xdist worker
+    never runs: without the teardown, each run of the suite left two JVMs behind. Beam keeps
+    the servers it started in one registry; stop them all."""
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
     yield
     from apache_beam.utils.subprocess_server import SubprocessServer
 
@@ -198,7 +205,7 @@ def _engine_jar(engine):
 @pytest.mark.engines
 @pytest.mark.slow
 def test_flink_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
-                                            in_process_records, stop_job_servers):
+                                            in_process_records, local_job_server):
     jar = _engine_jar("flink")
     out = str(tmp_path / "out")
     job.run([f"--input={small_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",
@@ -211,7 +218,7 @@ def test_flink_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
 @pytest.mark.engines
 @pytest.mark.slow
 def test_spark_gives_the_in_process_records(tmp_path, small_corpus, spm_model,
-                                            in_process_records, stop_job_servers):
+                                            in_process_records, local_job_server):
     jar = _engine_jar("spark")
     out = str(tmp_path / "out")
     job.run([f"--input={small_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",
