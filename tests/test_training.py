@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from bertdata import schema
-from bertmodel import run_plan, train
+from bertmodel import devices, run_plan, train
 from bertmodel.callbacks import read_step_scalars
 from bertmodel.checkpoints import CheckpointError, RunState
 from bertmodel.config import PRESETS
@@ -427,6 +427,11 @@ def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
                                                        "task": {"type": "worker",
                                                                 "index": index}})}
+        # Both ways into tf-keras: worker 0 restarts itself under it (as a user's command
+        # does), worker 1 has it chosen by its launcher (and skips loading TensorFlow twice).
+        env.pop(devices.LEGACY_KERAS, None)
+        if index == 1:
+            env[devices.LEGACY_KERAS] = "1"
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "bertmodel.train", f"--tfrecords={data}",
              f"--model_dir={tmp_path / 'model'}", "--config=tiny", "--batch_size=8",
