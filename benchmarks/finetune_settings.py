@@ -5,8 +5,9 @@ settings, and how far the fine-tuning seed alone moves the score.
         --train=runs/nsmc_curve/train.tsv --eval=runs/nsmc_curve/dev.tsv \
         --test=runs/nsmc_curve/test.tsv --workdir=runs/finetune_settings --seeds=1,2,3
 
-Each --settings entry (defaults: `default`, the command's own defaults, and `short`, two
-epochs of 64 reviews at 64 pieces, what benchmarks/nsmc_recipes.py uses) is run for every
+Each --settings entry (defaults: `default`, the command's own defaults; `short`, two epochs
+of 64 reviews at 64 pieces, what benchmarks/nsmc_recipes.py uses; `short-warmup1` and
+`short-warmup30`, `short` warming up over 1% or 30% of the steps) is run for every
 --seeds, from the pretrained encoder and from random weights; every run a fresh
 `bertmodel.finetune` (its weights best on --eval kept, scored once on --test). Prints each
 run and, per setting, the median and range over the seeds.
@@ -34,6 +35,9 @@ SETTINGS = {
               "max_seq_length": _RECIPES("finetune_seq_length"),
               "patience": _RECIPES("finetune_epochs")},
 }
+# The short setting with the warm-up at either side of the default 10%.
+for _percent in (1, 30):
+    SETTINGS[f"short-warmup{_percent}"] = dict(SETTINGS["short"], warmup_percent=_percent)
 
 
 def run(args, setting: str, scratch: bool, seed: int) -> dict:

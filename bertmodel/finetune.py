@@ -15,12 +15,12 @@ any other malformed line is an error naming the file and line.
 BERT folder with this project's tokenizer (bertmodel.export_hf writes one). --from_scratch
 trains the same architecture from random weights with the same budget, to see what
 pretraining brought. Text goes through the in-graph preprocessor (bertmodel.preprocessing),
-inside the tf.data pipeline. Schedule: linear warm-up over the first 10% of the steps, then
-cosine decay; AdamW. After each epoch the eval set is scored (accuracy and macro-F1); the
-weights of the best epoch by accuracy are kept, and training stops after --patience epochs
-without a better one. Beside the results it prints a bag-of-words baseline on the same
-split (bertmodel.bag_of_words: Naive Bayes on character n-grams), so a user sees at once
-whether the BERT is worth its cost.
+inside the tf.data pipeline. Schedule: linear warm-up over the first 10% of the steps
+(--warmup_percent), then cosine decay; AdamW. After each epoch the eval set is scored
+(accuracy and macro-F1); the weights of the best epoch by accuracy are kept, and training
+stops after --patience epochs without a better one. Beside the results it prints a
+bag-of-words baseline on the same split (bertmodel.bag_of_words: Naive Bayes on character
+n-grams), so a user sees at once whether the BERT is worth its cost.
 
 Writes OUT/classifier.keras, OUT/labels.json, OUT/tokenizer.model, OUT/results.json and
 OUT/export, a SavedModel whose `classify` signature takes `text` strings (`classify_pair`
@@ -72,6 +72,10 @@ class FinetuneConfig(cli.Settings):
         False, help="the same architecture from random weights, for comparison")
     patience: int = cli.flag(2, check=cli.positive,
                              help="epochs without a better eval accuracy before stopping")
+    warmup_percent: int = cli.flag(
+        10, check=cli.between(0, 100, high_included=True),
+        help="the percentage of all steps the learning rate climbs to its peak over "
+             "(at least one step)")
     dropout_rate: float = cli.flag(0.1, check=cli.between(0, 1))
     weight_decay: float = cli.flag(0.01, check=cli.non_negative)
     pooling: str = cli.flag("cls", choices=("cls", "mean"),
@@ -262,6 +266,13 @@ def _make_scorer(eval_ds, truth, num_labels, patience, keras):
     return ScoreEachEpoch()
 
 
+def learning_rate_schedule(config: FinetuneConfig, steps: int, peak: float):
+    """Linear warm-up over --warmup_percent of STEPS (at least one), then cosine decay."""
+    from bertmodel.schedule import WarmupCosine
+
+    return WarmupCosine(peak, max(1, steps * config.warmup_percent // 100), steps)
+
+
 def finetune(config: FinetuneConfig) -> dict:
     """Trains and exports a classifier; returns the results. Raises FinetuneError."""
     check_output_dir(config)
@@ -271,7 +282,7 @@ def finetune(config: FinetuneConfig) -> dict:
     from bertmodel.config import default_finetune_learning_rate
     from bertmodel.model import BertClassifier, dummy_inputs
     from bertmodel.preprocessing import BertPreprocessor
-    from bertmodel.schedule import NO_DECAY, WarmupCosine
+    from bertmodel.schedule import NO_DECAY
 
     tf.keras.utils.set_random_seed(config.seed)
     encoder, proto = load_encoder(config.model_dir, config.from_scratch, config.seed)
@@ -289,8 +300,8 @@ def finetune(config: FinetuneConfig) -> dict:
     model = BertClassifier(encoder, num_labels=len(labels), dropout_rate=config.dropout_rate,
                            pooling=config.pooling)
     model(dummy_inputs(encoder.config))
-    optimizer = tf.keras.optimizers.AdamW(
-        WarmupCosine(peak, max(1, steps // 10), steps), weight_decay=config.weight_decay)
+    optimizer = tf.keras.optimizers.AdamW(learning_rate_schedule(config, steps, peak),
+                                          weight_decay=config.weight_decay)
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
     model.compile(optimizer=optimizer,
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))

@@ -43,6 +43,22 @@ def test_bad_tsv_files_are_errors_naming_file_and_line(tmp_path, capsys, train, 
     assert "\n" not in err and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("percent, warmup", [(10, 7), (30, 21), (0, 1), (100, 70)])
+def test_the_warm_up_takes_its_percentage_of_the_steps(percent, warmup):
+    config = finetune.FinetuneConfig(model_dir="m", train="t", eval="e", output_dir="o",
+                                     warmup_percent=percent)
+    schedule = finetune.learning_rate_schedule(config, steps=70, peak=1e-3)
+    assert (schedule.warmup_steps, schedule.total_steps) == (warmup, 70)
+    assert float(schedule(warmup)) == pytest.approx(1e-3)  # the peak, where warm-up ends
+
+
+def test_a_warm_up_beyond_all_the_steps_is_refused_naming_the_flag(tmp_path, capsys):
+    code = finetune.main([f"--model_dir={tmp_path}", "--train=t.tsv", "--eval=e.tsv",
+                          f"--output_dir={tmp_path / 'o'}", "--warmup_percent=101"])
+    assert code == 2
+    assert capsys.readouterr().err == "error: --warmup_percent must be in [0, 100], got 101\n"
+
+
 def test_blank_lines_are_skipped_and_counted(tmp_path):
     (tmp_path / "t.tsv").write_text("a\tx\n\n  \nb\ty\n", encoding="utf-8")
     examples = finetune.read_tsv(str(tmp_path / "t.tsv"), "--train")
