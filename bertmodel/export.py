@@ -12,7 +12,9 @@ A SavedModel written here needs only `tensorflow` and `tensorflow_text` to load.
   encode_pair: text and text_b, laid out as [CLS] A [SEP] B [SEP].
 Signatures cannot have optional inputs, so each optional input makes a second signature
 (fill_mask_top_k, encode_pair). Loaded in Python, the same functions are attributes:
-`tf.saved_model.load(path).fill_mask(tf.constant(["..."]))`.
+`tf.saved_model.load(path).fill_mask(tf.constant(["..."]))`, and so is `encoder` (the three
+feature tensors without masked_lm_positions -> the encoder's outputs), which the text
+functions share; a classifier export's `logits` is its counterpart.
 """
 
 from __future__ import annotations
