@@ -133,13 +133,15 @@ classifier = tf.saved_model.load(sys.argv[2]).signatures["classify"]
 answer = classifier(text=tf.constant([sys.argv[4], sys.argv[3]]))
 out["classify"] = [x.decode() for x in answer["label"].numpy()]
 out["probabilities"] = answer["probabilities"].numpy().tolist()
+ids = encoded["input_mask"].numpy()
+features = {"input_ids": tf.constant(json.loads(sys.argv[6])), "input_mask": tf.ones_like(ids),
+            "segment_ids": tf.zeros_like(ids)}
+out["encoder_pooled"] = tf.cast(export.encoder(features)["pooled_output"],
+                                tf.float32).numpy().tolist()
 # Then the Keras files: they load after a plain `import bertmodel`.
 import bertmodel, keras
 encoder = keras.models.load_model(sys.argv[5])
-ids = encoded["input_mask"].numpy()
-out["keras_pooled"] = encoder({"input_ids": tf.constant(json.loads(sys.argv[6])),
-                               "input_mask": tf.ones_like(ids), "segment_ids": tf.zeros_like(
-                                   ids)})["pooled_output"].numpy().tolist()
+out["keras_pooled"] = encoder(features)["pooled_output"].numpy().tolist()
 print(json.dumps(out))
 """
 
@@ -175,6 +177,8 @@ def test_exports_answer_raw_text_in_a_process_without_this_package(pipeline_run,
     # Same ids, same weights; the export computes in bfloat16 (the policy it was trained
     # with), so the two agree to bfloat16's precision. A wrong layout or ids would not.
     np.testing.assert_allclose(out["pooled"], out["keras_pooled"], rtol=0.02, atol=0.01)
+    # The loaded export's `encoder` attribute on those ids is what `encode` computed.
+    np.testing.assert_allclose(out["encoder_pooled"], out["pooled"], rtol=1e-6, atol=1e-6)
     labels = json.loads((finetuned["pretrained"] / "labels.json").read_text())
     assert set(out["classify"]) <= set(labels)
     assert all(len(p) == len(labels) and sum(p) == pytest.approx(1, abs=1e-5)
