@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bertmodel.config import PRESETS, BertConfig, default_learning_rate, load_config
+from bertmodel.config import (
+    PRESETS,
+    BertConfig,
+    default_finetune_learning_rate,
+    default_learning_rate,
+    load_config,
+)
 from bertmodel.devices import mirrored_strategy
 from bertmodel.model import BertBackbone, BertClassifier, BertPretrainer, dummy_inputs
 from bertmodel.schedule import WarmupCosine, default_warmup_steps
@@ -223,3 +229,11 @@ def test_presets_and_json_configs_get_a_learning_rate_for_their_width():
         == [1e-3, 1e-3, 2.5e-4, 1e-4]
     assert default_learning_rate(BertConfig(hidden_size=512, num_heads=8)) == 2.5e-4
     assert default_learning_rate(BertConfig(hidden_size=16, num_heads=2)) == 1e-3
+
+
+def test_fine_tuning_gets_the_rate_measured_for_its_width():
+    assert [default_finetune_learning_rate(PRESETS[n])
+            for n in ("tiny", "mini", "seed", "base", "large")] == [1e-3, 1e-3, 5e-4, 2e-5, 2e-5]
+    # Between presets, the narrower one's rate.
+    assert default_finetune_learning_rate(BertConfig(hidden_size=192, num_heads=4)) == 1e-3
+    assert default_finetune_learning_rate(BertConfig(hidden_size=512, num_heads=8)) == 5e-4
