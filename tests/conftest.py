@@ -15,6 +15,8 @@ import pytest  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "ko_sample.txt")
 FNAPI = ["--runner=FnApiRunner"]
+# The pytest-xdist group of the tests that need the shared pretraining run.
+SHARED_RUN_GROUP = "pretraining_run"
 
 
 def _split_cpu():
@@ -122,7 +124,7 @@ def pytest_collection_modifyitems(items):
 
     def shared_run(item):
         group = item.get_closest_marker("xdist_group")
-        return group is not None and group.args == ("pretraining_run",)
+        return group is not None and group.args == (SHARED_RUN_GROUP,)
 
     items.sort(key=lambda item: (not shared_run(item), -slow[item.module.__name__]))
 
@@ -132,7 +134,7 @@ def pytest_itemcollected(item):
     pytest-xdist (--dist loadgroup) they go to one worker, so that it is made once."""
     if {"pipeline_run", "finetuned"} & set(item.fixturenames):
         item.add_marker(pytest.mark.slow)
-        item.add_marker(pytest.mark.xdist_group("pretraining_run"))
+        item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP))
 
 
 @pytest.fixture(autouse=True)
