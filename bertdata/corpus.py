@@ -21,6 +21,8 @@ DEFAULT_MAX_LINE_BYTES = 1 << 20  # a 10 MB "line" is a broken file, not a sente
 DEFAULT_MAX_DOCUMENT_LINES = 10_000  # longer documents are cut into parts of this many lines
 
 _CHUNK = 1 << 16
+_BLOCK = 1 << 18  # bytes read at a time by the line reader
+_DOCUMENT_BLOCK = 1 << 13  # the same for one document at a known offset
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 # Counter keys, one per reason; the Beam job exports them as metrics and in stats.json.
@@ -114,6 +116,75 @@ def _range_start(f: BinaryIO, start: int, max_line_bytes: int) -> tuple[int, boo
     return pos, prev_blank
 
 
+def _lines(f: BinaryIO, pos: int, max_line_bytes: int, counts: collections.Counter,
+           block_bytes: int = _BLOCK) -> Iterator[tuple[int, bytes | None, object]]:
+    """Yields (line start, raw bytes or None when too long, _line_text) for each line from
+    `pos`, where `f` is positioned, to the end of the file.
+
+    The file is read in blocks cut at their last newline. A block of valid UTF-8 without NUL
+    bytes, a byte-order mark or an over-long line (nearly every block of real text) is
+    decoded in one call and split once: the byte 0x0A is only ever a newline in UTF-8, so its
+    bytes and its text split into the same lines. Any other block goes line by line through
+    _line_text, lazily, so a line is only counted (invalid UTF-8) when the caller reads it.
+    """
+    pending = b""
+    while True:
+        data = f.read(block_bytes)
+        pending += data
+        cut = len(pending) if not data else pending.rfind(b"\n") + 1
+        if not pending:
+            return
+        if not cut:
+            if len(pending) > max_line_bytes:  # no newline in sight: an over-long line
+                yield pos, None, _TOO_LONG
+                _, n = _skip_line(f, max_line_bytes)
+                pos += len(pending) + n
+                pending = b""
+            continue
+        block, pending = pending[:cut], pending[cut:]
+        raws = block.split(b"\n")
+        if block.endswith(b"\n"):
+            raws.pop()  # the empty piece after the last newline
+        texts = _clean_block_texts(block, raws, pos, max_line_bytes)
+        if texts is not None:
+            for raw, text in zip(raws, texts, strict=True):
+                yield pos, raw, text.strip()
+                pos += len(raw) + 1
+        else:
+            for raw in raws:
+                kept = raw if len(raw) <= max_line_bytes else None
+                yield pos, kept, _line_text(kept, pos == 0, counts)
+                pos += len(raw) + 1
+        if not data:
+            return
+
+
+def _clean_block_texts(block: bytes, raws: list[bytes], pos: int, max_line_bytes: int
+                       ) -> list[str] | None:
+    """The lines of a block as text when it needs none of _line_text's repairs, else None."""
+    if b"\x00" in block or (pos == 0 and block.startswith(_UTF8_BOM)):
+        return None
+    if len(block) > max_line_bytes and max(map(len, raws), default=0) > max_line_bytes:
+        return None
+    try:
+        texts = block.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return None
+    if block.endswith(b"\n"):
+        texts.pop()
+    return texts
+
+
+def _skip_line(f: BinaryIO, max_line_bytes: int) -> tuple[None, int]:
+    """Consumes the rest of an over-long line; (None, bytes consumed incl. newline)."""
+    n = 0
+    while True:
+        part = f.readline(_CHUNK)
+        n += len(part)
+        if not part or part.endswith(b"\n"):
+            return None, n
+
+
 def read_documents(
     f: BinaryIO,
     start: int = 0,
@@ -143,13 +214,7 @@ def read_documents(
     doc: list[str] = []
     doc_offset = -1
     owned = False  # inside a document that this range owns
-    while True:
-        line_start = pos
-        raw, n = _read_line(f, max_line_bytes)
-        if n == 0:
-            break
-        pos += n
-        text = _line_text(raw, line_start == 0, counts)
+    for line_start, raw, text in _lines(f, pos, max_line_bytes, counts):
         if text == "":
             if raw.strip(b"\r\n"):
                 counts[LINES_WHITESPACE_ONLY] += 1
@@ -183,12 +248,9 @@ def document_at(f: BinaryIO, offset: int, *, max_line_bytes: int = DEFAULT_MAX_L
     f.seek(offset)
     counts: collections.Counter = collections.Counter()  # counted when first read
     doc: list[str] = []
-    while len(doc) < max_lines:
-        raw, n = _read_line(f, max_line_bytes)
-        text = _line_text(raw, offset == 0, counts) if n else ""
-        if text == "":
+    for _, _, text in _lines(f, offset, max_line_bytes, counts, _DOCUMENT_BLOCK):
+        if text == "" or len(doc) >= max_lines:
             break
-        offset = -1  # only the file's first line may carry a byte-order mark
         if text is not _TOO_LONG and text is not _HAS_NUL:
             doc.append(text)
     return doc

@@ -13,11 +13,9 @@ import numpy as np
 
 def document_key(lines: Sequence[str]) -> bytes:
     """A stable 16-byte identity of a document, from its content alone."""
-    h = hashlib.blake2b(digest_size=16)
-    for line in lines:
-        h.update(line.encode("utf-8"))
-        h.update(b"\n")
-    return h.digest()
+    # Each line followed by a newline, hashed in one call.
+    text = "\n".join(lines) + "\n" if lines else ""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -113,3 +113,30 @@ def test_document_at_reads_the_document_read_documents_found_there(sample_lines)
     for offset, lines in found:
         assert corpus.document_at(io.BytesIO(data), offset) == lines
         assert corpus.document_at(io.BytesIO(data), offset, max_lines=2) == lines[:2]
+
+
+# Every kind of line the reader repairs or drops, so some blocks take the line-by-line path.
+_AWKWARD = [b"\n", b"\n\n", b"abc", "\uac00\ub098".encode(), b" ", "\u3000".encode(),
+            b"\r\n", b"\x00", b"\xff\xfe", "\ud55c".encode()[:2], b"x" * 30, b"\t \n"]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 3, 64])
+def test_the_read_block_size_changes_no_document_and_no_count(block_bytes, monkeypatch):
+    import random
+
+    rng = random.Random(block_bytes)
+    for _ in range(300):
+        data = b"\xef\xbb\xbf" + b"".join(rng.choice(_AWKWARD) for _ in range(40))
+        kw = {"max_line_bytes": rng.choice([10, 40]), "max_document_lines": 3}
+        split = rng.choice([None, 5, 17])
+        whole_blocks = read_all(data, split, **kw)
+        offsets = [o for o, _ in corpus.read_documents(io.BytesIO(data), **kw)]
+        with monkeypatch.context() as m:
+            m.setattr(corpus, "_BLOCK", block_bytes)
+            m.setattr(corpus, "_DOCUMENT_BLOCK", block_bytes)
+            assert read_all(data, split, **kw) == whole_blocks
+            assert [o for o, _ in corpus.read_documents(io.BytesIO(data), **kw)] == offsets
+            at = [corpus.document_at(io.BytesIO(data), o, max_line_bytes=kw["max_line_bytes"])
+                  for o in offsets]
+        assert at == [corpus.document_at(io.BytesIO(data), o, max_line_bytes=kw["max_line_bytes"])
+                      for o in offsets]
