@@ -139,7 +139,7 @@ def build_pipeline(p: beam.Pipeline, options: JobOptions, model_proto: bytes,
                                                                lines=options.dedup == "lines")
     pool = None
     if options.example.nsp_mode == "random_doc":
-        pool = ranges | "RandomDocuments" >> SampleRandomDocuments(options, model_proto, staging)
+        pool = ranges | "RandomDocuments" >> SampleRandomDocuments(options, staging)
     records = to_build | "CreateRecords" >> CreateRecordBlobs(options, model_proto, pool,
                                                               channel)
     pieces = [records[split] | f"Write{split.title()}" >> WriteShardPieces(

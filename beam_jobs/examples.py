@@ -85,7 +85,7 @@ class BuildRecordBlobsFn(CountingDoFn):
         file_range, skip = element if self.options.dedup != "none" else (element, ())
         counts = self.counts
         opts = self.options
-        pool = self._pool.get(pool_path)
+        pool = self._pool.get(pool_path, self.tokenizer.encode_line)
         pending = {split: _PendingExamples() for split in opts.splits}
         words, misses = self.tokenizer.words_encoded, self.tokenizer.word_cache_misses
         built = 0

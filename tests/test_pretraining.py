@@ -219,8 +219,11 @@ def test_single_line_documents_and_trailing_lines_are_counted():
 def test_random_doc_mode_draws_b_from_other_documents_and_puts_lines_back():
     vocab = Vocab.tables()
     own = [np.array([7 + i], np.int32) for i in range(8)]  # ids 7..14
-    others = [(bytes([k]), [np.array([20 + k, 21 + k], np.int32)] * 3) for k in range(4)]
-    pool = pt.RandomDocumentPool.from_documents(others + [(b"self", own)])
+    # The pool holds text; this toy tokenizer reads a line's ids from its digits.
+    others = [(bytes([k]), [f"{20 + k} {21 + k}"] * 3) for k in range(4)]
+    own_text = [str(7 + i) for i in range(8)]
+    pool = pt.RandomDocumentPool.from_documents(
+        others + [(b"self", own_text)], lambda line: [int(x) for x in line.split()])
     cfg = pt.ExampleConfig(max_seq_length=7, masked_lm_prob=0.0, nsp_mode="random_doc")
     labels = []
     for dupe in range(200):
@@ -238,6 +241,28 @@ def test_random_doc_mode_draws_b_from_other_documents_and_puts_lines_back():
     lone = one_pass_examples([np.array([7, 8], np.int32)], np.random.default_rng(0), cfg,
                                vocab, key=b"lone", pool=pool)
     assert len(lone) == 1 and lone[0].next_sentence_label == 1
+
+
+def test_a_pool_segment_is_whole_lines_tokenized_up_to_the_target(tokenizer, sample_lines):
+    from bertdata.corpus import documents_from_lines
+
+    docs = list(documents_from_lines(sample_lines))[:30]
+    pool = pt.RandomDocumentPool.from_documents(
+        [(bytes([d]), lines) for d, lines in enumerate(docs)], tokenizer.encode_line)
+    encoded = [[np.array(ids, np.int32) for ids in tokenizer.encode(lines)] for lines in docs]
+    draws = pt.UniformDraws(np.random.default_rng(3))
+    for _ in range(300):
+        target = int(draws.integer(-2, 90))
+        got = pool.sample(draws, target, exclude=b"").tolist()
+        # Some start line of some document, then as few whole lines as reach the target.
+        matches = []
+        for lines in encoded:
+            for start in range(len(lines)):
+                end = start + 1
+                while end < len(lines) and sum(map(len, lines[start:end])) < target:
+                    end += 1
+                matches.append(np.concatenate(lines[start:end]).tolist())
+        assert got in matches
 
 
 def test_config_rejects_bad_values():
