@@ -13,7 +13,8 @@ started and reads:
   - total: the process's exit, the dataset published.
 Also measured, as the floor under both: the same Python importing the job's module and doing
 nothing (`import beam_jobs.create_pretraining_data`). Prints medians and the examples/s of
-the whole command.
+the whole command. With --baseline=CHECKOUT, an older checkout of this project runs every
+case too, interleaved with this one, and its rows follow each case's.
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def first_piece_with_data(output_dir: str) -> bool:
     return False
 
 
-def run_once(flags: list[str], out: str) -> dict:
+def run_once(flags: list[str], out: str, checkout: str = REPO) -> dict:
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "beam_jobs.create_pretraining_data",
                              f"--output_dir={out}", "--overwrite", "--verbosity=warning",
-                             *flags], cwd=REPO, stdout=subprocess.PIPE,
+                             *flags], cwd=checkout, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     first = None
     while proc.poll() is None:
@@ -89,12 +90,15 @@ def main():
     p.add_argument("--nsp_modes", default="swap,random_doc")
     p.add_argument("--running_modes", default=",".join(RUNNING_MODES))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--baseline", default=None, help="an older checkout of this project")
     args = p.parse_args()
     from bertdata.tokenizer import train_tokenizer  # on the path through nsmc
 
     sizes = [float(x) for x in args.sizes_mb.split(",")]
-    cases = [(size, nsp, running) for size in sizes for nsp in args.nsp_modes.split(",")
-             for running in args.running_modes.split(",")]
+    checkouts = {"this": REPO, **({"baseline": args.baseline} if args.baseline else {})}
+    cases = [(size, nsp, running, version) for size in sizes
+             for nsp in args.nsp_modes.split(",") for running in args.running_modes.split(",")
+             for version in checkouts]
     with tempfile.TemporaryDirectory() as work:
         corpora = {size: nsmc.corpus_slice(args.corpus, size,
                                            os.path.join(work, f"corpus-{size:g}.txt"))
@@ -102,20 +106,21 @@ def main():
         spm_model = train_tokenizer([corpora[min(sizes)]], os.path.join(work, "ko"), 32_000)
         runs = {case: [] for case in cases}
         for _ in range(args.repeats):
-            for size, nsp, running in cases:
+            for size, nsp, running, version in cases:
                 flags = [f"--input={corpora[size]}", f"--spm_model={spm_model}",
                          f"--nsp_mode={nsp}", *RUNNING_MODES[running]]
-                runs[(size, nsp, running)].append(
-                    run_once(flags, os.path.join(work, "out")))
+                runs[(size, nsp, running, version)].append(
+                    run_once(flags, os.path.join(work, "out"), checkouts[version]))
         floor = import_floor(args.repeats)
     print(f"\nmedians of {args.repeats} runs; importing the job's module alone: {floor:.2f} s")
-    print("| corpus | NSP mode | running mode | examples | first byte | total | examples/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for (size, nsp, running), results in runs.items():
+    print("| corpus | NSP mode | running mode | version | examples | first byte | total | "
+          "examples/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (size, nsp, running, version), results in runs.items():
         first = statistics.median(r["first_byte"] or float("nan") for r in results)
         total = statistics.median(r["total"] for r in results)
         examples = results[0]["examples"]
-        print(f"| {size:g} MB | {nsp} | {running} | {examples:,} | {first:.2f} s | "
+        print(f"| {size:g} MB | {nsp} | {running} | {version} | {examples:,} | {first:.2f} s | "
               f"{total:.2f} s | {examples / total:,.0f} |")
 
 
