@@ -104,7 +104,9 @@ def load_pool(path: str, encode_line: LineEncoder) -> pretraining.RandomDocument
     with FileSystems.open(path) as f:
         arrays = np.load(io.BytesIO(f.read()))
         doc_lines = arrays["doc_lines"]
-        lines = arrays["text"].tobytes().decode("utf-8").split("\n") if doc_lines[-1] else []
+        # Decoded from the array's own buffer: no second copy of the text's bytes.
+        text = str(arrays["text"].data, "utf-8")
+        lines = text.split("\n") if doc_lines[-1] else []
         return pretraining.RandomDocumentPool(
             [bytes(k) for k in arrays["keys"]], lines, doc_lines, encode_line)
 
