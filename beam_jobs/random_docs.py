@@ -8,8 +8,9 @@ documents are then read again, grouped by file. The pool is written to one .npz 
 staging folder, and each worker process loads it once (`apache_beam.utils.shared.Shared`)
 and shares it between its threads. It holds the text of each sampled document's first lines
 (at most MAX_LINES), up to the line that reaches POOL_CHARACTERS_PER_SEQ times
-max_seq_length characters: a random B never needs more than max_seq_length pieces from its
-start line. Lines are tokenized on the workers when a B segment first reaches them
+max_seq_length characters: a random B starts at one of these lines and takes fewer than
+max_seq_length pieces, so a document's head gives it several start points. Lines are
+tokenized on the workers when a B segment first reaches them
 (bertdata.random_doc_pool), so the pool costs one read of the sampled heads, not a second
 tokenization of the corpus.
 """
