@@ -58,11 +58,7 @@ def _read_line(f: BinaryIO, max_line_bytes: int) -> tuple[bytes | None, int]:
     n = len(raw)
     if n <= max_line_bytes or raw.endswith(b"\n"):
         return raw, n
-    while True:  # too long: skip the rest of it
-        part = f.readline(_CHUNK)
-        n += len(part)
-        if not part or part.endswith(b"\n"):
-            return None, n
+    return None, n + _skip_line(f)
 
 
 def _line_text(raw: bytes | None, at_file_start: bool, counts: collections.Counter):
@@ -137,8 +133,7 @@ def _lines(f: BinaryIO, pos: int, max_line_bytes: int, counts: collections.Count
         if not cut:
             if len(pending) > max_line_bytes:  # no newline in sight: an over-long line
                 yield pos, None, _TOO_LONG
-                _, n = _skip_line(f, max_line_bytes)
-                pos += len(pending) + n
+                pos += len(pending) + _skip_line(f)
                 pending = b""
             continue
         block, pending = pending[:cut], pending[cut:]
@@ -175,14 +170,15 @@ def _clean_block_texts(block: bytes, raws: list[bytes], pos: int, max_line_bytes
     return texts
 
 
-def _skip_line(f: BinaryIO, max_line_bytes: int) -> tuple[None, int]:
-    """Consumes the rest of an over-long line; (None, bytes consumed incl. newline)."""
+def _skip_line(f: BinaryIO) -> int:
+    """Consumes the rest of an over-long line, a chunk at a time; returns the bytes consumed
+    (its newline included)."""
     n = 0
     while True:
         part = f.readline(_CHUNK)
         n += len(part)
         if not part or part.endswith(b"\n"):
-            return None, n
+            return n
 
 
 def read_documents(
