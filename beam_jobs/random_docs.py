@@ -17,6 +17,7 @@ tokenization of the corpus.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 
@@ -51,7 +52,8 @@ class RankDocumentsFn(beam.DoFn):
         self.options = options
 
     def process(self, file_range):
-        counts = {}  # these documents are counted when the examples are built
+        # Repaired lines are counted when the examples are built; these counts are dropped.
+        counts = collections.Counter()
         for offset, lines in read_range(file_range, counts, self.options.max_line_bytes):
             key = pretraining.document_key(lines)
             yield document_rank(key, self.options.example.seed), file_range[0], offset, key

@@ -365,6 +365,27 @@ def test_bad_inputs_are_skipped_counted_and_named(tmp_path, spm_model, sample_li
         sorted(read_records(os.path.join(alone, "train-*")))
 
 
+def test_random_doc_and_dedup_count_repaired_lines_as_the_default_job_does(tmp_path, spm_model,
+                                                                           sample_lines):
+    # Their extra passes over the corpus read every kind of line the reader repairs.
+    path = tmp_path / "awkward.txt"
+    path.write_bytes("\n".join(sample_lines[:80]).encode() + b"\nbroken \xff bytes\nnul \x00"
+                     b"\n" + b"y" * 2000 + b"\n \t\n\n" + "\n".join(sample_lines[80:160]).encode())
+    reader_counts = ("lines_invalid_utf8", "lines_with_nul_bytes", "lines_too_long",
+                     "lines_whitespace_only")
+
+    def repaired(*flags):
+        _, stats = run_job(tmp_path, path, spm_model, "--max_line_bytes=1000", *flags,
+                           out="o" + "".join(flags).replace("-", "_").replace("=", "_"))
+        assert stats["examples"] > 0
+        return [stats["skipped_or_repaired"].get(key, 0) for key in reader_counts]
+
+    default = repaired()
+    assert min(default) >= 1
+    for flags in (["--nsp_mode=random_doc"], ["--dedup=lines"], ["--dedup=documents"]):
+        assert repaired(*flags) == default, flags
+
+
 @pytest.mark.parametrize("flag,message", [
     ("--input={tmp}/nothing-*.txt", "matches no file"),
     ("--input={tmp}", "is a directory; give a glob of its files"),
