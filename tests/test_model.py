@@ -109,6 +109,7 @@ def trained_tiny():
     return model, x, model(x, training=False)
 
 
+@pytest.mark.slow  # trains (one step)
 @pytest.mark.xdist_group("trained_tiny")  # one worker makes the fixture once
 def test_a_saved_model_file_reproduces_the_outputs(trained_tiny, tmp_path):
     model, x, want = trained_tiny
@@ -118,6 +119,7 @@ def test_a_saved_model_file_reproduces_the_outputs(trained_tiny, tmp_path):
         np.testing.assert_allclose(got[k].numpy(), want[k].numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # trains (one step)
 @pytest.mark.xdist_group("trained_tiny")  # one worker makes the fixture once
 def test_a_saved_encoder_reproduces_the_backbone(trained_tiny, tmp_path):
     model, x, _ = trained_tiny
@@ -129,6 +131,7 @@ def test_a_saved_encoder_reproduces_the_backbone(trained_tiny, tmp_path):
                                    atol=1e-6)
 
 
+@pytest.mark.slow  # trains (one step)
 @pytest.mark.xdist_group("trained_tiny")  # one worker makes the fixture once
 def test_the_serve_signature_reproduces_the_logits(trained_tiny, tmp_path):
     from bertmodel.export import export_saved_model

@@ -253,16 +253,24 @@ def test_a_pool_segment_is_whole_lines_tokenized_up_to_the_target(tokenizer, sam
     draws = pt.UniformDraws(np.random.default_rng(3))
     for _ in range(300):
         target = int(draws.integer(-2, 90))
-        got = pool.sample(draws, target, exclude=b"").tolist()
-        # Some start line of some document, then as few whole lines as reach the target.
-        matches = []
-        for lines in encoded:
-            for start in range(len(lines)):
-                end = start + 1
-                while end < len(lines) and sum(map(len, lines[start:end])) < target:
-                    end += 1
-                matches.append(np.concatenate(lines[start:end]).tolist())
-        assert got in matches
+        got = pool.sample(draws, target, exclude=b"")
+        assert _is_whole_line_segment(got, encoded, target), target
+
+
+def _is_whole_line_segment(got, documents, target):
+    """Whether GOT is some start line of some document, then as few whole lines as reach
+    the target (at least one, at most the rest of the document)."""
+    for lines in documents:
+        ends = np.cumsum([len(line) for line in lines])
+        starts = ends - [len(line) for line in lines]
+        # The first line whose end reaches start + target closes the segment.
+        last = np.searchsorted(ends, starts + target)
+        last = np.clip(np.maximum(last, np.arange(len(lines))), 0, len(lines) - 1)
+        flat = np.concatenate(lines)
+        for start in np.flatnonzero(ends[last] - starts == len(got)):
+            if np.array_equal(flat[starts[start]:ends[last[start]]], got):
+                return True
+    return False
 
 
 def test_config_rejects_bad_values():
