@@ -14,6 +14,7 @@ from bertmodel.config import (
 )
 from bertmodel.devices import mirrored_strategy
 from bertmodel.model import BertBackbone, BertClassifier, BertPretrainer, dummy_inputs
+from bertmodel.replica_check import one_step_losses
 from bertmodel.schedule import WarmupCosine, default_warmup_steps
 
 TINY = dataclasses.replace(PRESETS["tiny"], vocab_size=60)
@@ -188,24 +189,8 @@ def test_mirrored_strategy_gives_the_one_device_loss():
     cfg = dataclasses.replace(TINY, dropout_rate=0.0, attention_dropout_rate=0.0)
     x, y = batch(cfg, b=8, seed=4)
     y["masked_lm_weights"][1::2, 1:] = 0  # replicas with different numbers of masks
-    ds = tf.data.Dataset.from_tensors((x, y))
-
-    def losses(strategy):
-        with strategy.scope():
-            tf.keras.utils.set_random_seed(3)
-            model = BertPretrainer(config=cfg)
-            model(dummy_inputs(cfg))
-            model.compile(optimizer=tf.keras.optimizers.SGD(0.01), jit_compile=False)
-            model.optimizer.build(model.trainable_variables)  # or fit would trace twice
-        data = strategy.experimental_distribute_dataset(ds) if strategy.num_replicas_in_sync \
-            > 1 else ds
-        hist = model.fit(data, epochs=1, verbose=0, shuffle=False)
-        # The loss after the update, on the whole batch, eagerly (no evaluate graph to trace).
-        after = model.compute_loss(x, y, model(x, training=False), training=False)
-        return hist.history["loss"][0], float(after)
-
-    one = losses(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    two = losses(mirrored_strategy(["/cpu:0", "/cpu:1"]))
+    one = one_step_losses(tf.distribute.OneDeviceStrategy("/cpu:0"), cfg, x, y)
+    two = one_step_losses(mirrored_strategy(["/cpu:0", "/cpu:1"]), cfg, x, y)
     assert two[0] == pytest.approx(one[0], rel=1e-5)
     assert two[1] == pytest.approx(one[1], rel=1e-4)  # same update from the same gradients
     assert one[1] < one[0]
