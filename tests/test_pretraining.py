@@ -261,8 +261,9 @@ def _is_whole_line_segment(got, documents, target):
     """Whether GOT is some start line of some document, then as few whole lines as reach
     the target (at least one, at most the rest of the document)."""
     for lines in documents:
-        ends = np.cumsum([len(line) for line in lines])
-        starts = ends - [len(line) for line in lines]
+        lengths = np.array([len(line) for line in lines])
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
         # The first line whose end reaches start + target closes the segment.
         last = np.searchsorted(ends, starts + target)
         last = np.clip(np.maximum(last, np.arange(len(lines))), 0, len(lines) - 1)
