@@ -202,8 +202,7 @@ def main(argv=None) -> int:
         print("error: no GPU is visible (pass --cpu to check the script on a CPU)",
               file=sys.stderr)
         return 2
-    if not args.skip_replica_check:
-        one, many = replicas_agree(devices, 1007)
+    losses = None if args.skip_replica_check else replicas_agree(devices, 1007)
     per_replica = {"seed": 64, "base": 32, "tiny": 16}
     rows = []
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as work:
@@ -222,8 +221,9 @@ def main(argv=None) -> int:
                         run_in_child(row, data, argv, work))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     print_table(rows, devices)
-    if args.skip_replica_check:
+    if losses is None:
         return 0
+    one, many = losses
     agree = abs(one - many) <= 1e-4 * max(1.0, abs(one))
     print(f"\n1 replica vs {len(devices)} replicas, same global batch, one SGD step: loss "
           f"{one:.6f} vs {many:.6f} ({'equal' if agree else 'DIFFERENT'})")
