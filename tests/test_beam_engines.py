@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import apache_beam as beam
 import pytest
@@ -21,6 +20,7 @@ from beam_jobs import create_pretraining_data as job
 from beam_jobs.options import JobOptions
 from tests import job_server_jars
 from tests.conftest import FNAPI, REPO
+from tests.services import Service, interpreter_env, wait_for
 
 # gRPC threads of a finished portable job may outlive the services they talked to and
 # report "Multiplexer hanging up"; the job itself has finished and been checked by then.
@@ -123,16 +123,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _wait_for_port(port, process, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"service exited: {process.stderr.read().decode()[-2000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("localhost", port)) == 0:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"nothing listened on port {port}")
+def _port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(("localhost", port)) == 0
 
 
 @pytest.mark.slow
@@ -140,26 +133,34 @@ def test_portable_runner_with_workers_in_other_processes(tmp_path, small_corpus,
                                                          in_process_records):
     job_port, worker_port = _free_port(), _free_port()
     services = [
-        subprocess.Popen([sys.executable, "-m",
-                          "apache_beam.runners.portability.local_job_service_main",
-                          f"--port={job_port}"], cwd=REPO, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE),
-        subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                          f"--service_port={worker_port}"], cwd=REPO,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+        Service("the job service",
+                [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
+                 f"--port={job_port}"], cwd=REPO),
+        Service("the worker pool",
+                [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                 f"--service_port={worker_port}"], cwd=REPO),
     ]
+    out = str(tmp_path / "out")
+    log = tmp_path / "job.log"
     try:
         for port, service in zip((job_port, worker_port), services, strict=True):
-            _wait_for_port(port, service)
-        out = str(tmp_path / "out")
-        job.run([f"--input={small_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",
+            wait_for(lambda p=port: _port_open(p), services, 60, f"{service.name}'s port")
+        with open(log, "w") as log_file:
+            launcher = subprocess.Popen(
+                [sys.executable, "-m", "beam_jobs.create_pretraining_data",
+                 f"--input={small_corpus}", f"--output_dir={out}", f"--spm_model={spm_model}",
                  *JOB_FLAGS, "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}",
-                 "--environment_type=EXTERNAL",
-                 f"--environment_config=localhost:{worker_port}"])
+                 "--environment_type=EXTERNAL", f"--environment_config=localhost:{worker_port}"],
+                cwd=REPO, env=interpreter_env(), stdout=log_file, stderr=subprocess.STDOUT)
+            try:
+                wait_for(lambda: launcher.poll() is not None, services, 300, "the job")
+            finally:
+                launcher.kill()
+                launcher.wait()
     finally:
         for service in services:
-            service.kill()
-            service.wait()
+            service.stop()
+    assert launcher.returncode == 0, log.read_text()[-3000:]
     assert_same_records(out, in_process_records)
 
 
