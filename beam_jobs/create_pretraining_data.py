@@ -52,12 +52,13 @@ import bertdata
 from beam_jobs import inputs, progress
 from beam_jobs.dedup import MarkDuplicates
 from beam_jobs.examples import CreateRecordBlobs
-from beam_jobs.options import DESCRIPTION, JobOptions, make_parser
 from beam_jobs.publish import DatasetError, PublishDataset, read_json, remove_folder, retire_dataset
 from beam_jobs.random_docs import SampleRandomDocuments
+from beam_jobs.settings import DESCRIPTION, JobSettings, make_parser
 from beam_jobs.shards import WriteShardPieces
 from beam_jobs.stats import merge_counts
 from bertcommon import cli, logs
+from bertcommon.errors import BertpipeError
 from bertcommon.files import FolderInUse, run_lock
 from bertdata import schema
 from bertdata.tokenizer import Tokenizer
@@ -67,7 +68,7 @@ log = logging.getLogger("beam_jobs.create_pretraining_data")
 STAGING_PREFIX = ".staging-"
 
 
-class JobError(cli.CommandError):
+class JobError(BertpipeError):
     """A problem with the job's inputs or flags, reported before any work starts."""
 
 
@@ -102,7 +103,7 @@ def load_model(path: str) -> tuple[bytes, Tokenizer]:
         raise JobError(f"--spm_model {e}") from None
 
 
-def check_output_dir(output_dir: str, overwrite: bool) -> None:
+def check_dataset_dir(output_dir: str, overwrite: bool) -> None:
     if "://" not in output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise JobError(f"--output_dir {output_dir} is a file, not a directory")
     if FileSystems.exists(FileSystems.join(output_dir, schema.METADATA_FILE)) and not overwrite:
@@ -127,7 +128,7 @@ def remove_stale_staging(output_dir: str) -> None:
         remove_folder(folder)
 
 
-def build_pipeline(p: beam.Pipeline, options: JobOptions, model_proto: bytes,
+def build_pipeline(p: beam.Pipeline, options: JobSettings, model_proto: bytes,
                    dataset_facts: dict, run_id: str, channel=None, started_at=None) -> None:
     """Wires the job; only options.inputs (the globs) says which files it reads."""
     staging = FileSystems.join(options.output_dir, f"{STAGING_PREFIX}{run_id}")
@@ -163,21 +164,21 @@ def _is_local(pipeline_options: PipelineOptions) -> bool:
     return "Dataflow" not in str(runner)
 
 
-def run(argv=None) -> dict | None:
-    """Parses flags into JobOptions and Beam's PipelineOptions, then `run_job`.
+def run_from_flags(argv=None) -> dict | None:
+    """Parses flags into JobSettings and Beam's PipelineOptions, then `run_job`.
 
     Raises JobError for bad inputs or flags (before work starts); a pipeline failure raises
     what the runner raised (see `failure_message`).
     """
     args, beam_args = make_parser().parse_known_args(argv)
     try:
-        options = cli.settings_from_args(JobOptions, args)
+        options = cli.settings_from_args(JobSettings, args)
     except cli.SettingsError as e:
         raise JobError(f"invalid flags: {e}") from None
     return run_with_beam_flags(options, beam_args)
 
 
-def run_with_beam_flags(options: JobOptions, beam_args: list[str]) -> dict | None:
+def run_with_beam_flags(options: JobSettings, beam_args: list[str]) -> dict | None:
     """`run_job` with Beam's pipeline options parsed from BEAM_ARGS (checked first)."""
     pipeline_options = PipelineOptions(beam_args)
     check_beam_flags(pipeline_options, make_parser())
@@ -208,12 +209,12 @@ def check_beam_flags(pipeline_options: PipelineOptions, parser) -> None:
                        "pipeline options know it")
 
 
-def run_job(options: JobOptions, pipeline_options: PipelineOptions) -> dict | None:
+def run_job(options: JobSettings, pipeline_options: PipelineOptions) -> dict | None:
     """Checks the inputs, runs the pipeline (which publishes the dataset) and returns the
     stats dict; None for a dry run or a launcher that does not wait."""
     check_inputs(options.inputs)
     model_proto, tokenizer = load_model(options.spm_model)
-    check_output_dir(options.output_dir, options.overwrite)
+    check_dataset_dir(options.output_dir, options.overwrite)
     standard = pipeline_options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "FnApiRunner"
@@ -257,7 +258,7 @@ def _quiet_workers(pipeline_options: PipelineOptions):
     return contextlib.nullcontext()
 
 
-def _run_pipeline(options: JobOptions, pipeline_options: PipelineOptions, model_proto: bytes,
+def _run_pipeline(options: JobSettings, pipeline_options: PipelineOptions, model_proto: bytes,
                   tokenizer) -> dict | None:
     standard = pipeline_options.view_as(StandardOptions)
     dry_run = pipeline_options.view_as(TestOptions).dry_run
@@ -338,13 +339,13 @@ def _log_summary(stats: dict) -> None:
                     100 * stats["unk_rate"], 100 * UNK_RATE_WARNING)
 
 
-def _command(options: JobOptions, beam_args: list[str]) -> None:
+def _command(options: JobSettings, beam_args: list[str]) -> None:
     try:
         stats = run_with_beam_flags(options, beam_args)
     except JobError:
         raise
     except Exception as e:  # the pipeline failed: say why in one line
-        raise cli.CommandError(f"the data job failed: {failure_message(e)}",
+        raise BertpipeError(f"the data job failed: {failure_message(e)}",
                                2 if is_input_error(e) else 1) from None
     if stats is not None:
         _log_summary(stats)
@@ -354,7 +355,7 @@ def _command(options: JobOptions, beam_args: list[str]) -> None:
 
 
 def main(argv=None) -> int:
-    return cli.run_command(JobOptions, _command, argv, description=DESCRIPTION,
+    return cli.run_command(JobSettings, _command, argv, description=DESCRIPTION,
                            pass_unknown_flags=True)
 
 

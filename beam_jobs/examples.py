@@ -13,8 +13,8 @@ import numpy as np
 
 from beam_jobs import stats
 from beam_jobs.inputs import CountingDoFn, read_range
-from beam_jobs.options import JobOptions
 from beam_jobs.random_docs import SharedPool
+from beam_jobs.settings import JobSettings
 from bertdata import pretraining, schema, wire_format
 from bertdata.tokenizer import SPECIAL_IDS, Tokenizer
 
@@ -42,7 +42,7 @@ class _PendingExamples:
         return len(self.pairs)
 
 
-def serialize_batch(batch: pretraining.ExampleBatch, options: JobOptions) -> list[bytes]:
+def serialize_batch(batch: pretraining.ExampleBatch, options: JobSettings) -> list[bytes]:
     """The records of a batch in the job's format (see bertdata.wire_format)."""
     masked = batch.num_masked is not None
     if options.record_format == "compact":
@@ -69,7 +69,7 @@ class BuildRecordBlobsFn(CountingDoFn):
     BATCH_EXAMPLES = 1024
     TOKENIZE_LINES = 2048  # documents are tokenized in groups of about this many lines
 
-    def __init__(self, options: JobOptions, model_proto: bytes, progress=None):
+    def __init__(self, options: JobSettings, model_proto: bytes, progress=None):
         self.options = options
         self.model_proto = model_proto
         self.progress = progress
@@ -164,7 +164,7 @@ class CreateRecordBlobs(beam.PTransform):
     random_doc's pool file (see beam_jobs.random_docs), or None.
     """
 
-    def __init__(self, options: JobOptions, model_proto: bytes, pool_path=None,
+    def __init__(self, options: JobSettings, model_proto: bytes, pool_path=None,
                  progress=None):
         super().__init__()
         self.options = options

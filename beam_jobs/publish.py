@@ -22,7 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import shards, stats
-from beam_jobs.options import JobOptions
+from beam_jobs.settings import JobSettings
 from bertdata import schema
 
 
@@ -73,7 +73,7 @@ def retire_dataset(output_dir: str) -> None:
         FileSystems.delete(old)
 
 
-def check_complete(options: JobOptions, pieces, counts: dict, skipped) -> None:
+def check_complete(options: JobSettings, pieces, counts: dict, skipped) -> None:
     """Raises DatasetError unless the output is non-empty and every example was written."""
     built = stats.split_examples(counts)
     if built[schema.TRAIN] == 0:
@@ -94,7 +94,7 @@ def check_complete(options: JobOptions, pieces, counts: dict, skipped) -> None:
 
 
 class PlanShardsFn(beam.DoFn):
-    def __init__(self, options: JobOptions):
+    def __init__(self, options: JobSettings):
         self.options = options
 
     def process(self, _, pieces, counts, skipped):
@@ -107,7 +107,7 @@ class PlanShardsFn(beam.DoFn):
 
 
 class WriteMetadataFn(beam.DoFn):
-    def __init__(self, options: JobOptions, staging_dir: str, dataset_facts: dict,
+    def __init__(self, options: JobSettings, staging_dir: str, dataset_facts: dict,
                  started_at: float):
         self.options = options
         self.staging_dir = staging_dir
@@ -137,7 +137,7 @@ class WriteMetadataFn(beam.DoFn):
 class PublishDataset(beam.PTransform):
     """(pieces, counts, skipped files) -> the published dataset's stats (a singleton)."""
 
-    def __init__(self, options: JobOptions, staging_dir: str, dataset_facts: dict,
+    def __init__(self, options: JobSettings, staging_dir: str, dataset_facts: dict,
                  started_at: float):
         super().__init__()
         self.options = options

@@ -28,7 +28,7 @@ from apache_beam.transforms.combiners import TopCombineFn
 from apache_beam.utils import shared
 
 from beam_jobs.inputs import read_documents_at, read_range
-from beam_jobs.options import JobOptions
+from beam_jobs.settings import JobSettings
 from bertdata import pretraining
 from bertdata.random_doc_pool import LineEncoder
 
@@ -48,7 +48,7 @@ class RankDocumentsFn(beam.DoFn):
     """Range -> (rank, path, offset, key) of each document it owns; no text leaves the
     worker (the key is the document's identity, which the pool needs to exclude it)."""
 
-    def __init__(self, options: JobOptions):
+    def __init__(self, options: JobSettings):
         self.options = options
 
     def process(self, file_range):
@@ -63,7 +63,7 @@ class ReadSampledFn(beam.DoFn):
     """(path, [(rank, offset, key)]) -> (rank, key, first lines as UTF-8 text joined by
     newlines, number of lines) of each sampled document."""
 
-    def __init__(self, options: JobOptions):
+    def __init__(self, options: JobSettings):
         self.options = options
 
     def process(self, path_and_sample):
@@ -130,7 +130,7 @@ class SharedPool:
 class SampleRandomDocuments(beam.PTransform):
     """Ranges -> the path of the pool file (a singleton), written into staging_dir."""
 
-    def __init__(self, options: JobOptions, staging_dir: str):
+    def __init__(self, options: JobSettings, staging_dir: str):
         super().__init__()
         self.options = options
         self.pool_path = FileSystems.join(staging_dir, POOL_FILE)

@@ -32,16 +32,18 @@ sys.path.insert(0, REPO)
 
 
 def pretrain(workdir: str, epochs: int) -> str:
+    from bertdata.example_settings import ExampleSettings
     from bertpipe import end_to_end
     from bertpipe.sample_task import SAMPLE
 
     model_dir = os.path.join(workdir, "model")
     if not os.path.isfile(os.path.join(model_dir, "encoder.keras")):
         start = time.perf_counter()
-        summary = end_to_end.run(end_to_end.EndToEndConfig(
-            corpus=SAMPLE, workdir=workdir, vocab_size=600, max_seq_length=64, dupe_factor=5,
+        summary = end_to_end.run_pipeline(end_to_end.EndToEndSettings(
+            corpus=SAMPLE, workdir=workdir, vocab_size=600,
+        example=ExampleSettings(max_seq_length=64, dupe_factor=5, seed=3),
             eval_fraction=0.1, config="mini", batch_size=8, epochs=epochs,
-            learning_rate=2e-3, workers=1, seed=3))
+            learning_rate=2e-3, workers=1))
         print(f"pretrained {epochs} epochs in {time.perf_counter() - start:.0f} s: MLM "
               f"accuracy {summary['mlm_accuracy']:.3f} (most frequent piece "
               f"{summary['mlm_accuracy_most_frequent_piece_baseline']:.3f}), NSP "
@@ -50,16 +52,16 @@ def pretrain(workdir: str, epochs: int) -> str:
 
 
 def finetune_both(model_dir: str, task: tuple[str, str], out: str, args, lr, seed) -> dict:
-    from bertmodel import finetune
+    from bertmodel.tasks import classifier
 
     scores = {}
     for scratch in (False, True):
-        config = finetune.FinetuneConfig(overwrite=True,
+        config = classifier.FinetuneSettings(overwrite=True,
             model_dir=model_dir, train=task[0], eval=task[1],
             output_dir=os.path.join(out, f"lr{lr}-seed{seed}-{'scratch' if scratch else 'pre'}"),
             epochs=args.epochs, patience=args.epochs, batch_size=16, max_seq_length=64,
             learning_rate=lr, from_scratch=scratch, seed=seed, export=False)
-        scores[scratch] = finetune.finetune(config)
+        scores[scratch] = classifier.finetune(config)
     return scores
 
 

@@ -41,14 +41,14 @@ for _percent in (1, 30):
 
 
 def run(args, setting: str, scratch: bool, seed: int) -> dict:
-    from bertmodel import finetune
+    from bertmodel.tasks import classifier
 
     out = os.path.join(args.workdir, f"{setting}-{'scratch' if scratch else 'pre'}-{seed}")
-    config = finetune.FinetuneConfig(
+    config = classifier.FinetuneSettings(
         model_dir=args.model_dir, train=args.train, eval=args.eval, test=args.test,
         output_dir=out, from_scratch=scratch, seed=seed, export=False, overwrite=True,
         **SETTINGS[setting])
-    return finetune.finetune(config)
+    return classifier.finetune(config)
 
 
 def main():

@@ -13,11 +13,11 @@ every combination of the
 presets, strategy (the default single device, and MirroredStrategy over every visible GPU),
 precision (bf16, fp32) and XLA (on, off), and reads seq/s and tokens/s from the trainer's own
 step logs, over the steps after the first log window (which holds tracing and compiling).
-MFU divides the formula's FLOPs (bertmodel.flops) by the peak of all the devices used: the
+MFU divides the formula's FLOPs (bertmodel.training.flops) by the peak of all the devices used: the
 GPU's bf16 or fp32 dense peak looked up by its name, or --peak_tflops per device. A failed
 combination is a row saying why. It also checks that one replica and N replicas give the
 same loss on the same global batch (dropout off, same initial weights, one SGD step).
-Prints one table in Markdown, ready for benchmarks/README.md.
+Prints one table in Markdown, ready for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def write_records(directory: str, vocab_size: int, count: int, seed: int = 0) ->
         f.write(wire_format.frame_records(records))
     meta = schema.DatasetMetadata.build(
         record_format="compact", masking="static", compression=schema.Compression.NONE,
-        example_config=pretraining.ExampleConfig(max_seq_length=SEQ,
+        example_config=pretraining.ExampleSettings(max_seq_length=SEQ,
                                                  max_predictions_per_seq=PREDS),
         tokenizer_sha256="synthetic", tokenizer_path="", vocab_size=vocab_size,
         special_ids={}, package_version="gpu_check",
@@ -81,15 +81,16 @@ class Row:
 
 def measured(log_dir: str, tag: str) -> float | None:
     """The trainer's scalar over its last log window (the first holds compiling)."""
-    from bertmodel.callbacks import read_step_scalars
+    from bertmodel.training.callbacks import read_step_scalars
 
     values = [value for run in read_step_scalars(log_dir, tag) for _, value in run]
     return values[-1] if len(values) > 1 else None
 
 
 def run_one(row: Row, data: str, args, work: str) -> Row:
-    from bertmodel import flops, train
-    from bertmodel.config import PRESETS
+    from bertmodel import train
+    from bertmodel.model.config import PRESETS
+    from bertmodel.training import flops
 
     model_dir = os.path.join(work, f"{row.config}-{row.strategy}-{row.precision}-{row.xla}")
     flags = [f"--tfrecords={data}", f"--model_dir={model_dir}", f"--config={row.config}",
@@ -98,7 +99,7 @@ def run_one(row: Row, data: str, args, work: str) -> Row:
              f"--mixed_precision={row.precision}", f"--jit_compile={str(row.xla).lower()}",
              "--pad_to=max", "--verbose=0", "--no-save_outputs"]
     try:
-        train.run(flags)
+        train.train_from_flags(flags)
     except Exception as e:  # a failed combination is a finding, not the end of the check
         lines = [x.strip() for x in str(e).splitlines()
                  if x.strip() and not x.strip().startswith(("File ", "[["))]
@@ -120,9 +121,9 @@ def replicas_agree(devices: list[str], vocab_size: int) -> tuple[float, float]:
     import numpy as np
     import tensorflow as tf
 
-    from bertmodel.config import PRESETS
-    from bertmodel.devices import mirrored_strategy
-    from bertmodel.replica_check import one_step_losses
+    from bertmodel.model.config import PRESETS
+    from bertmodel.training.devices import mirrored_strategy
+    from bertmodel.training.replica_check import one_step_losses
 
     cfg = dataclasses.replace(PRESETS["tiny"], vocab_size=vocab_size, dropout_rate=0.0,
                               attention_dropout_rate=0.0)
@@ -142,7 +143,7 @@ def replicas_agree(devices: list[str], vocab_size: int) -> tuple[float, float]:
 
 def set_up_devices(cpu: bool, tf) -> list[str]:
     if cpu:
-        from bertmodel.devices import split_cpu
+        from bertmodel.training.devices import split_cpu
 
         split_cpu(2)
         return [d.name for d in tf.config.list_logical_devices("CPU")]

@@ -65,8 +65,7 @@ def main():
     args = p.parse_args()
     import tokenizers
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-    from korean_stress import syllable_then_final_jamo
+    from bertdata.hf_tokenizer import syllable_then_final_jamo
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bertdata import pretraining, schema, wire_format  # noqa: E402
+from bertdata.tfdata import dataset_files  # noqa: E402
 
 
 def write_records(directory, num_examples, seq_len, num_preds, vocab, num_files=8):
@@ -43,7 +44,7 @@ def write_records(directory, num_examples, seq_len, num_preds, vocab, num_files=
         _write_tfrecord(path, records)
     meta = schema.DatasetMetadata.build(
         record_format="compact", masking="static", compression=schema.Compression.NONE,
-        example_config=pretraining.ExampleConfig(max_seq_length=seq_len,
+        example_config=pretraining.ExampleSettings(max_seq_length=seq_len,
                                                  max_predictions_per_seq=num_preds, seed=0),
         tokenizer_sha256="synthetic", tokenizer_path="", vocab_size=vocab, special_ids={},
         splits={}, package_version="input_throughput")
@@ -73,7 +74,7 @@ def baseline_dataset(pattern, batch_size, seq_len, num_preds):
     """The common way: parse each record on its own, then padded_batch."""
     import tensorflow as tf
 
-    spec = schema.parse_spec("compact", masked=True)
+    spec = dataset_files.parse_spec("compact", masked=True)
     spec = {k: (tf.io.VarLenFeature(tf.int64) if k != schema.NEXT_SENTENCE_LABELS else v)
             for k, v in spec.items()}
 

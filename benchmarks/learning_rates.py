@@ -9,7 +9,7 @@ passes, 5% of the documents held out); then `bertmodel.train` trains each preset
 peak learning rate for --steps steps of --batch_size with the same seed, so every run sees
 the same batches, and reports the held-out MLM accuracy next to always answering the most
 frequent masked piece (the unigram plateau a model sits on before it learns context).
-The presets' defaults (bertmodel/config.py) come from this table.
+The presets' defaults (bertmodel/model/config.py) come from this table.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def build_dataset(args) -> str:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from beam_jobs.create_pretraining_data import run_job
-    from beam_jobs.options import JobOptions
-    from bertdata.pretraining import ExampleConfig
+    from beam_jobs.settings import JobSettings
+    from bertdata.pretraining import ExampleSettings
     from bertdata.tokenizer import train_tokenizer
 
     data = os.path.join(args.workdir, "data")
@@ -39,8 +39,8 @@ def build_dataset(args) -> str:
         prefix = os.path.join(args.workdir, "tokenizer")
         train_tokenizer([args.corpus], prefix, args.vocab_size)
         spm_model = prefix + ".model"
-    run_job(JobOptions(inputs=(args.corpus,), output_dir=data, spm_model=spm_model,
-                       example=ExampleConfig(dupe_factor=args.dupe_factor, seed=7),
+    run_job(JobSettings(inputs=(args.corpus,), output_dir=data, spm_model=spm_model,
+                       example=ExampleSettings(dupe_factor=args.dupe_factor, seed=7),
                        eval_fraction=0.05), PipelineOptions([]))
     return data
 
@@ -48,10 +48,10 @@ def build_dataset(args) -> str:
 def train_once(data: str, args, config: str, learning_rate: float) -> tuple[float, float]:
     """(held-out MLM accuracy, seconds)."""
     from bertmodel.train import train
-    from bertmodel.train_config import TrainConfig
+    from bertmodel.training.settings import TrainSettings
 
     start = time.perf_counter()
-    summary = train(TrainConfig(
+    summary = train(TrainSettings(
         tfrecords=data, eval_tfrecords=os.path.join(data, "eval-*"),
         model_dir=os.path.join(args.workdir, f"{config}-{learning_rate:g}"), config=config,
         batch_size=args.batch_size, train_steps=args.steps, learning_rate=learning_rate,

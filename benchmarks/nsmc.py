@@ -15,7 +15,7 @@ line; plain or .gz). Stages, each timed:
      architecture from random weights, each with its own learning rate and epochs chosen on
      a dev split carved from NSMC train by a hash of the review id (never the test set),
      then scored once on NSMC test;
-  5. the bag-of-words baseline (bertmodel.bag_of_words) on the same split.
+  5. the bag-of-words baseline (bertmodel.tasks.bag_of_words) on the same split.
 Fine-tuning reads --finetune_examples training reviews (0: all). Results go to
 WORKDIR/results.json and print as a table.
 """
@@ -104,15 +104,15 @@ def make_data(args, corpus: str, spm_model: str, output_dir: str) -> str:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from beam_jobs.create_pretraining_data import run_job
-    from beam_jobs.options import JobOptions
-    from bertdata.pretraining import ExampleConfig
+    from beam_jobs.settings import JobSettings
+    from bertdata.pretraining import ExampleSettings
 
     with timed("data job"):
-        example = ExampleConfig(max_seq_length=args.max_seq_length,
+        example = ExampleSettings(max_seq_length=args.max_seq_length,
                                 max_predictions_per_seq=args.max_predictions_per_seq,
                                 masked_lm_prob=args.masked_lm_prob, nsp_mode=args.nsp_mode,
                                 masking=args.masking, dupe_factor=args.dupe_factor)
-        run_job(JobOptions(inputs=(corpus,), output_dir=output_dir, spm_model=spm_model,
+        run_job(JobSettings(inputs=(corpus,), output_dir=output_dir, spm_model=spm_model,
                            example=example, eval_fraction=0.01, overwrite=True),
                 PipelineOptions([f"--direct_num_workers={os.cpu_count()}",
                                  "--direct_running_mode=multi_processing"]))
@@ -122,10 +122,10 @@ def make_data(args, corpus: str, spm_model: str, output_dir: str) -> str:
 def run_pretraining(args, data: str, spm_model: str, model_dir: str) -> dict:
     """`bertmodel.train` for --pretrain_steps; returns the steps and held-out figures."""
     from bertmodel.train import train
-    from bertmodel.train_config import TrainConfig
+    from bertmodel.training.settings import TrainSettings
 
     with timed("pretraining"):
-        summary = train(TrainConfig(
+        summary = train(TrainSettings(
             tfrecords=data, model_dir=model_dir, config=args.config,
             eval_tfrecords=os.path.join(data, "eval-*"), batch_size=args.batch_size,
             train_steps=args.pretrain_steps, spm_model=spm_model, verbose=0,
@@ -135,13 +135,13 @@ def run_pretraining(args, data: str, spm_model: str, model_dir: str) -> dict:
 
 def finetune_tuned(args, model_dir: str, tasks: dict, scratch: bool) -> dict:
     """Fine-tunes once per learning rate, keeps the rate best on dev, reports its test score."""
-    from bertmodel import finetune
+    from bertmodel.tasks import classifier
 
     runs = []
     for rate in args.learning_rates:
         out = os.path.join(os.path.dirname(model_dir), f"{'scratch' if scratch else 'pre'}-{rate}")
         with timed(f"fine-tuning {'from scratch' if scratch else 'pretrained'} at {rate}"):
-            result = finetune.finetune(finetune.FinetuneConfig(overwrite=True,
+            result = classifier.finetune(classifier.FinetuneSettings(overwrite=True,
                 model_dir=model_dir, train=tasks["train"], eval=tasks["dev"],
                 test=tasks["test"], output_dir=out, epochs=args.finetune_epochs,
                 batch_size=args.finetune_batch_size, learning_rate=rate,

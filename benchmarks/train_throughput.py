@@ -70,8 +70,8 @@ class StepTimer:
 
 
 def build_project(cfg, jit):
-    from bertmodel.model import BertPretrainer
-    from bertmodel.schedule import WarmupCosine, make_optimizer
+    from bertmodel.model.bert import BertPretrainer
+    from bertmodel.training.schedule import WarmupCosine, make_optimizer
 
     model = BertPretrainer(config=cfg)
     model.compile(optimizer=make_optimizer("adam", WarmupCosine(2.5e-4, 100, 10_000)),
@@ -119,8 +119,8 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from bertmodel.config import load_config
-    from bertmodel.devices import resolve_jit, resolve_precision
+    from bertmodel.model.config import load_config
+    from bertmodel.training.devices import resolve_jit, resolve_precision
 
     precision = resolve_precision(args.mixed_precision)
     policy = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[precision]
@@ -153,7 +153,7 @@ def main(argv=None):
                   flush=True)
     ours_rate = statistics.median(rates["project"])
     base_rate = statistics.median(rates["keras_hub"]) if "keras_hub" in rates else float("nan")
-    from bertmodel.flops import device_peak, flops_per_sequence, skipped_flops_per_sequence
+    from bertmodel.training.flops import device_peak, flops_per_sequence, skipped_flops_per_sequence
 
     flops = flops_per_sequence(cfg, s, pr)
     peak, peak_note = device_peak(precision)

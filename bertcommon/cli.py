@@ -15,8 +15,8 @@ flag. The same checks run whether the settings come from the command line or fro
 bad value is a `SettingsError` (a ValueError) naming the flag.
 
 `run_command` parses the flags, configures the package's logging (`--verbosity`), builds the
-settings, runs the command's body and turns a `CommandError` or `SettingsError` into one line
-on stderr with exit code 2.
+settings, runs the command's body and turns the library's `BertpipeError` (its exit code) or a
+`SettingsError` (exit code 2) into one line on stderr.
 """
 
 from __future__ import annotations
@@ -31,19 +31,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bertcommon import logs
+from bertcommon.errors import BertpipeError
 
 
 class SettingsError(ValueError):
     """A setting that cannot work, named by its flag."""
-
-
-class CommandError(Exception):
-    """What a command reports in one line (bad input, a folder in use, a failed run); exit
-    code 2 for what the user can fix, 1 for a failure of the work itself."""
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,12 +128,12 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(part for part in text.split(",") if part)
 
 
-def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, annotation) -> None:
+def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, annotation,
+              default) -> None:
     value_type, _ = _value_type(annotation)
     meta = field.metadata
-    required = field.default is _MISSING and field.default_factory is _MISSING
-    default = None if required else (
-        field.default if field.default is not _MISSING else field.default_factory())
+    required = default is _MISSING
+    default = None if required else default
     kwargs: dict[str, Any] = {"help": meta.get("help") or None}
     if value_type is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -168,14 +160,22 @@ def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, annotat
     parser.add_argument(f"--{flag_name(field)}", **kwargs)
 
 
-def _fields(settings_type: type):
-    """(field, annotation) of every flag, nested Settings flattened."""
+def _own_default(field: dataclasses.Field):
+    if field.default is not _MISSING:
+        return field.default
+    return field.default_factory() if field.default_factory is not _MISSING else _MISSING
+
+
+def _fields(settings_type: type, defaults: Settings | None = None):
+    """(field, annotation, default) of every flag, nested Settings flattened. A nested
+    field's default instance gives its flags' defaults (an outer command may change some)."""
     hints = _types(settings_type)
     for field in dataclasses.fields(settings_type):
+        default = getattr(defaults, field.name) if defaults is not None else _own_default(field)
         if _is_settings(hints[field.name]):
-            yield from _fields(hints[field.name])
+            yield from _fields(hints[field.name], None if default is _MISSING else default)
         else:
-            yield field, hints[field.name]
+            yield field, hints[field.name], default
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -190,8 +190,8 @@ def make_parser(settings_type: type, description: str) -> argparse.ArgumentParse
     """The command's parser: one flag per field, and --verbosity."""
     parser = _OneLineErrors(description=description,
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for field, annotation in _fields(settings_type):
-        _add_flag(parser, field, annotation)
+    for field, annotation, default in _fields(settings_type):
+        _add_flag(parser, field, annotation, default)
     parser.add_argument("--verbosity", choices=logs.VERBOSITIES, default="info",
                         help="info: this package's progress and summary; debug: also the "
                              "libraries' logs (Beam, TensorFlow, Keras, Beam's workers); "
@@ -222,7 +222,7 @@ def run_command(settings_type: type, body: Callable, argv: Sequence[str] | None 
                 pass_unknown_flags: bool = False) -> int:
     """Parses ARGV into SETTINGS_TYPE and runs `body(settings)` (with `pass_unknown_flags`,
     `body(settings, unknown_flags)`). Returns body's exit status (None: 0), or 2 after one
-    line on stderr for bad settings or a CommandError."""
+    line on stderr for bad settings or a BertpipeError."""
     parser = make_parser(settings_type, description)
     try:
         if pass_unknown_flags:
@@ -240,7 +240,7 @@ def run_command(settings_type: type, body: Callable, argv: Sequence[str] | None 
     except SettingsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except CommandError as e:
+    except BertpipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     return status or 0

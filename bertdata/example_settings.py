@@ -21,7 +21,7 @@ RANDOM_DOC_UNAVAILABLE = "random_next_unavailable"
 
 
 @dataclasses.dataclass(frozen=True)
-class ExampleConfig(cli.Settings):
+class ExampleSettings(cli.Settings):
     """How examples are cut from documents and masked (the data job's flags)."""
 
     max_seq_length: int = cli.flag(

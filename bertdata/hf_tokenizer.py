@@ -2,8 +2,8 @@
 
 `tokenizer_json(model_proto)` describes, in the `tokenizers` library's terms, the pipeline
 SentencePiece runs for the models `bertdata.tokenizer` trains, so that `transformers`'
-AutoTokenizer gives the ids of `Tokenizer.encode` (tests/test_hf_export.py checks it on a
-stress set, for every `--normalization` and with `--byte_fallback`):
+AutoTokenizer gives the ids of `Tokenizer.encode` (tests/integration/test_hf_export.py checks
+it on a stress set, for every `--normalization` and with `--byte_fallback`):
 
 - normalizer (the whole text at once): Unicode NFC, the model's own precompiled
   normalization map, NFC again, then SentencePiece's white-space rules (strip both ends,
@@ -21,7 +21,7 @@ stress set, for every `--normalization` and with `--byte_fallback`):
 - post-processor: `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]` with segment ids 0 up to and
   including the first [SEP], 1 after it.
 
-Where the two cannot agree (README, "Share it on the Hugging Face Hub"; pinned by tests):
+Where the two cannot agree (docs/hugging-face.md; pinned by tests):
 a syllable without a final consonant followed by a final-consonant jamo (화 + ㄳ: the NFC
 after the map composes them, SentencePiece keeps them apart; without that NFC, typed jamo
 such as ㄱㅐ would differ, 145 NSMC reviews instead of 2), a text that is one special piece
@@ -36,6 +36,7 @@ allow.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 
 import sentencepiece as spm
 
@@ -246,3 +247,21 @@ def tokenizer_json(model_proto: bytes) -> dict:
                   "vocab": {p: i for i, p in enumerate(pieces)},
                   "merges": _merges(sp, pieces)},
     }
+
+
+def _is_final_consonant(char: str) -> bool:
+    """A conjoining final consonant, or a compatibility jamo that NFKC makes one (the
+    clusters that only end a syllable: ㄳ ㄵ ㄶ ㄺ ...)."""
+    code = ord(unicodedata.normalize("NFKC", char)[0])
+    return 0x11A8 <= code <= 0x11FF or 0xD7CB <= code <= 0xD7FB
+
+
+def syllable_then_final_jamo(text: str) -> bool:
+    """True where a precomposed syllable without a final consonant is followed by a final
+    consonant jamo: the one Hangul input on which the Hugging Face export composes what
+    SentencePiece keeps apart (화 + ㄳ: SentencePiece 화 ᆪ, the export 홗)."""
+    for first, second in zip(text, text[1:], strict=False):
+        lv = 0xAC00 <= ord(first) <= 0xD7A3 and (ord(first) - 0xAC00) % 28 == 0
+        if lv and _is_final_consonant(second):
+            return True
+    return False

@@ -13,7 +13,7 @@ from bertdata.example_settings import (
     DOCUMENTS_SINGLE_LINE,
     LINES_TRAILING_DROPPED,
     RANDOM_DOC_UNAVAILABLE,
-    ExampleConfig,
+    ExampleSettings,
 )
 from bertdata.random_doc_pool import RandomDocumentPool
 from bertdata.random_streams import RandomStream, UniformDraws, generator_of
@@ -22,7 +22,7 @@ from bertdata.random_streams import RandomStream, UniformDraws, generator_of
 def document_pairs(
     doc: Sequence[np.ndarray] | tuple[np.ndarray, Sequence[int]],
     rng: RandomStream | np.random.Generator,
-    config: ExampleConfig,
+    config: ExampleSettings,
     *,
     key: bytes = b"",
     pool: RandomDocumentPool | None = None,

@@ -2,7 +2,7 @@
 
 Everything here takes token ids (numpy int32 arrays, one per line of a document) and
 explicit random streams. The parts, each in its own module:
-  example_settings  ExampleConfig (the data job's example flags) and the stats it counts;
+  example_settings  ExampleSettings (the data job's example flags) and the stats it counts;
   random_streams    a document's streams, from the user's seed and the document's content;
   pair_cutting      one pass over a document -> (A, B, label) pairs;
   random_doc_pool   the corpus sample random_doc's B segments come from;
@@ -29,7 +29,7 @@ from bertdata.example_settings import (
     LINES_TRAILING_DROPPED,
     NSP_MODES,
     RANDOM_DOC_UNAVAILABLE,
-    ExampleConfig,
+    ExampleSettings,
 )
 from bertdata.masking import VocabTables, mask_whole_words
 from bertdata.pair_cutting import document_pairs
@@ -45,7 +45,7 @@ from bertdata.random_streams import (
 __all__ = [
     "DOCUMENTS_SINGLE_LINE", "EXAMPLES", "EXAMPLES_NOT_NEXT", "EXAMPLES_NO_MASK",
     "EXAMPLES_TRUNCATED", "LINES_TRAILING_DROPPED", "NSP_MODES", "RANDOM_DOC_UNAVAILABLE",
-    "ExampleBatch", "ExampleConfig", "Instance", "RandomDocumentPool", "RandomStream",
+    "ExampleBatch", "ExampleSettings", "Instance", "RandomDocumentPool", "RandomStream",
     "UniformDraws", "VocabTables", "build_batch", "count_examples", "document_key",
     "document_pairs", "document_passes", "document_stream", "document_streams",
     "mask_whole_words", "truncated_lengths",
@@ -56,7 +56,7 @@ def build_batch(
     pairs: Sequence[tuple[np.ndarray, np.ndarray, int]],
     rngs: Sequence[RandomStream | np.random.Generator],
     group_sizes: Sequence[int],
-    config: ExampleConfig,
+    config: ExampleSettings,
     vocab: VocabTables,
     counts: collections.Counter | None = None,
 ) -> ExampleBatch:
@@ -78,7 +78,7 @@ def build_batch(
 
 def document_passes(
     doc: Sequence[np.ndarray] | tuple[np.ndarray, Sequence[int]],
-    config: ExampleConfig,
+    config: ExampleSettings,
     *,
     key: bytes,
     pool: RandomDocumentPool | None = None,

@@ -12,14 +12,14 @@ A dataset is a directory of TFRecord shards, `SPLIT-SSSSS-of-NNNNN.tfrecord[.gz]
     models built on that format.
 
 The bytes of a record are written by `bertdata.wire_format`; this module says what they
-hold, how TensorFlow parses them (`parse_spec`) and what `metadata.json` records.
+hold and what `metadata.json` records (bertdata.tfdata.dataset_files parses them with
+TensorFlow).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import os
 from collections.abc import Sequence
 
@@ -110,31 +110,6 @@ def features_for(record_format: str, masking: str) -> tuple[str, ...]:
     if record_format == "padded":
         return PADDED_FEATURES
     return COMPACT_FEATURES if masking == "static" else COMPACT_UNMASKED_FEATURES
-
-
-# ---- parse specs (TensorFlow) --------------------------------------------------------------
-
-def parse_spec(record_format: str, *, max_seq_length: int | None = None,
-               max_predictions_per_seq: int | None = None, masked: bool = True) -> dict:
-    """The `tf.io.parse_example` spec for a format; the input function uses exactly this."""
-    import tensorflow as tf
-
-    if record_format == "compact":
-        names = COMPACT_FEATURES if masked else COMPACT_UNMASKED_FEATURES
-        spec = {n: tf.io.RaggedFeature(tf.int64, row_splits_dtype=tf.int32) for n in names}
-        spec[NEXT_SENTENCE_LABELS] = tf.io.FixedLenFeature([1], tf.int64)
-        return spec
-    if record_format == "padded":
-        if not max_seq_length or not max_predictions_per_seq:
-            raise ValueError("padded records need max_seq_length and max_predictions_per_seq")
-        lengths = {INPUT_IDS: max_seq_length, INPUT_MASK: max_seq_length,
-                   SEGMENT_IDS: max_seq_length, MASKED_LM_POSITIONS: max_predictions_per_seq,
-                   MASKED_LM_IDS: max_predictions_per_seq,
-                   MASKED_LM_WEIGHTS: max_predictions_per_seq, NEXT_SENTENCE_LABELS: 1}
-        return {name: tf.io.FixedLenFeature(
-            [n], tf.float32 if name == MASKED_LM_WEIGHTS else tf.int64)
-            for name, n in lengths.items()}
-    raise ValueError(f"record_format must be one of {RECORD_FORMATS}, got {record_format!r}")
 
 
 # ---- metadata.json -------------------------------------------------------------------------
@@ -301,49 +276,6 @@ def _json_problems(data) -> list[str]:
     if "sha256" not in data["tokenizer"]:
         problems.append("tokenizer.sha256 missing")
     return problems
-
-
-def read_metadata(directory: str) -> DatasetMetadata | None:
-    """Reads and checks DIR/metadata.json; None when there is none (plain TFRecords)."""
-    import tensorflow as tf
-
-    path = os.path.join(directory, METADATA_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path, "r") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
-    return DatasetMetadata.from_json(data, path)
-
-
-def list_files(file_pattern: str | Sequence[str]) -> list[str]:
-    """Expands globs (or a dataset directory, meaning its train shards) into sorted files."""
-    import tensorflow as tf
-
-    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-    files = []
-    for pattern in patterns:
-        if tf.io.gfile.isdir(pattern):
-            pattern = os.path.join(pattern, shard_glob(TRAIN))
-        matched = [f for f in tf.io.gfile.glob(pattern)
-                   if os.path.basename(f) not in (METADATA_FILE, STATS_FILE)]
-        if not matched:
-            raise ValueError(f"file pattern {pattern!r} matches no file")
-        files.extend(matched)
-    return sorted(set(files))
-
-
-def dataset_metadata(
-        files_or_pattern: str | Sequence[str]) -> tuple[list[str], DatasetMetadata | None]:
-    """The files a pattern (glob, list of globs or dataset directory) names, and the
-    validated metadata.json of their directory (None when there is none, or when the files
-    come from several directories)."""
-    files = list_files(files_or_pattern)
-    directories = {os.path.dirname(f) for f in files}
-    meta = read_metadata(directories.pop()) if len(directories) == 1 else None
-    return files, meta
 
 
 def metadata_path(files: Sequence[str]) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 import sentencepiece as spm
 
 from bertcommon import cli
+from bertcommon.errors import BertpipeError
 from bertdata.word_cache import CacheSwitch, WordCache
 
 log = logging.getLogger("bertdata.tokenizer")
@@ -344,7 +345,7 @@ def _command(settings: TokenizerSettings) -> None:
             input_sentence_size=settings.input_sentence_size,
             num_threads=settings.num_threads)
     except (OSError, ValueError, RuntimeError) as e:
-        raise cli.CommandError(str(e)) from None
+        raise BertpipeError(str(e)) from None
     tok = Tokenizer.load(path)
     log.info("wrote %s and %s.vocab: %d pieces", path, settings.model_prefix, tok.vocab_size)
 

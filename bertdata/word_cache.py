@@ -29,9 +29,9 @@ class CacheSwitch:
     A new word costs the cache about three times what the encoder spends per word on whole
     lines, so when most words are new the cache loses. Once the cache holds `warm_words`
     words, if the share of new words, averaged over recent documents, passes
-    MISS_RATE_LIMIT (measured on Korean text, benchmarks/README.md), documents go to the
-    encoder, and one in PROBE_EVERY still goes through the cache to see whether the share
-    has fallen again.
+    MISS_RATE_LIMIT (measured on Korean text with benchmarks/tokenize_throughput.py),
+    documents go to the encoder, and one in PROBE_EVERY still goes through the cache to see
+    whether the share has fallen again.
     """
 
     MISS_RATE_LIMIT = 0.15

@@ -20,8 +20,8 @@ except ImportError as _e:  # the data-side install
     raise ImportError(f"bertmodel needs TensorFlow ({_e}): pip install 'bertpipe[train]'") \
         from None
 
-from bertmodel.config import PRESETS, BertConfig, load_config  # noqa: E402
-from bertmodel.model import BertBackbone, BertClassifier, BertPretrainer  # noqa: E402
+from bertmodel.model.bert import BertBackbone, BertClassifier, BertPretrainer  # noqa: E402
+from bertmodel.model.config import PRESETS, BertConfig, load_config  # noqa: E402
 
 
 class ModelFileError(ValueError):

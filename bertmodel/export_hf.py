@@ -30,6 +30,7 @@ import os
 import sys
 
 from bertcommon import cli, logs
+from bertcommon.errors import BertpipeError
 from bertcommon.files import atomic_path
 from bertdata.tokenizer import SPECIAL_PIECES
 
@@ -39,7 +40,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "tokenizer.model")
 
 
-class ExportError(cli.CommandError):
+class ExportError(BertpipeError):
     """Bad flags or an unusable model directory; one line naming the flag or file."""
 
 
@@ -77,7 +78,7 @@ def _read_json(path: str) -> dict:
 def load_trained(model_dir: str) -> TrainedModel:
     """The finished model of a bertmodel.train or bertmodel.finetune output folder."""
     import bertmodel
-    from bertmodel.hf_weights import CLASSIFICATION, MASKED_LM, PRETRAINING
+    from bertmodel.export.hf_weights import CLASSIFICATION, MASKED_LM, PRETRAINING
 
     if not os.path.isdir(model_dir):
         raise ExportError(f"--model_dir {model_dir}: no such directory")
@@ -162,8 +163,8 @@ def export(settings: ExportSettings) -> dict:
     from safetensors.numpy import save_file
 
     from bertdata.hf_tokenizer import UnsupportedTokenizer
-    from bertmodel import hf_weights
-    from bertmodel.model_card import model_card
+    from bertmodel.export import hf_weights
+    from bertmodel.export.model_card import model_card
 
     trained = load_trained(settings.model_dir)
     model, config = trained.model, trained.model.backbone.config

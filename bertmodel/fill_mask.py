@@ -21,6 +21,7 @@ import sys
 import numpy as np
 
 from bertcommon import cli
+from bertcommon.errors import BertpipeError
 
 
 def load(model_dir: str):
@@ -41,7 +42,7 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[st
     import tensorflow as tf
 
     from bertdata.tokenizer import NUM_SPECIAL
-    from bertmodel.export import top_pieces
+    from bertmodel.export.saved_model import top_pieces
 
     special = tokenizer.special
     ordinary = tokenizer.vocab_size - NUM_SPECIAL
@@ -80,7 +81,7 @@ def _command(settings: FillMaskSettings) -> int:
     try:
         model, tok = load(settings.model_dir)
     except (OSError, ValueError) as e:
-        raise cli.CommandError(str(e)) from None
+        raise BertpipeError(str(e)) from None
     texts = [settings.text] if settings.text is not None else [
         t for t in sys.stdin.read().splitlines() if t.strip()]
     status = 0

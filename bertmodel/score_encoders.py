@@ -22,6 +22,7 @@ import os
 import sys
 
 from bertcommon import cli
+from bertcommon.errors import BertpipeError
 from bertcommon.files import atomic_path, output_dir_problem
 
 log = logging.getLogger("bertmodel.score_encoders")
@@ -46,7 +47,7 @@ class ScoreSettings(cli.Settings):
 
 def kept_encoders(model_dir: str) -> list[tuple[int, str]]:
     """(step, folder) of every encoder the run kept, by step."""
-    from bertmodel.callbacks import ENCODERS_DIR
+    from bertmodel.training.callbacks import ENCODERS_DIR
 
     folders = glob.glob(os.path.join(model_dir, ENCODERS_DIR, "step-*"))
     return sorted((int(os.path.basename(f).split("-")[1]), f) for f in folders
@@ -55,22 +56,22 @@ def kept_encoders(model_dir: str) -> list[tuple[int, str]]:
 
 def score(settings: ScoreSettings) -> list[dict]:
     """Fine-tunes random weights (step 0) and every kept encoder; returns the rows."""
-    from bertmodel import finetune
-    from bertmodel.plots import save_score_plot
+    from bertmodel.tasks import classifier
+    from bertmodel.training.plots import save_score_plot
 
     encoders = kept_encoders(settings.model_dir)
     if not encoders:
-        raise cli.CommandError(f"--model_dir {settings.model_dir} holds no encoders/step-*: "
+        raise BertpipeError(f"--model_dir {settings.model_dir} holds no encoders/step-*: "
                                "train with --keep_encoder_every_steps=N")
     problem = output_dir_problem(settings.output_dir, settings.overwrite)
     if problem:
-        raise cli.CommandError(problem)
+        raise BertpipeError(problem)
     rows = []
     with atomic_path(settings.output_dir) as tmp:
         os.makedirs(tmp)
         for step, folder in [(0, encoders[0][1]), *encoders]:
             log.info("=== step %d%s", step, " (random weights)" if step == 0 else "")
-            result = finetune.finetune(finetune.FinetuneConfig(
+            result = classifier.finetune(classifier.FinetuneSettings(
                 model_dir=folder, train=settings.train, eval=settings.eval,
                 output_dir=os.path.join(tmp, f"step-{step:07d}"), epochs=settings.epochs,
                 batch_size=settings.batch_size, learning_rate=settings.learning_rate,

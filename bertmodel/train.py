@@ -21,22 +21,22 @@ import os
 import sys
 
 from bertcommon import cli, logs
-from bertmodel import devices
-from bertmodel.run_plan import TrainError, check_model_dir, plan_run
-from bertmodel.train_config import DESCRIPTION, TrainConfig, make_parser
+from bertmodel.training import devices
+from bertmodel.training.plan import TrainError, check_model_dir, plan_run
+from bertmodel.training.settings import DESCRIPTION, TrainSettings, make_parser
 
 log = logging.getLogger("bertmodel.train")
 
 
-def train(config: TrainConfig) -> dict:
+def train(config: TrainSettings) -> dict:
     """Trains (or resumes, or finishes) a run; returns a summary. Raises TrainError."""
     plan = plan_run(config)
     check_model_dir(config, plan)
     tf = logs.import_tensorflow_quietly()
     from bertcommon.files import FolderInUse
-    from bertdata.integrity import read_error_message
-    from bertmodel.checkpoints import CheckpointError
-    from bertmodel.training_run import TrainingRun
+    from bertdata.tfdata.integrity import read_error_message
+    from bertmodel.training.checkpoints import CheckpointError
+    from bertmodel.training.run import TrainingRun
 
     try:
         return TrainingRun(config, plan).run()
@@ -54,17 +54,17 @@ def train(config: TrainConfig) -> dict:
         raise TrainError(message) from None
 
 
-def run(argv=None) -> dict:
-    """Parses flags into a TrainConfig and trains; raises TrainError for bad flags or data."""
+def train_from_flags(argv=None) -> dict:
+    """Parses flags into a TrainSettings and trains; raises TrainError for bad flags or data."""
     args = make_parser().parse_args(argv)
     try:
-        config = cli.settings_from_args(TrainConfig, args)
+        config = cli.settings_from_args(TrainSettings, args)
     except cli.SettingsError as e:
         raise TrainError(str(e)) from None
     return train(config)
 
 
-def _command(config: TrainConfig, argv: list[str], may_restart: bool) -> None:
+def _command(config: TrainSettings, argv: list[str], may_restart: bool) -> None:
     if devices.needs_legacy_keras(config.strategy):
         if not may_restart:
             raise TrainError("--strategy=multi_worker trains under tf-keras: set "
@@ -85,7 +85,7 @@ def main(argv=None, *, may_restart: bool = False) -> int:
     strategy needs it (only when it is the process's command, never in library use)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     return cli.run_command(
-        TrainConfig, lambda config: _command(config, argv, may_restart), argv,
+        TrainSettings, lambda config: _command(config, argv, may_restart), argv,
         description=DESCRIPTION, tensorflow=True)
 
 

@@ -27,19 +27,20 @@ import sys
 import time
 
 from bertcommon import cli, files
+from bertcommon.errors import BertpipeError
+from bertdata.example_settings import ExampleSettings
 
 log = logging.getLogger("bertpipe.end_to_end")
 
 
 @dataclasses.dataclass(frozen=True)
-class EndToEndConfig(cli.Settings):
+class EndToEndSettings(cli.Settings):
     corpus: str = cli.flag("data/ko_sample.txt", help="one sentence per line, a blank line "
                                                       "between documents")
     workdir: str = cli.flag("runs/sample", help="tokenizer/, data/, model/ and summary.json")
     vocab_size: int = cli.flag(2000, check=cli.positive, help="learned pieces (+7 special)")
-    max_seq_length: int = cli.flag(128, check=cli.at_least(5))
-    dupe_factor: int = cli.flag(20, check=cli.positive,
-                                help="passes over the corpus, each with new masks and cuts")
+    # The data job's example flags; a small corpus wants more passes than a large one.
+    example: ExampleSettings = ExampleSettings(dupe_factor=20)
     eval_fraction: float = cli.flag(0.15, check=cli.between(0.0, 1.0))
     config: str = cli.flag("mini", help="a preset (tiny, mini, seed, base, large)")
     batch_size: int = cli.flag(32, check=cli.positive)
@@ -48,8 +49,6 @@ class EndToEndConfig(cli.Settings):
                                            help="default: the preset's")
     workers: int = cli.flag(os.cpu_count() or 1, check=cli.positive,
                             help="Beam worker processes")
-    seed: int = cli.flag(12345)
-
     def problems(self):
         if not os.path.isfile(self.corpus):
             yield f"--corpus {self.corpus}: no such file"
@@ -86,18 +85,15 @@ def _stage(n: int, title: str) -> float:
     return time.time()
 
 
-def make_dataset_files(cfg: EndToEndConfig, prefix: str, data_dir: str) -> None:
+def make_dataset_files(cfg: EndToEndSettings, prefix: str, data_dir: str) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from beam_jobs.create_pretraining_data import run_job
-    from beam_jobs.options import JobOptions
-    from bertdata.pretraining import ExampleConfig
+    from beam_jobs.settings import JobSettings
 
-    options = JobOptions(
+    options = JobSettings(
         inputs=(cfg.corpus,), output_dir=data_dir, spm_model=f"{prefix}.model",
-        example=ExampleConfig(max_seq_length=cfg.max_seq_length, dupe_factor=cfg.dupe_factor,
-                              seed=cfg.seed),
-        eval_fraction=cfg.eval_fraction, split_bytes=16384, overwrite=True)
+        example=cfg.example, eval_fraction=cfg.eval_fraction, split_bytes=16384, overwrite=True)
     workers = ([f"--direct_num_workers={cfg.workers}",
                 "--direct_running_mode=multi_processing"] if cfg.workers > 1 else [])
     run_job(options, PipelineOptions(workers))
@@ -121,10 +117,10 @@ def export_huggingface(model_dir: str) -> str | None:
     return out
 
 
-def run(cfg: EndToEndConfig) -> dict:
+def run_pipeline(cfg: EndToEndSettings) -> dict:
     from bertdata.tokenizer import train_tokenizer
     from bertmodel.train import train
-    from bertmodel.train_config import TrainConfig
+    from bertmodel.training.settings import TrainSettings
 
     started = time.time()
     prefix = os.path.join(cfg.workdir, "tokenizer", "ko")
@@ -138,10 +134,10 @@ def run(cfg: EndToEndConfig) -> dict:
     log.info("    %.1fs", time.time() - t)
     t = _stage(3, f"training the '{cfg.config}' BERT for {cfg.epochs} epochs -> {model_dir}")
     shutil.rmtree(model_dir, ignore_errors=True)  # a fresh run, not a resume of an old one
-    summary = train(TrainConfig(
+    summary = train(TrainSettings(
         tfrecords=data_dir, eval_tfrecords=os.path.join(data_dir, "eval-*"),
         model_dir=model_dir, config=cfg.config, batch_size=cfg.batch_size,
-        epochs=cfg.epochs, learning_rate=cfg.learning_rate, seed=cfg.seed, verbose=2))
+        epochs=cfg.epochs, learning_rate=cfg.learning_rate, seed=cfg.example.seed, verbose=2))
     log.info("    %.1fs", time.time() - t)
     _stage(4, "evaluation on held-out documents")
     base = majority_baselines(os.path.join(data_dir, "train-*"),
@@ -169,17 +165,17 @@ def run(cfg: EndToEndConfig) -> dict:
     return result
 
 
-def _command(cfg: EndToEndConfig) -> None:
+def _command(cfg: EndToEndSettings) -> None:
     from beam_jobs.create_pretraining_data import failure_message
 
     try:
-        result = run(cfg)
-    except cli.CommandError:
+        result = run_pipeline(cfg)
+    except BertpipeError:
         raise
     except (OSError, ValueError) as e:  # bad input, named in one line
-        raise cli.CommandError(str(e)) from None
+        raise BertpipeError(str(e)) from None
     except Exception as e:  # the Beam pipeline failed: say why in one line
-        raise cli.CommandError(failure_message(e)) from None
+        raise BertpipeError(failure_message(e)) from None
     log.info("MLM accuracy %.3f vs most-frequent-piece baseline %.3f; NSP accuracy %.3f vs "
              "majority baseline %.3f", result["mlm_accuracy"],
              result["mlm_accuracy_most_frequent_piece_baseline"], result["nsp_accuracy"],
@@ -194,7 +190,7 @@ def _command(cfg: EndToEndConfig) -> None:
 
 
 def main(argv=None) -> int:
-    return cli.run_command(EndToEndConfig, _command, argv,
+    return cli.run_command(EndToEndSettings, _command, argv,
                            description="Run the whole pipeline on one corpus.")
 
 

@@ -25,6 +25,7 @@ import os
 import sys
 
 from bertcommon import cli
+from bertcommon.errors import BertpipeError
 from bertdata.corpus import documents_from_lines
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
@@ -88,14 +89,14 @@ class SampleTaskSettings(cli.Settings):
 
 def _command(settings: SampleTaskSettings) -> None:
     if os.path.exists(settings.output_dir) and not os.path.isdir(settings.output_dir):
-        raise cli.CommandError(f"--output_dir {settings.output_dir} is a file, not a directory")
+        raise BertpipeError(f"--output_dir {settings.output_dir} is a file, not a directory")
     try:
         paths = write_source_task(settings.output_dir, settings.corpus, settings.per_class,
                                   settings.eval_per_class)
     except OSError as e:
-        raise cli.CommandError(f"{e.filename}: {e.strerror}") from None
+        raise BertpipeError(f"{e.filename}: {e.strerror}") from None
     except SampleTaskError as e:
-        raise cli.CommandError(str(e)) from None
+        raise BertpipeError(str(e)) from None
     print("\n".join(paths))
 
 

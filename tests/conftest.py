@@ -5,6 +5,7 @@ import collections
 import contextlib
 import gc
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Two pytest-xdist workers share two cores: one thread per op each (their child processes
@@ -22,7 +23,7 @@ SHARED_RUN_GROUP = "pretraining_run"
 
 def _split_cpu():
     # Two logical CPU devices for the distribution tests; must happen before TF runs an op.
-    from bertmodel.devices import split_cpu
+    from bertmodel.training.devices import split_cpu
 
     # RuntimeError: already initialized by an earlier import; tests needing two devices skip.
     with contextlib.suppress(RuntimeError):
@@ -65,9 +66,10 @@ def sample_dataset(tmp_path_factory, spm_model):
     from beam_jobs import create_pretraining_data as job
 
     out = str(tmp_path_factory.mktemp("data") / "out")
-    stats = job.run([f"--input={SAMPLE}", f"--output_dir={out}", f"--spm_model={spm_model}",
-                     "--dupe_factor=3", "--eval_fraction=0.2", "--split_bytes=8192",
-                     "--seed=7", "--max_seq_length=64", *FNAPI])
+    stats = job.run_from_flags(
+        [f"--input={SAMPLE}", f"--output_dir={out}", f"--spm_model={spm_model}",
+         "--dupe_factor=3", "--eval_fraction=0.2", "--split_bytes=8192",
+         "--seed=7", "--max_seq_length=64", *FNAPI])
     return out, stats
 
 
@@ -81,13 +83,15 @@ def pipeline_run(tmp_path_factory):
     (tests/test_finetune.py). Batches of 8 learn more per second here than batches of 32:
     4 epochs at 32 (212 steps, about 25 s) ended only 0.014 above that baseline.
     """
+    from bertdata.example_settings import ExampleSettings
     from bertpipe import end_to_end
 
     work = tmp_path_factory.mktemp("pipeline") / "work"
-    summary = end_to_end.run(end_to_end.EndToEndConfig(
-        corpus=SAMPLE, workdir=str(work), vocab_size=600, max_seq_length=64, dupe_factor=5,
+    summary = end_to_end.run_pipeline(end_to_end.EndToEndSettings(
+        corpus=SAMPLE, workdir=str(work), vocab_size=600,
+        example=ExampleSettings(max_seq_length=64, dupe_factor=5, seed=3),
         eval_fraction=0.1, config="mini", batch_size=8, epochs=3, learning_rate=2e-3,
-        workers=1, seed=3))
+        workers=1))
     return work, summary
 
 
@@ -97,7 +101,7 @@ def finetuned(pipeline_run, tmp_path_factory):
     fine-tuned on the 8-label task with the same budget at 2e-4: {"pretrained", "scratch":
     dir}. At the default 1e-3 the gap is smaller after so short a pretraining
     (benchmarks/finetune_gain.py shows both), too small for one seed to show reliably."""
-    from bertmodel import finetune
+    from bertmodel.tasks import classifier
     from bertpipe.sample_task import write_source_task
 
     work, _ = pipeline_run
@@ -106,7 +110,7 @@ def finetuned(pipeline_run, tmp_path_factory):
     out = {}
     for name, scratch in (("pretrained", False), ("scratch", True)):
         out[name] = folder / name
-        finetune.finetune(finetune.FinetuneConfig(
+        classifier.finetune(classifier.FinetuneSettings(
             model_dir=str(work / "model"), train=str(train), eval=str(dev),
             output_dir=str(out[name]), epochs=6, patience=6, batch_size=16, learning_rate=2e-4,
             max_seq_length=64, from_scratch=scratch, seed=1, export=not scratch,
@@ -160,3 +164,38 @@ def _collect_each_tests_garbage():
     yield
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture
+def tiny_run(tmp_path, spm_model, tokenizer, sample_lines):
+    """A bertmodel.train-like folder with a tiny random encoder, and a two-label TSV."""
+    import dataclasses
+
+    from bertmodel.model.bert import BertBackbone, dummy_inputs
+    from bertmodel.model.config import PRESETS
+
+    config = dataclasses.replace(PRESETS["tiny"], vocab_size=tokenizer.vocab_size)
+    encoder = BertBackbone(config, name="backbone")
+    encoder(dummy_inputs(config))
+    run = tmp_path / "run"
+    run.mkdir()
+    encoder.save(str(run / "encoder.keras"))
+    shutil.copyfile(spm_model, run / "tokenizer.model")
+    rows = [f"{'ab'[i % 2]}\t{line}" for i, line in enumerate(sample_lines[:24]) if line]
+    (tmp_path / "t.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return run, tmp_path / "t.tsv"
+
+
+@pytest.fixture(scope="module")
+def held_back(tmp_path_factory, sample_lines):
+    """A tokenizer trained on 80% of the sample's lines, and the other 20%."""
+    from bertdata.tokenizer import Tokenizer, train_tokenizer
+
+    lines = [x for x in sample_lines if x.strip()]
+    cut = int(len(lines) * 0.8)
+    corpus = tmp_path_factory.mktemp("held") / "train.txt"
+    corpus.write_text("\n".join(lines[:cut]) + "\n", encoding="utf-8")
+    model = train_tokenizer([str(corpus)], str(corpus.parent / "ko"), 800, num_threads=1)
+    with open(model, "rb") as f:
+        proto = f.read()
+    return Tokenizer(proto), proto, lines[cut:]

@@ -12,7 +12,7 @@ import numpy as np
 from bertdata import pretraining as pt
 
 
-def document_examples(doc, config: pt.ExampleConfig, vocab: pt.VocabTables, *, key: bytes,
+def document_examples(doc, config: pt.ExampleSettings, vocab: pt.VocabTables, *, key: bytes,
                       pool=None, counts=None) -> list[pt.Instance]:
     """All examples of one document over `dupe_factor` passes, each with its own streams."""
     passes = list(pt.document_passes(doc, config, key=key, pool=pool, counts=counts))
@@ -24,7 +24,7 @@ def document_examples(doc, config: pt.ExampleConfig, vocab: pt.VocabTables, *, k
     return batch.instances()
 
 
-def one_pass_examples(doc, rng, config: pt.ExampleConfig, vocab: pt.VocabTables, *,
+def one_pass_examples(doc, rng, config: pt.ExampleSettings, vocab: pt.VocabTables, *,
                       key: bytes = b"", pool=None, counts=None) -> list[pt.Instance]:
     """One pass over one document with one stream that cuts the pairs, then masks them."""
     counts = counts if counts is not None else collections.Counter()
@@ -61,8 +61,8 @@ def metadata(**overrides):
     splits = {name: schema.SplitInfo(num_examples=sum(counts.values()),
                                      num_shards=len(counts), shards=dict(counts))
               for name, counts in shards.items()}
-    example_fields = {f.name for f in dataclasses.fields(pt.ExampleConfig)}
-    example = pt.ExampleConfig(**{k: overrides.pop(k) for k in list(overrides)
+    example_fields = {f.name for f in dataclasses.fields(pt.ExampleSettings)}
+    example = pt.ExampleSettings(**{k: overrides.pop(k) for k in list(overrides)
                                   if k in example_fields})
     built = schema.DatasetMetadata.build(
         record_format="compact", masking=example.masking, compression=schema.Compression.NONE,

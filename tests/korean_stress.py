@@ -47,21 +47,3 @@ def stress_pairs(lines: list[str]) -> list[tuple[str, str]]:
     """Pairs of stress lines, including empty and long sides."""
     texts = [x for x in lines if x.strip()]
     return [(texts[i], texts[-1 - i]) for i in range(0, len(texts) // 2, 3)]
-
-
-def _is_final_consonant(char: str) -> bool:
-    """A conjoining final consonant, or a compatibility jamo that NFKC makes one (the
-    clusters that only end a syllable: ㄳ ㄵ ㄶ ㄺ ...)."""
-    code = ord(unicodedata.normalize("NFKC", char)[0])
-    return 0x11A8 <= code <= 0x11FF or 0xD7CB <= code <= 0xD7FB
-
-
-def syllable_then_final_jamo(text: str) -> bool:
-    """True where a precomposed syllable without a final consonant is followed by a final
-    consonant jamo: the one Hangul input on which the Hugging Face export composes what
-    SentencePiece keeps apart (화 + ㄳ: SentencePiece 화 ᆪ, the export 홗)."""
-    for first, second in zip(text, text[1:], strict=False):
-        lv = 0xAC00 <= ord(first) <= 0xD7A3 and (ord(first) - 0xAC00) % 28 == 0
-        if lv and _is_final_consonant(second):
-            return True
-    return False

@@ -1,0 +1,171 @@
+"""What a training run will do, settled before anything runs: the data checked against the
+tokenizer, the model and the flags (`check_data`), the step counts and schedule
+(`plan_run`), and the folder (`check_model_dir`). Every problem is a TrainError naming the
+flag or file, raised before TensorFlow starts a device."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+from bertcommon.errors import BertpipeError
+from bertdata import schema
+from bertdata.tfdata import dataset_files
+from bertmodel.training.settings import TrainSettings
+
+
+class TrainError(BertpipeError):
+    """A problem with the flags or the data, found before training starts."""
+
+
+@dataclasses.dataclass
+class Plan:
+    """What the run will do, settled from the config and the data before anything runs."""
+
+    files: list
+    meta: schema.DatasetMetadata
+    bert_config: object
+    steps_per_epoch: int
+    epochs: int
+    warmup_steps: int
+    learning_rate: float
+    eval_files: list | None = None
+    eval_steps: int | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+
+def _dataset(pattern, flag: str, split: str):
+    """(files, validated metadata) of a dataset's split; errors name the flag. Every file
+    must be a shard of that split: a glob that also matches the other split's shards would
+    train on held-out data, or evaluate on training data."""
+    try:
+        files, meta = dataset_files.dataset_metadata(pattern)
+    except ValueError as e:
+        raise TrainError(f"{flag}: {e}") from None
+    if meta is None:
+        raise TrainError(f"{flag}: no {schema.METADATA_FILE} beside {files[0]}; train on the "
+                         "output of beam_jobs.create_pretraining_data")
+    other = [f for f in files if schema.split_of(f) != split]
+    if other:
+        raise TrainError(f"{flag} matches {other[0]}, which is not one of the {split} shards; give "
+                         f"the {split} shards only (DIR/{schema.shard_glob(split)})")
+    return files, meta
+
+
+def examples_in(files, meta: schema.DatasetMetadata) -> int:
+    """Examples in these shards, by metadata.json's per-shard counts."""
+    return sum(meta.records_in(f) or 0 for f in files)
+
+
+def check_data(config: TrainSettings):
+    """The train and eval datasets and the tokenizer, checked against each other."""
+    files, meta = _dataset(config.tfrecords, "--tfrecords", schema.TRAIN)
+    if examples_in(files, meta) == 0:
+        raise TrainError(f"--tfrecords: {schema.metadata_path(files)} says the train shards "
+                         "given hold 0 examples")
+    sha = meta.tokenizer.sha256
+    if config.spm_model:
+        from bertdata.tokenizer import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.load(config.spm_model)
+        except (OSError, ValueError) as e:
+            raise TrainError(f"--spm_model: {e}") from None
+        if tokenizer.sha256 != sha:
+            raise TrainError(f"--spm_model {config.spm_model} is not the tokenizer the records "
+                             f"were made with ({schema.metadata_path(files)}: sha256 {sha})")
+    elif meta.masking == "dynamic":
+        raise TrainError("these records are unmasked (--masking=dynamic): pass --spm_model")
+    eval_files = eval_meta = None
+    if config.eval_tfrecords:
+        eval_files, eval_meta = _dataset(config.eval_tfrecords, "--eval_tfrecords",
+                                         schema.EVAL)
+        for key, theirs, mine in (
+                ("tokenizer sha256", eval_meta.tokenizer.sha256, sha),
+                ("vocab_size", eval_meta.vocab_size, meta.vocab_size)):
+            if theirs != mine:
+                raise TrainError(f"--eval_tfrecords {schema.metadata_path(eval_files)} has "
+                                 f"{key} {theirs}, but --tfrecords "
+                                 f"{schema.metadata_path(files)} has {mine}")
+    return files, meta, eval_files, eval_meta
+
+
+def plan_run(config: TrainSettings) -> Plan:
+    """Checks everything that can be checked before training; raises TrainError."""
+    from bertmodel.model.config import PRESETS, default_learning_rate, load_config
+
+    files, meta, eval_files, eval_meta = check_data(config)
+    if config.init_from:
+        bert = _init_from_config(config.init_from, meta)
+    else:
+        try:
+            bert = load_config(config.config)
+        except ValueError as e:
+            raise TrainError(str(e)) from None
+    if config.config in PRESETS and not config.init_from:
+        bert = dataclasses.replace(bert, vocab_size=meta.vocab_size)
+    elif bert.vocab_size != meta.vocab_size:
+        raise TrainError(f"--config {config.config} has vocab_size={bert.vocab_size} but the "
+                         f"records were made with a {meta.vocab_size}-piece tokenizer")
+    if meta.max_seq_length > bert.max_position_embeddings:
+        raise TrainError(f"records are {meta.max_seq_length} tokens long but the model has "
+                         f"{bert.max_position_embeddings} positions")
+    steps_per_epoch = config.steps_per_epoch or max(
+        1, examples_in(files, meta) // config.batch_size)
+    epochs = config.epochs
+    if config.train_steps is not None:
+        # The epochs share the total: ceil(train_steps / epochs) steps each.
+        epochs = max(1, math.ceil(config.train_steps / steps_per_epoch))
+        steps_per_epoch = math.ceil(config.train_steps / epochs)
+    from bertmodel.training.schedule import default_warmup_steps
+
+    total = steps_per_epoch * epochs
+    warmup = config.warmup_steps if config.warmup_steps is not None else \
+        default_warmup_steps(total)
+    if warmup > total:
+        raise TrainError(f"--warmup_steps {warmup} is more than the {total} steps of the run")
+    if config.gradient_accumulation_steps > total:
+        raise TrainError(f"--gradient_accumulation_steps {config.gradient_accumulation_steps} "
+                         f"is more than the {total} steps of the run: the optimizer would "
+                         "never update the model")
+    eval_steps = config.eval_steps
+    if eval_files and eval_steps is None:
+        count = examples_in(eval_files, eval_meta)
+        eval_steps = math.ceil(count / config.batch_size) if count else None
+    return Plan(files, meta, bert, steps_per_epoch, epochs, warmup,
+                config.learning_rate or default_learning_rate(bert), eval_files, eval_steps)
+
+
+def _init_from_config(folder: str, meta: schema.DatasetMetadata):
+    """The sizes of an --init_from folder, which must use the records' tokenizer."""
+    import hashlib
+
+    from bertmodel.export.hf_import import HFFormatError, read_hf_folder
+
+    try:
+        hf = read_hf_folder(folder)
+    except HFFormatError as e:
+        raise TrainError(f"--init_from: {e}") from None
+    if hashlib.sha256(hf.model_proto).hexdigest() != meta.tokenizer.sha256:
+        raise TrainError(f"--init_from {folder}: its tokenizer.model is not the tokenizer the "
+                         "records were made with")
+    return hf.config
+
+
+def check_model_dir(config: TrainSettings, plan: Plan) -> None:
+    """--model_dir must be a directory, and a rerun must train the same model."""
+    path = config.model_dir
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise TrainError(f"--model_dir {path} is a file, not a directory")
+    settings = os.path.join(path, "config.json")
+    if os.path.exists(settings):
+        with open(settings) as f:
+            earlier = json.load(f).get("model")
+        if earlier is not None and earlier != plan.bert_config.to_dict():
+            raise TrainError(f"--model_dir {path} holds a run of another model ({settings}); "
+                             "use another directory to train this one")

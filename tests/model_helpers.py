@@ -1,0 +1,26 @@
+"""What test_model.py's unit and integration tests share."""
+
+import dataclasses
+
+import numpy as np
+
+from bertmodel.model.config import (
+    PRESETS,
+)
+
+TINY = dataclasses.replace(PRESETS["tiny"], vocab_size=60)
+
+
+def batch(cfg, b=3, s=12, p=4, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(7, cfg.vocab_size, (b, s)).astype("int32")
+    mask = np.ones((b, s), "int32")
+    mask[0, 8:] = 0
+    ids[0, 8:] = 0
+    x = {"input_ids": ids, "input_mask": mask,
+         "segment_ids": (np.arange(s) >= s // 2).astype("int32")[None].repeat(b, 0),
+         "masked_lm_positions": np.sort(rng.choice(np.arange(1, 8), (b, p)), 1).astype("int32")}
+    y = {"masked_lm_ids": rng.integers(7, cfg.vocab_size, (b, p)).astype("int32"),
+         "masked_lm_weights": np.array([[1, 1, 1, 0]] * b, "float32"),
+         "next_sentence_labels": np.array([0, 1, 0][:b] + [1] * max(0, b - 3), "int32")}
+    return x, y

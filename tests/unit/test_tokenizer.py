@@ -1,0 +1,175 @@
+
+
+import unicodedata
+
+import numpy as np
+import pytest
+
+from bertdata.tokenizer import NUM_SPECIAL, SPECIAL_PIECES, Tokenizer, train_tokenizer
+
+
+def test_layout_and_special_ids(tokenizer):
+    assert tokenizer.vocab_size == 1000 + 7
+    assert tokenizer.pieces[:7] == ["[PAD]", "[UNK]", "[BOS]", "[EOS]", "[SEP]", "[CLS]",
+                                    "[MASK]"]
+    s = tokenizer.special
+    assert (s.pad, s.unk, s.bos, s.eos, s.sep, s.cls, s.mask) == (0, 1, 2, 3, 4, 5, 6)
+    # The special pieces are atomic when they appear in text: one id, after the word-start
+    # piece SentencePiece puts before a word that begins with it.
+    pieces = [tokenizer.id_to_piece(i) for i in tokenizer.encode_line("가 [MASK] 나")]
+    assert pieces[1:] == ["▁", "[MASK]", "▁나"] and tokenizer.encode_line("[MASK]")[1:] == [6]
+
+
+def test_replacement_ids_and_word_starts(tokenizer):
+    ids = tokenizer.replacement_ids
+    assert ids.min() >= NUM_SPECIAL and len(ids) == tokenizer.vocab_size - NUM_SPECIAL
+    for i in range(tokenizer.vocab_size):
+        assert tokenizer.word_start[i] == tokenizer.pieces[i].startswith("\u2581")
+
+
+def test_hangul_round_trip_and_unk_rate_on_held_back_lines(tmp_path, sample_lines):
+    lines = [x for x in sample_lines if x.strip()]
+    train, held = lines[: int(len(lines) * 0.8)], lines[int(len(lines) * 0.8):]
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("\n".join(train) + "\n", encoding="utf-8")
+    tok = Tokenizer.load(train_tokenizer([str(corpus)], str(tmp_path / "m"), 1000,
+                                         num_threads=1))
+    sentence = "대한민국은 민주공화국이다."
+    assert tok.decode(tok.encode_line(sentence)) == sentence
+    pieces = [i for line in held for i in tok.encode_line(line)]
+    unk = sum(1 for i in pieces if i == tok.special.unk) / len(pieces)
+    assert unk < 0.01, f"[UNK] rate {unk:.4f} on held-back lines"
+    # Apart from [UNK], decoding gives back the NFKC form of the line: precomposed Hangul
+    # syllables survive (NFKC only folds compatibility forms such as circled digits).
+    checked = 0
+    for line in held:
+        ids = tok.encode_line(line)
+        if tok.special.unk in ids:
+            continue
+        assert tok.decode(ids) == " ".join(unicodedata.normalize("NFKC", line).split())
+        checked += 1
+    assert checked > 0.8 * len(held)
+
+
+def test_not_a_model_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.model"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="bad.model"):
+        Tokenizer.load(str(bad))
+    with pytest.raises(FileNotFoundError, match="missing.model"):
+        Tokenizer.load(str(tmp_path / "missing.model"))
+
+
+def test_foreign_layout_is_rejected(tmp_path, sample_corpus):
+    import sentencepiece as spm
+
+    spm.SentencePieceTrainer.train(input=sample_corpus, model_prefix=str(tmp_path / "plain"),
+                                   vocab_size=500, minloglevel=2)
+    with pytest.raises(ValueError, match="expected '\\[PAD\\]'"):
+        Tokenizer.load(str(tmp_path / "plain.model"))
+
+
+@pytest.mark.parametrize("make_input, flags, message", [
+    (lambda p: p.write_bytes(bytes(range(256)) * 200), [], "not valid UTF-8"),
+    (lambda p: p.write_text("안녕\n", encoding="utf-16"), [], "UTF-16 byte-order mark"),
+    (lambda p: p.write_bytes(b"\x00" * 4000), [], "NUL"),
+    (lambda p: p.write_text("ab\ncd\n"), [], "Vocabulary size too high"),
+    (None, ["--character_coverage=5"], "--character_coverage must be in (0, 1]"),
+    (None, ["--input_sentence_size=-5"], "--input_sentence_size must be >= 0"),
+    (None, ["--input="], "error: --input names no file"),
+    (None, ["--vocab_size=lots"], "error: argument --vocab_size: invalid int value: 'lots'"),
+])
+def test_bad_tokenizer_input_is_one_line_naming_the_flag_or_file(tmp_path, sample_corpus,
+                                                                 capsys, make_input, flags,
+                                                                 message):
+    from bertdata import tokenizer
+
+    corpus = sample_corpus
+    if make_input is not None:
+        corpus = tmp_path / "input.txt"
+        make_input(corpus)
+    code = tokenizer.main([f"--input={corpus}", f"--model_prefix={tmp_path / 'm'}",
+                           "--vocab_size=600", *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    if make_input is not None:
+        assert str(corpus) in err
+    assert not (tmp_path / "m.model").exists()
+
+
+def test_special_tables_are_consistent(tokenizer):
+    assert tokenizer.is_special.sum() == len(SPECIAL_PIECES)
+    assert not np.any(tokenizer.is_special[tokenizer.replacement_ids])
+
+
+TRICKY_LINES = [
+    "  앞뒤 공백과  두 칸 사이 ", "탭\t문자가\t섞인 줄", "결합 \u0301 문자 뒤", "ＡＢＣ　전각 공백",
+    "①②③ 동그라미 숫자", "[MASK]와 [SEP] 그리고 [CLS]가 본문에", "nbsp\u00a0여기", "", " ",
+    "이모지 😀 끝", "\u200b제로폭 공백", "제어\x1c문자", "¨x ´y 분리 부호", "같은 같은 같은 단어",
+]
+
+
+def test_word_cache_gives_exactly_the_encoders_ids(tokenizer, sample_lines):
+    lines = sample_lines[:2000] + TRICKY_LINES
+    assert tokenizer.cache_switch.enabled
+    flat, lengths = tokenizer.encode_flat(lines)
+    want = tokenizer.encode(lines)
+    assert lengths == [len(x) for x in want]
+    assert flat.dtype == np.int32 and flat.tolist() == [i for x in want for i in x]
+    # Every line of the sample is a word the cache has now seen: all hits the second time.
+    misses = tokenizer.word_cache_misses
+    again, _ = tokenizer.encode_flat(lines)
+    assert tokenizer.word_cache_misses == misses
+    assert np.array_equal(again, flat)
+
+
+def test_word_cache_stays_bounded_and_can_be_turned_off(spm_model, sample_lines):
+    with open(spm_model, "rb") as f:
+        proto = f.read()
+    small = Tokenizer(proto, word_cache_size=50)
+    off = Tokenizer(proto, word_cache_size=0)
+    assert not off.cache_switch.enabled
+    largest = 0  # the cache is emptied when full, then takes one document's words
+    for start in range(0, 600, 100):
+        lines = sample_lines[start:start + 100]
+        largest = max(largest, sum(len(x.split(" ")) for x in lines))
+        want = small.encode(lines)
+        for tok in (small, off):
+            flat, lengths = tok.encode_flat(lines)
+            assert flat.tolist() == [i for x in want for i in x]
+            assert lengths == [len(x) for x in want]
+        assert len(small._word_cache) <= 50 + largest
+    assert len(off._word_cache) == 0
+    assert off.word_cache_misses == off.words_encoded > 0
+
+
+def test_mostly_new_words_go_to_the_encoder_until_words_repeat(tokenizer, sample_lines):
+    from bertdata.tokenizer import Tokenizer as Tok
+
+    tok = Tok(tokenizer._sp.serialized_model_proto())
+    tok.cache_switch.warm_words = 500  # small text; the default waits for 16,384 words
+    rng = np.random.default_rng(0)
+    # Every word made new by two random Hangul syllables: the cache cannot help.
+    novel = [[" ".join(w + chr(0xAC00 + int(rng.integers(11172))) * 2 for w in line.split(" "))
+              for line in sample_lines[i:i + 10]] for i in range(0, 400, 10)]
+    for doc in novel:
+        flat, lengths = tok.encode_flat(doc)
+        want = tok.encode(doc)
+        assert flat.tolist() == [i for x in want for i in x]
+        assert lengths == [len(x) for x in want]
+    assert tok.words_bypassed > tok.words_encoded / 2
+    # A young cache is never bypassed: new words are how it fills.
+    young = Tok(tokenizer._sp.serialized_model_proto())
+    for doc in novel:
+        young.encode_flat(doc)
+    assert young.words_bypassed == 0 and len(young._word_cache) < young.cache_switch.warm_words
+    # The same document again and again: a probe fills the cache with its words, the next
+    # probe finds them all, and from then on the cache serves it.
+    doc = sample_lines[:10]
+    for _ in range(3 * tok.cache_switch.PROBE_EVERY):
+        tok.encode_flat(doc)
+    bypassed = tok.words_bypassed
+    for _ in range(20):
+        flat, _ = tok.encode_flat(doc)
+    assert tok.words_bypassed == bypassed
+    assert flat.tolist() == [i for x in tok.encode(doc) for i in x]
