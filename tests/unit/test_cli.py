@@ -127,3 +127,18 @@ def test_run_command_passes_unknown_flags_when_asked():
 
 def test_run_command_returns_the_bodys_status():
     assert cli.run_command(Example, lambda s: 3, ["--input=x"], description="t") == 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Outer(cli.Settings):
+    inner: Inner = Inner(rate=0.25)
+
+
+def test_a_nested_fields_default_instance_gives_its_flags_defaults():
+    settings = cli.settings_from_args(Outer, cli.make_parser(Outer, "test").parse_args([]))
+    assert settings.inner.rate == 0.25
+
+
+def test_a_nested_flag_given_replaces_the_outer_default():
+    parser = cli.make_parser(Outer, "test")
+    assert cli.settings_from_args(Outer, parser.parse_args(["--rate=0.75"])).inner.rate == 0.75
