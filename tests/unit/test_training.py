@@ -13,7 +13,7 @@ from bertdata.tfdata import dataset_files
 from bertmodel import train
 from bertmodel.model.bert import BertPretrainer, dummy_inputs
 from bertmodel.model.config import PRESETS
-from bertmodel.training import plan as run_plan
+from bertmodel.training import plan
 from bertmodel.training.checkpoints import CheckpointError, RunState
 from tests.example_helpers import write_metadata
 from tests.training_helpers import TINY, _cut_shard
@@ -149,9 +149,9 @@ def test_steps_per_epoch_count_the_shards_given(sample_dataset):
     meta = dataset_files.read_metadata(str(data))
     shards = meta.splits[schema.TRAIN].shards
     first = sorted(shards)[0]
-    assert run_plan.examples_in([f"{data}/{first}"], meta) == shards[first]
+    assert plan.examples_in([f"{data}/{first}"], meta) == shards[first]
     every = dataset_files.list_files(str(data))
-    assert run_plan.examples_in(every, meta) == meta.num_examples(schema.TRAIN)
+    assert plan.examples_in(every, meta) == meta.num_examples(schema.TRAIN)
 
 
 def test_a_model_dir_that_is_a_file_or_another_models_is_refused(tmp_path, sample_dataset):
