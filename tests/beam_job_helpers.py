@@ -26,11 +26,11 @@ def run_job(tmp_path, corpus, spm_model, *flags, out="out"):
     return output, stats
 
 
-def _documents(sample_lines, n):
+def multi_line_documents(sample_lines, n):
     docs = list(documents_from_lines(sample_lines))
     return [doc for doc in docs if len(doc) >= 2][:n]
 
 
-def _write_documents(path, docs):
+def write_documents(path, docs):
     path.write_text("\n\n".join("\n".join(doc) for doc in docs) + "\n", encoding="utf-8")
     return str(path)

@@ -6,7 +6,7 @@ TINY = ["--config=tiny", "--batch_size=8", "--verbose=0", "--mixed_precision=fp3
         "--jit_compile=false"]
 
 
-def _cut_shard(tmp_path, data):
+def cut_shard(tmp_path, data):
     """A copy of the dataset whose first train shard lost its second half (mid-record)."""
     cut = tmp_path / "cut"
     shutil.copytree(data, cut)

@@ -16,12 +16,21 @@ import math
 import os
 
 import numpy as np
+import tensorflow as tf
 
-from bertcommon import cli, logs
+import bertmodel
+from bertcommon import cli
+from bertcommon.files import atomic_path, output_dir_problem
+from bertmodel.export.hf_import import HFFormatError, is_hf_folder, load_backbone, read_hf_folder
+from bertmodel.export.saved_model import export_classifier
+from bertmodel.model.bert import BertBackbone, BertClassifier, dummy_inputs
+from bertmodel.model.config import default_finetune_learning_rate
+from bertmodel.model.preprocessing import BertPreprocessor
 from bertmodel.tasks import FinetuneError
 from bertmodel.tasks.bag_of_words import bag_of_words_baseline
 from bertmodel.tasks.metrics import macro_f1
 from bertmodel.tasks.tsv import Examples, label_list, read_tsv
+from bertmodel.training.schedule import NO_DECAY, WarmupCosine
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +72,6 @@ class FinetuneSettings(cli.Settings):
 
 def _read_encoder(model_dir: str):
     """(backbone, tokenizer bytes) of a bertmodel.train output or a Hugging Face folder."""
-    import bertmodel
-    from bertmodel.export.hf_import import (
-        HFFormatError,
-        is_hf_folder,
-        load_backbone,
-        read_hf_folder,
-    )
-
     if is_hf_folder(model_dir):
         try:
             hf = read_hf_folder(model_dir)
@@ -92,10 +93,6 @@ def _read_encoder(model_dir: str):
 def encoder_for_finetuning(model_dir: str, from_scratch: bool, seed: int):
     """(backbone, tokenizer bytes): the pretrained encoder, or the same architecture with
     fresh random weights."""
-    import tensorflow as tf
-
-    from bertmodel.model.bert import BertBackbone, dummy_inputs
-
     encoder, proto = _read_encoder(model_dir)
     if from_scratch:
         tf.keras.utils.set_random_seed(seed)
@@ -106,8 +103,6 @@ def encoder_for_finetuning(model_dir: str, from_scratch: bool, seed: int):
 
 def labelled_text_dataset(examples: Examples, labels, preprocessor, batch_size, *, training, seed):
     """Batches of (features, label ids); the text is preprocessed inside the pipeline."""
-    import tensorflow as tf
-
     index = {label: i for i, label in enumerate(labels)}
     ids = np.array([index[x] for x in examples.labels], np.int32)
     columns = (examples.texts,) + ((examples.texts_b,) if examples.texts_b else ())
@@ -152,8 +147,6 @@ def _make_scorer(eval_ds, truth, num_labels, patience, keras):
 
 def learning_rate_schedule(config: FinetuneSettings, steps: int, peak: float):
     """Linear warm-up over --warmup_percent of STEPS (at least one), then cosine decay."""
-    from bertmodel.training.schedule import WarmupCosine
-
     return WarmupCosine(peak, max(1, steps * config.warmup_percent // 100), steps)
 
 
@@ -162,12 +155,6 @@ def finetune(config: FinetuneSettings) -> dict:
     _check_output_dir(config)
     train, evaluation = read_tsv(config.train, "--train"), read_tsv(config.eval, "--eval")
     labels = label_list(train, evaluation, config.train, config.eval)
-    tf = logs.import_tensorflow_quietly()
-    from bertmodel.model.bert import BertClassifier, dummy_inputs
-    from bertmodel.model.config import default_finetune_learning_rate
-    from bertmodel.model.preprocessing import BertPreprocessor
-    from bertmodel.training.schedule import NO_DECAY
-
     tf.keras.utils.set_random_seed(config.seed)
     encoder, proto = encoder_for_finetuning(config.model_dir, config.from_scratch, config.seed)
     positions = encoder.config.max_position_embeddings
@@ -221,8 +208,6 @@ def finetune(config: FinetuneSettings) -> dict:
 
 def _check_output_dir(config: FinetuneSettings) -> None:
     """--output_dir, checked before any work (bertcommon.files.output_dir_problem)."""
-    from bertcommon.files import output_dir_problem
-
     problem = output_dir_problem(config.output_dir, config.overwrite)
     if problem:
         raise FinetuneError(problem)
@@ -231,9 +216,6 @@ def _check_output_dir(config: FinetuneSettings) -> None:
 def write_outputs(config, model, proto, labels, results) -> None:
     """The whole folder under a temporary name, renamed when complete (replacing an old one
     only then), so a kill or a full disk never leaves a partial folder under its name."""
-    from bertcommon.files import atomic_path
-    from bertmodel.export.saved_model import export_classifier
-
     try:
         with atomic_path(config.output_dir) as tmp:
             os.makedirs(tmp)

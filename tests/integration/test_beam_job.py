@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-from tests.beam_job_helpers import _documents, _write_documents, corpus_file, read_records, run_job
+from tests.beam_job_helpers import (
+    corpus_file,
+    multi_line_documents,
+    read_records,
+    run_job,
+    write_documents,
+)
 from tests.conftest import REPO
 
 
@@ -148,9 +154,9 @@ def test_every_core_and_no_gcp_extra_the_console_shows_only_the_jobs_lines(tmp_p
 
 @pytest.mark.slow
 def test_dedup_keeps_the_same_records_on_every_worker_count(tmp_path, spm_model, sample_lines):
-    docs = _documents(sample_lines, 6)
-    _write_documents(tmp_path / "a.txt", docs + docs[:3])
-    _write_documents(tmp_path / "b.txt", docs[2:] + docs[::2])
+    docs = multi_line_documents(sample_lines, 6)
+    write_documents(tmp_path / "a.txt", docs + docs[:3])
+    write_documents(tmp_path / "b.txt", docs[2:] + docs[::2])
     corpus = str(tmp_path / "[ab].txt")
     one, s1 = run_job(tmp_path, corpus, spm_model, "--dedup=documents",
                       "--split_bytes=100000000", out="one")

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.finetune_helpers import _finetune
+from tests.finetune_helpers import finetune_tiny_run
 
 
 def test_pretraining_helps_the_classifier(finetuned):
@@ -46,10 +46,10 @@ def test_a_finished_output_dir_is_replaced_only_with_overwrite(tiny_run, tmp_pat
     out = tmp_path / "out"
     out.mkdir()
     (out / "labels.json").write_text('["old"]')
-    assert _finetune(run, tsv, out, "--no-export") == 2
+    assert finetune_tiny_run(run, tsv, out, "--no-export") == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "labels.json").read_text() == '["old"]'
-    assert _finetune(run, tsv, out, "--no-export", "--overwrite") == 0
+    assert finetune_tiny_run(run, tsv, out, "--no-export", "--overwrite") == 0
     assert json.loads((out / "labels.json").read_text()) == ["a", "b"]
 
 
@@ -64,7 +64,7 @@ def test_a_failure_while_writing_leaves_no_partial_folder(tiny_run, tmp_path, ca
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tf.keras.Model, "save", disk_full)
-    assert _finetune(run, tsv, tmp_path / "out") == 2
+    assert finetune_tiny_run(run, tsv, tmp_path / "out") == 2
     assert "No space left on device" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]

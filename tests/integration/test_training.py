@@ -17,7 +17,7 @@ from bertmodel.training import devices
 from bertmodel.training.callbacks import read_step_scalars
 from bertmodel.training.checkpoints import RunState
 from tests.conftest import REPO
-from tests.training_helpers import TINY, _cut_shard
+from tests.training_helpers import TINY, cut_shard
 
 
 def tensorboard_scalars(log_dir, tag):
@@ -201,7 +201,7 @@ def test_gpu_check_runs_on_a_cpu(monkeypatch, capsys):
 def test_a_shard_found_damaged_while_training_is_one_line_naming_it(tmp_path, sample_dataset,
                                                                     capsys):
     data, _ = sample_dataset
-    cut, shard = _cut_shard(tmp_path, data)
+    cut, shard = cut_shard(tmp_path, data)
     code = train.main([f"--tfrecords={cut}", f"--model_dir={tmp_path / 'm'}", *TINY,
                        "--train_steps=200", "--verbosity=warning"])
     err = capsys.readouterr().err.strip()

@@ -21,7 +21,13 @@ from bertdata import pretraining as pt
 from bertdata import schema, wire_format
 from bertdata.corpus import documents_from_lines
 from bertdata.tfdata import dataset_files
-from tests.beam_job_helpers import _documents, _write_documents, corpus_file, read_records, run_job
+from tests.beam_job_helpers import (
+    corpus_file,
+    multi_line_documents,
+    read_records,
+    run_job,
+    write_documents,
+)
 from tests.conftest import FNAPI
 from tests.example_helpers import document_examples
 
@@ -489,10 +495,10 @@ def test_a_tokenizer_that_does_not_fit_the_corpus_is_a_warning(tmp_path, sample_
 
 def test_dedup_keeps_one_copy_of_each_document_across_files_and_ranges(tmp_path, spm_model,
                                                                        sample_lines):
-    d1, d2, d3, d4 = _documents(sample_lines, 4)
-    a = _write_documents(tmp_path / "a.txt", [d1, d2, d1, d3])
-    _write_documents(tmp_path / "b.txt", [d2, d4, d2])
-    unique = _write_documents(tmp_path / "unique.txt", [d1, d2, d3, d4])
+    d1, d2, d3, d4 = multi_line_documents(sample_lines, 4)
+    a = write_documents(tmp_path / "a.txt", [d1, d2, d1, d3])
+    write_documents(tmp_path / "b.txt", [d2, d4, d2])
+    unique = write_documents(tmp_path / "unique.txt", [d1, d2, d3, d4])
     deduped, stats = run_job(tmp_path, os.path.join(os.path.dirname(a), "[ab].txt"),
                              spm_model, "--dedup=documents", "--split_bytes=700",
                              out="deduped")
@@ -505,7 +511,7 @@ def test_dedup_keeps_one_copy_of_each_document_across_files_and_ranges(tmp_path,
 
 def test_dedup_lines_leaves_out_each_line_seen_before_in_the_corpus(tmp_path, spm_model,
                                                                     sample_lines):
-    d1, d2, d3 = _documents(sample_lines, 3)
+    d1, d2, d3 = multi_line_documents(sample_lines, 3)
     files = {"a.txt": [d1, d2 + [d1[0]], d3[:1] + d1], "b.txt": [[d2[1], d3[1]] + d3, d1]}
     seen, unique_docs = set(), []
     for name in sorted(files):  # the first copy in (file, offset, line) order stays
@@ -517,8 +523,8 @@ def test_dedup_lines_leaves_out_each_line_seen_before_in_the_corpus(tmp_path, sp
                     seen.add(line)
             if kept:
                 unique_docs.append(kept)
-        _write_documents(tmp_path / name, files[name])
-    unique = _write_documents(tmp_path / "unique.txt", unique_docs)
+        write_documents(tmp_path / name, files[name])
+    unique = write_documents(tmp_path / "unique.txt", unique_docs)
     deduped, stats = run_job(tmp_path, str(tmp_path / "[ab].txt"), spm_model,
                              "--dedup=lines", "--split_bytes=600", out="deduped")
     plain, _ = run_job(tmp_path, unique, spm_model, out="plain")

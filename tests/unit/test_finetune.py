@@ -5,7 +5,7 @@ import pytest
 from bertmodel import finetune
 from bertmodel.tasks import classifier
 from bertmodel.tasks.tsv import read_tsv
-from tests.finetune_helpers import _finetune
+from tests.finetune_helpers import finetune_tiny_run
 
 
 @pytest.mark.parametrize("train,dev,message", [
@@ -75,6 +75,6 @@ def test_the_bag_of_words_baseline_learns_words_that_decide_the_label():
 def test_a_file_as_output_dir_is_refused_before_training(tiny_run, tmp_path, capsys):
     run, tsv = tiny_run
     (tmp_path / "file").write_text("")
-    assert _finetune(run, tsv, tmp_path / "file") == 2
+    assert finetune_tiny_run(run, tsv, tmp_path / "file") == 2
     err = capsys.readouterr().err.strip()
     assert "is a file" in err and len(err.splitlines()) == 1 and "epoch" not in err

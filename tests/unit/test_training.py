@@ -16,7 +16,7 @@ from bertmodel.model.config import PRESETS
 from bertmodel.training import plan
 from bertmodel.training.checkpoints import CheckpointError, RunState
 from tests.example_helpers import write_metadata
-from tests.training_helpers import TINY, _cut_shard
+from tests.training_helpers import TINY, cut_shard
 
 
 def _tiny_state(directory):
@@ -181,7 +181,7 @@ def test_inspect_reports_a_damaged_shard_in_one_line(tmp_path, sample_dataset, c
     from bertdata.tfdata import inspect_dataset
 
     data, _ = sample_dataset
-    cut, _ = _cut_shard(tmp_path, data)
+    cut, _ = cut_shard(tmp_path, data)
     code = inspect_dataset.main([str(cut), "--num_examples=1"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and str(cut) in err, err
