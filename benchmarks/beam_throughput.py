@@ -1,8 +1,8 @@
 """The data job against google-research/bert's create_pretraining_data.py on real prose.
 
 Usage (the `benchmark` extra installs the peer; build the corpus first, see prose_corpus.py):
-    python benchmarks/prose_corpus.py --out=runs/bench/ko_prose.txt
-    python benchmarks/beam_throughput.py --corpus=runs/bench/ko_prose.txt --repeats=3 \
+    python -m benchmarks.prose_corpus --out=runs/bench/ko_prose.txt
+    python -m benchmarks.beam_throughput --corpus=runs/bench/ko_prose.txt --repeats=3 \
         [--baseline=../older-checkout] [--memory_sizes_mb=20,200]
 
 Speed: the corpus is real, non-repeated Korean prose. One SentencePiece model (--vocab_size
@@ -25,7 +25,7 @@ largest process, polled every 0.1 s, one worker, in both NSP modes.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import random
@@ -36,7 +36,9 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import REPO
+from bertcommon import cli
+
 PEER_FLAGS = ["--nsp_mode=random_doc", "--short_seq_prob=0.1"]
 
 
@@ -80,10 +82,10 @@ def run_ours(checkout: str, corpus: str, spm_model: str, flags, workdir: str) ->
 
 def run_peer(corpus: str, spm_model: str, dupe: int, workdir: str) -> dict:
     out = os.path.join(workdir, "peer.tfrecord")
-    cmd = pinned([sys.executable, os.path.join(REPO, "benchmarks", "google_bert_peer.py"),
+    cmd = pinned([sys.executable, "-m", "benchmarks.google_bert_peer",
                   f"--spm_model={spm_model}", f"--input_file={corpus}", f"--output_file={out}",
                   f"--dupe_factor={dupe}"])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     rss = peak_rss(proc)
     stdout, err = proc.communicate()
     if proc.returncode:
@@ -115,7 +117,7 @@ def speed(args, spm_model, workdir) -> None:
     if args.baseline:
         configs["baseline, random_doc"] = (args.baseline, PEER_FLAGS)
         configs["baseline, default"] = (args.baseline, [])
-    for dupe in [int(d) for d in args.dupe_factors.split(",")]:
+    for dupe in args.dupe_factors:
         runs = {name: [] for name in ["peer", *configs]}
         for rep in range(args.repeats):
             runs["peer"].append(run_peer(args.corpus, spm_model, dupe, workdir))
@@ -149,7 +151,7 @@ def memory(args, spm_model, workdir) -> None:
     print("\npeak RSS, largest process, one worker, every word new (worst case for the cache)")
     print("| input | mode | examples | seconds | peak RSS |")
     print("| --- | --- | --- | --- | --- |")
-    for size in [int(s) for s in args.memory_sizes_mb.split(",")]:
+    for size in args.memory_sizes_mb:
         path = os.path.join(workdir, f"novel-{size}.txt")
         novel_word_corpus(args.corpus, path, size)
         for mode, flags in (("default", []), ("random_doc", PEER_FLAGS)):
@@ -159,21 +161,22 @@ def memory(args, spm_model, workdir) -> None:
         os.remove(path)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpus", required=True, help="real prose (benchmarks/prose_corpus.py)")
-    p.add_argument("--spm_model", default=None, help="default: trained on the corpus")
-    p.add_argument("--vocab_size", type=int, default=8000)
-    p.add_argument("--dupe_factors", default="1,10")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--baseline", default=None, help="an older checkout of this project")
-    p.add_argument("--memory_sizes_mb", default="", help="e.g. 20,200")
-    p.add_argument("--skip_speed", action="store_true")
-    args = p.parse_args()
+@dataclasses.dataclass(frozen=True)
+class ThroughputSettings(cli.Settings):
+    corpus: str = cli.flag(help="real prose (benchmarks.prose_corpus), plain text")
+    spm_model: str | None = cli.flag(None, help="default: trained on the corpus")
+    vocab_size: int = cli.flag(8000, check=cli.at_least(100))
+    dupe_factors: tuple[int, ...] = cli.flag((1, 10))
+    repeats: int = cli.flag(3, check=cli.positive)
+    baseline: str | None = cli.flag(None, help="an older checkout of this project")
+    memory_sizes_mb: tuple[int, ...] = cli.flag((), help="e.g. 20,200")
+    skip_speed: bool = cli.flag(False)
+
+
+def measure(args: ThroughputSettings) -> int:
     with tempfile.TemporaryDirectory(prefix="bertpipe-bench-") as workdir:
         spm_model = args.spm_model
         if spm_model is None:
-            sys.path.insert(0, REPO)
             from bertdata.tokenizer import train_tokenizer
 
             spm_model = train_tokenizer([args.corpus], os.path.join(workdir, "ko"),
@@ -185,6 +188,11 @@ def main() -> int:
         if args.memory_sizes_mb:
             memory(args, spm_model, workdir)
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run_command(ThroughputSettings, measure, argv,
+                           description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """What --dedup costs and finds: the data job on one corpus with --dedup=none, documents and
 lines, side by side in one invocation.
 
-    python benchmarks/dedup_cost.py --corpus=../shared/corpus/nsmc/nsmc_corpus.txt.gz \
-        --corpus_mb=10 --repeats=3
+    python -m benchmarks.dedup_cost --corpus_mb=10 --repeats=3
 
 The first --corpus_mb of the corpus (cut at a document's end) is written to a temporary
 file, a tokenizer of 32,000 + 7 pieces is trained on it, then each mode runs as a fresh
@@ -13,7 +12,7 @@ examples written.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -21,12 +20,17 @@ import subprocess
 import sys
 import tempfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import nsmc  # noqa: E402  (the corpus slice every NSMC benchmark uses)
+from benchmarks.common import NSMC, REPO, corpus_slice
+from bertcommon import cli
 
 MODES = ("none", "documents", "lines")
+
+
+@dataclasses.dataclass(frozen=True)
+class DedupCostSettings(cli.Settings):
+    corpus: str = cli.flag(os.path.join(NSMC, "nsmc_corpus.txt.gz"), help="plain or .gz")
+    corpus_mb: float = cli.flag(10.0, check=cli.positive, help="its first N MB")
+    repeats: int = cli.flag(3, check=cli.positive)
 
 
 def run_once(corpus: str, spm_model: str, mode: str, out: str) -> dict:
@@ -42,17 +46,12 @@ def run_once(corpus: str, spm_model: str, mode: str, out: str) -> dict:
             "lines_dropped": skipped.get("lines_duplicate_dropped", 0)}
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpus", required=True)
-    p.add_argument("--corpus_mb", type=float, default=10.0)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
-    from bertdata.tokenizer import train_tokenizer  # on the path through nsmc
+def measure(args: DedupCostSettings) -> None:
+    from bertdata.tokenizer import train_tokenizer
 
     with tempfile.TemporaryDirectory() as work:
         corpus = os.path.join(work, "corpus.txt")
-        nsmc.corpus_slice(args.corpus, args.corpus_mb, corpus)
+        corpus_slice(args.corpus, args.corpus_mb, corpus)
         spm_model = train_tokenizer([corpus], os.path.join(work, "ko"), 32_000)
         runs = {mode: [] for mode in MODES}
         for _ in range(args.repeats):
@@ -70,5 +69,10 @@ def main():
               f"{last['examples']:,} |")
 
 
+def main(argv=None) -> int:
+    return cli.run_command(DedupCostSettings, measure, argv,
+                           description=__doc__.splitlines()[0])
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,7 @@
 random weights, fine-tuned with the same budget on the sample's 8-label task.
 
 Usage:
-    python benchmarks/finetune_gain.py --workdir=runs/gain --pretrain_epochs=3,8 \
+    python -m benchmarks.finetune_gain --workdir=runs/gain --pretrain_epochs=3,8 \
         --learning_rates=2e-4,1e-3 --seeds=1,2,3 --epochs=6
 
 For each --pretrain_epochs, `bertpipe.end_to_end` pretrains `mini` on the bundled sample as
@@ -20,15 +20,34 @@ keeps the classes closer to balanced.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
 import os
 import statistics
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from bertcommon import cli
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneGainSettings(cli.Settings):
+    workdir: str = cli.flag("runs/finetune_gain")
+    pretrain_epochs: tuple[int, ...] = cli.flag((3, 8))
+    learning_rates: tuple[str, ...] = cli.flag(
+        ("2e-4", "1e-3"), help="numbers, or `default` for bertmodel.finetune's")
+    seeds: tuple[int, ...] = cli.flag((1, 2, 3))
+    epochs: int = cli.flag(6, check=cli.positive, help="fine-tuning epochs")
+    per_class: int = cli.flag(40, check=cli.positive, help="training lines per label, at most")
+
+    def problems(self):
+        for rate in self.learning_rates:
+            try:
+                ok = rate == "default" or float(rate) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                yield f"--learning_rates: {rate!r} is neither a positive number nor `default`"
 
 
 def pretrain(workdir: str, epochs: int) -> str:
@@ -65,31 +84,20 @@ def finetune_both(model_dir: str, task: tuple[str, str], out: str, args, lr, see
     return scores
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workdir", default="runs/finetune_gain")
-    p.add_argument("--pretrain_epochs", default="3,8")
-    p.add_argument("--learning_rates", default="2e-4,1e-3")
-    p.add_argument("--seeds", default="1,2,3")
-    p.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs")
-    p.add_argument("--per_class", type=int, default=40, help="training lines per label, at most")
-    args = p.parse_args(argv)
-    from bertcommon import logs
+def measure(args: FinetuneGainSettings) -> int:
     from bertpipe.sample_task import write_source_task
 
-    logs.configure("info")
-    logs.import_tensorflow_quietly()
     logging.getLogger("bertmodel").setLevel(logging.WARNING)  # fine-tuning's epoch lines
     task = write_source_task(os.path.join(args.workdir, "task"), per_class=args.per_class)
     with open(task[0], encoding="utf-8") as f:
         train_lines = sum(1 for _ in f)
     rows = []
-    for epochs in [int(x) for x in args.pretrain_epochs.split(",")]:
+    for epochs in args.pretrain_epochs:
         folder = os.path.join(args.workdir, f"pretrain-{epochs}")
         model_dir = pretrain(folder, epochs)
-        for lr in [None if x == "default" else float(x) for x in args.learning_rates.split(",")]:
+        for lr in [None if x == "default" else float(x) for x in args.learning_rates]:
             runs = [finetune_both(model_dir, task, folder, args, lr, int(seed))
-                    for seed in args.seeds.split(",")]
+                    for seed in args.seeds]
             row = [epochs, "default" if lr is None else f"{lr:g}"]
             for metric in ("eval_accuracy", "eval_macro_f1"):
                 pre = statistics.median(r[False][metric] for r in runs)
@@ -98,13 +106,18 @@ def main(argv=None) -> int:
             rows.append(row)
             print(" ".join(map(str, row)), file=sys.stderr, flush=True)
     print(f"\n{train_lines} training lines, 8 labels, {args.epochs} epochs, batch 16, seq 64; "
-          f"medians over seeds {args.seeds}\n")
+          f"medians over seeds {', '.join(map(str, args.seeds))}\n")
     print("| pretraining epochs | fine-tuning lr | accuracy, pretrained | from scratch | gap "
           "| macro-F1, pretrained | from scratch | gap |")
     print("| --- " * 8 + "|")
     for row in rows:
         print("| " + " | ".join(map(str, row)) + " |")
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run_command(FinetuneGainSettings, measure, argv,
+                           description=__doc__.split("\n\n")[0], tensorflow=True)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Fine-tuning settings and seeds on one task: bertmodel.finetune's defaults against tuned
 settings, and how far the fine-tuning seed alone moves the score.
 
-    python benchmarks/finetune_settings.py --model_dir=runs/nsmc_curve/model \
+    python -m benchmarks.finetune_settings --model_dir=runs/nsmc_curve/model \
         --train=runs/nsmc_curve/train.tsv --eval=runs/nsmc_curve/dev.tsv \
         --test=runs/nsmc_curve/test.tsv --workdir=runs/finetune_settings --seeds=1,2,3
 
 Each --settings entry (defaults: `default`, the command's own defaults; `short`, two epochs
-of 64 reviews at 64 pieces, what benchmarks/nsmc_recipes.py uses; `short-warmup1` and
+of 64 reviews at 64 pieces, what the NSMC benchmarks use; `short-warmup1` and
 `short-warmup30`, `short` warming up over 1% or 30% of the steps) is run for every
 --seeds, from the pretrained encoder and from random weights; every run a fresh
 `bertmodel.finetune` (its weights best on --eval kept, scored once on --test). Prints each
@@ -15,32 +15,45 @@ run and, per setting, the median and range over the seeds.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import NsmcSettings
+from bertcommon import cli
 
-import nsmc  # noqa: E402
-
-from bertcommon import logs  # noqa: E402
-
-_RECIPES = nsmc.parser("").get_default
+_NSMC = {f.name: f.default for f in dataclasses.fields(NsmcSettings)}
 SETTINGS = {
     "default": {},
-    # What nsmc.finetune_tuned runs with the NSMC benchmarks' default flags.
-    "short": {"epochs": _RECIPES("finetune_epochs"), "batch_size": _RECIPES("finetune_batch_size"),
-              "max_seq_length": _RECIPES("finetune_seq_length"),
-              "patience": _RECIPES("finetune_epochs")},
+    # What benchmarks.common.finetune_tuned runs with the NSMC benchmarks' default flags.
+    "short": {"epochs": _NSMC["finetune_epochs"], "batch_size": _NSMC["finetune_batch_size"],
+              "max_seq_length": _NSMC["finetune_seq_length"],
+              "patience": _NSMC["finetune_epochs"]},
 }
 # The short setting with the warm-up at either side of the default 10%.
 for _percent in (1, 30):
     SETTINGS[f"short-warmup{_percent}"] = dict(SETTINGS["short"], warmup_percent=_percent)
 
 
-def run(args, setting: str, scratch: bool, seed: int) -> dict:
+@dataclasses.dataclass(frozen=True)
+class FinetuneSettingsBenchmark(cli.Settings):
+    model_dir: str = cli.flag(help="a pretrained bertmodel.train run")
+    train: str = cli.flag(help="TSV")
+    eval: str = cli.flag(help="TSV the best epoch is chosen on")
+    test: str = cli.flag(help="TSV scored once")
+    workdir: str = cli.flag()
+    settings: tuple[str, ...] = cli.flag(tuple(SETTINGS), help=f"from {', '.join(SETTINGS)}")
+    seeds: tuple[int, ...] = cli.flag((1, 2, 3))
+
+    def problems(self):
+        unknown = [name for name in self.settings if name not in SETTINGS]
+        if unknown:
+            yield f"--settings: unknown {', '.join(unknown)}; known: {', '.join(SETTINGS)}"
+
+
+def run(args: FinetuneSettingsBenchmark, setting: str, scratch: bool, seed: int) -> dict:
     from bertmodel.tasks import classifier
 
     out = os.path.join(args.workdir, f"{setting}-{'scratch' if scratch else 'pre'}-{seed}")
@@ -51,18 +64,10 @@ def run(args, setting: str, scratch: bool, seed: int) -> dict:
     return classifier.finetune(config)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("model_dir", "train", "eval", "test", "workdir"):
-        p.add_argument(f"--{name}", required=True)
-    p.add_argument("--settings", default=",".join(SETTINGS))
-    p.add_argument("--seeds", default="1,2,3")
-    args = p.parse_args()
-    logs.configure("info")
-    logs.import_tensorflow_quietly()
-    seeds = [int(s) for s in args.seeds.split(",")]
+def measure(args: FinetuneSettingsBenchmark) -> None:
+    seeds = args.seeds
     rows = []
-    for setting in args.settings.split(","):
+    for setting in args.settings:
         for scratch in (False, True):
             for seed in seeds:
                 r = run(args, setting, scratch, seed)
@@ -72,7 +77,7 @@ def main():
     print("\n| settings | encoder | seeds | dev, median (range) | test, median (range) "
           "| best epochs |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for setting in args.settings.split(","):
+    for setting in args.settings:
         for scratch in (False, True):
             mine = [r for r in rows if r[0] == setting and r[1] == scratch]
             dev, test = [r[3] for r in mine], [r[4] for r in mine]
@@ -82,5 +87,10 @@ def main():
                   f"| {', '.join(str(r[5]) for r in mine)} |")
 
 
+def main(argv=None) -> int:
+    return cli.run_command(FinetuneSettingsBenchmark, measure, argv,
+                           description=__doc__.splitlines()[0], tensorflow=True)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

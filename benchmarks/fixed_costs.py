@@ -1,7 +1,6 @@
 """The data job's fixed costs: time to first byte and total, by corpus size and mode.
 
-    python benchmarks/fixed_costs.py --corpus=../shared/corpus/nsmc/nsmc_corpus.txt.gz \
-        --sizes_mb=5,50 --repeats=3
+    python -m benchmarks.fixed_costs --sizes_mb=5,50 --repeats=3
 
 The first N MB of the corpus (cut at a document's end) for each --sizes_mb, one tokenizer of
 32,000 + 7 pieces trained on the smallest slice, then the command a user runs
@@ -19,7 +18,7 @@ case too, interleaved with this one, and its rows follow each case's.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -28,13 +27,10 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import nsmc  # noqa: E402  (the corpus slice every NSMC benchmark uses)
-
-from beam_jobs.create_pretraining_data import STAGING_PREFIX  # noqa: E402
-from bertdata.schema import SPLITS  # noqa: E402
+from beam_jobs.create_pretraining_data import STAGING_PREFIX
+from benchmarks.common import NSMC, REPO, corpus_slice
+from bertcommon import cli
+from bertdata.schema import SPLITS
 
 RUNNING_MODES = {"in-process": [],
                  "all cores": [f"--direct_num_workers={os.cpu_count()}",
@@ -83,25 +79,32 @@ def import_floor(repeats: int) -> float:
     return statistics.median(times)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpus", required=True)
-    p.add_argument("--sizes_mb", default="5,50")
-    p.add_argument("--nsp_modes", default="swap,random_doc")
-    p.add_argument("--running_modes", default=",".join(RUNNING_MODES))
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--baseline", default=None, help="an older checkout of this project")
-    args = p.parse_args()
-    from bertdata.tokenizer import train_tokenizer  # on the path through nsmc
+@dataclasses.dataclass(frozen=True)
+class FixedCostSettings(cli.Settings):
+    corpus: str = cli.flag(os.path.join(NSMC, "nsmc_corpus.txt.gz"), help="plain or .gz")
+    sizes_mb: tuple[float, ...] = cli.flag((5.0, 50.0), help="slices of the corpus, in MB")
+    nsp_modes: tuple[str, ...] = cli.flag(("swap", "random_doc"))
+    running_modes: tuple[str, ...] = cli.flag(tuple(RUNNING_MODES))
+    repeats: int = cli.flag(3, check=cli.positive)
+    baseline: str | None = cli.flag(None, help="an older checkout of this project")
 
-    sizes = [float(x) for x in args.sizes_mb.split(",")]
+    def problems(self):
+        unknown = [m for m in self.running_modes if m not in RUNNING_MODES]
+        if unknown:
+            yield f"--running_modes: {', '.join(unknown)}; expected {', '.join(RUNNING_MODES)}"
+
+
+def measure(args: FixedCostSettings) -> None:
+    from bertdata.tokenizer import train_tokenizer
+
+    sizes = list(args.sizes_mb)
     checkouts = {"this": REPO, **({"baseline": args.baseline} if args.baseline else {})}
     cases = [(size, nsp, running, version) for size in sizes
-             for nsp in args.nsp_modes.split(",") for running in args.running_modes.split(",")
+             for nsp in args.nsp_modes for running in args.running_modes
              for version in checkouts]
     with tempfile.TemporaryDirectory() as work:
-        corpora = {size: nsmc.corpus_slice(args.corpus, size,
-                                           os.path.join(work, f"corpus-{size:g}.txt"))
+        corpora = {size: corpus_slice(args.corpus, size,
+                                      os.path.join(work, f"corpus-{size:g}.txt"))
                    for size in sizes}
         spm_model = train_tokenizer([corpora[min(sizes)]], os.path.join(work, "ko"), 32_000)
         runs = {case: [] for case in cases}
@@ -124,5 +127,10 @@ def main():
               f"{total:.2f} s | {examples / total:,.0f} |")
 
 
+def main(argv=None) -> int:
+    return cli.run_command(FixedCostSettings, measure, argv,
+                           description=__doc__.splitlines()[0])
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

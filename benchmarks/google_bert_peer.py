@@ -1,7 +1,7 @@
 """google-research/bert's create_pretraining_data.py, run as its users run it, and timed.
 
 Usage (needs the `benchmark` extra: its code is on PyPI as bert-tensorflow 1.0.4):
-    python benchmarks/google_bert_peer.py --spm_model=ko.model --input_file=corpus.txt \
+    python -m benchmarks.google_bert_peer --spm_model=ko.model --input_file=corpus.txt \
         --output_file=/tmp/peer.tfrecord --dupe_factor=1
 
 Its WordPiece tokenizer reads a vocab.txt; this writes one from the SentencePiece model, so
@@ -17,13 +17,26 @@ end of main), and seconds since the process started.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 import time
 
-STARTED = time.time()
+STARTED = time.time()  # before the imports: the process's own start-up is part of its cost
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from bertcommon import cli  # noqa: E402
+from bertdata.wire_format import count_framed_records  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerSettings(cli.Settings):
+    spm_model: str = cli.flag(help="the SentencePiece model whose pieces become a vocab.txt")
+    input_file: str = cli.flag(help="the corpus, one sentence per line")
+    output_file: str = cli.flag(help="the peer's TFRecord file")
+    dupe_factor: int = cli.flag(10, check=cli.positive)
+    short_seq_prob: float = cli.flag(0.1, check=cli.between(0.0, 1.0, high_included=True))
 
 
 def write_wordpiece_vocab(spm_model: str, path: str) -> None:
@@ -41,21 +54,7 @@ def write_wordpiece_vocab(spm_model: str, path: str) -> None:
                 f.write("##" + piece + "\n")
 
 
-def count_framed_records(data: bytes) -> int:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from bertdata.wire_format import count_framed_records as count
-
-    return count(data)
-
-
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--spm_model", required=True)
-    p.add_argument("--input_file", required=True)
-    p.add_argument("--output_file", required=True)
-    p.add_argument("--dupe_factor", type=int, default=10)
-    p.add_argument("--short_seq_prob", type=float, default=0.1)
-    args = p.parse_args()
+def run_peer(args: PeerSettings) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow.compat.v1 as tf
     from bert import create_pretraining_data as peer
@@ -77,6 +76,10 @@ def main() -> int:
     print(json.dumps({"examples": examples, "seconds": round(seconds, 3),
                       "process_seconds": round(time.time() - STARTED, 3)}))
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run_command(PeerSettings, run_peer, argv, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

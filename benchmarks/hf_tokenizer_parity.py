@@ -1,8 +1,7 @@
 """The Hugging Face tokenizer export against SentencePiece on real text: disagreements and
 speed, side by side in one run.
 
-    python benchmarks/hf_tokenizer_parity.py --corpus=../shared/corpus/nsmc/nsmc_corpus.txt.gz \
-        --texts=../shared/corpus/nsmc/nsmc_train.txt.gz --corpus_mb=10 --vocab_size=32000
+    python -m benchmarks.hf_tokenizer_parity --corpus_mb=10 --vocab_size=32000
 
 Trains the project's tokenizer on the first --corpus_mb MB of --corpus, exports its
 tokenizer.json, and encodes every text of --texts (an NSMC-format TSV, or plain lines) with
@@ -12,8 +11,7 @@ differing text's class (README: the input classes the export documents), and tex
 (medians of --repeats runs).
 """
 
-import argparse
-import gzip
+import dataclasses
 import json
 import os
 import statistics
@@ -21,29 +19,30 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchmarks.common import NSMC, corpus_slice, open_text, read_nsmc
+from bertcommon import cli
+from bertdata.hf_tokenizer import syllable_then_final_jamo, tokenizer_json
+from bertdata.tokenizer import Tokenizer, train_tokenizer
 
-from bertdata.hf_tokenizer import tokenizer_json  # noqa: E402
-from bertdata.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
 
-
-def _open(path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else \
-        open(path, encoding="utf-8")
+@dataclasses.dataclass(frozen=True)
+class ParitySettings(cli.Settings):
+    corpus: str = cli.flag(os.path.join(NSMC, "nsmc_corpus.txt.gz"),
+                           help="the tokenizer's training text, plain or .gz")
+    texts: str = cli.flag(os.path.join(NSMC, "nsmc_train.txt.gz"),
+                          help="the texts encoded: an NSMC-format TSV or plain lines")
+    corpus_mb: float = cli.flag(10.0, check=cli.positive)
+    vocab_size: int = cli.flag(32_000, check=cli.at_least(100))
+    repeats: int = cli.flag(3, check=cli.positive)
 
 
 def read_texts(path: str) -> list[str]:
-    with _open(path) as f:
-        rows = f.read().split("\n")
-    if rows and rows[0].startswith("id\tdocument"):
-        return [r.split("\t")[1] for r in rows[1:] if r.count("\t") == 2]
-    return [r for r in rows if r]
-
-
-def corpus_prefix(path: str, megabytes: float, out: str) -> str:
-    with _open(path) as f, open(out, "w", encoding="utf-8") as g:
-        g.write(f.read(int(megabytes * 1e6)))
-    return out
+    with open_text(path) as f:
+        nsmc_format = f.readline().startswith("id\tdocument")
+    if nsmc_format:
+        return [text for _, text, _ in read_nsmc(path)]
+    with open_text(path) as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
 
 
 def timed(fn, repeats):
@@ -55,21 +54,12 @@ def timed(fn, repeats):
     return result, statistics.median(times)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpus", required=True)
-    p.add_argument("--texts", required=True)
-    p.add_argument("--corpus_mb", type=float, default=10)
-    p.add_argument("--vocab_size", type=int, default=32000)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
+def measure(args: ParitySettings) -> None:
     import tokenizers
-
-    from bertdata.hf_tokenizer import syllable_then_final_jamo
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        model = train_tokenizer([corpus_prefix(args.corpus, args.corpus_mb, f"{tmp}/c.txt")],
+        model = train_tokenizer([corpus_slice(args.corpus, args.corpus_mb, f"{tmp}/c.txt")],
                                 f"{tmp}/ko", args.vocab_size)
         print(f"tokenizer: {args.vocab_size} + 7 pieces on {args.corpus_mb} MB in "
               f"{time.perf_counter() - start:.1f} s")
@@ -94,5 +84,9 @@ def main():
           f"cores) {len(texts) / t_hf:,.0f} texts/s; ratio {t_sp / t_hf:.2f}")
 
 
+def main(argv=None) -> int:
+    return cli.run_command(ParitySettings, measure, argv, description=__doc__.splitlines()[0])
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

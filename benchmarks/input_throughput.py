@@ -1,7 +1,7 @@
 """Throughput of `bertdata.make_dataset` against the common per-example pipeline.
 
 Usage:
-    python benchmarks/input_throughput.py --examples=200000 --batch_size=64 --repeats=3
+    python -m benchmarks.input_throughput --examples=200000 --batch_size=64 --repeats=3
 
 Writes synthetic compact records (seq 128, 20 predictions, full length) with metadata into
 a temporary folder, then times, in this one process and interleaved run by run:
@@ -14,51 +14,33 @@ Prints the median examples/s of each and the ratios.
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import os
 import statistics
 import sys
 import tempfile
 import time
 
-import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bertdata import pretraining, schema, wire_format  # noqa: E402
-from bertdata.tfdata import dataset_files  # noqa: E402
-
-
-def write_records(directory, num_examples, seq_len, num_preds, vocab, num_files=8):
-    rng = np.random.default_rng(0)
-    per_file = num_examples // num_files
-    for i in range(num_files):
-        path = os.path.join(directory, f"train-{i:05d}-of-{num_files:05d}.tfrecord")
-        records = []
-        for _ in range(per_file):
-            ids = rng.integers(7, vocab, seq_len)
-            pos = np.sort(rng.choice(seq_len, num_preds, replace=False))
-            ids[0], ids[seq_len // 2], ids[-1] = 5, 4, 4  # [CLS] A [SEP] B [SEP]
-            records.append(wire_format.serialize_compact(ids, pos, ids[pos], int(rng.integers(2))))
-        _write_tfrecord(path, records)
-    meta = schema.DatasetMetadata.build(
-        record_format="compact", masking="static", compression=schema.Compression.NONE,
-        example_config=pretraining.ExampleSettings(max_seq_length=seq_len,
-                                                 max_predictions_per_seq=num_preds, seed=0),
-        tokenizer_sha256="synthetic", tokenizer_path="", vocab_size=vocab, special_ids={},
-        splits={}, package_version="input_throughput")
-    with open(os.path.join(directory, schema.METADATA_FILE), "w") as f:
-        json.dump(meta.to_json(), f)
-    return per_file * num_files
+from bertcommon import cli
+from bertdata import schema
+from bertdata.synthetic import write_synthetic_dataset
+from bertdata.tfdata import dataset_files
+from bertdata.tokenizer import SPECIAL_IDS
 
 
-def _write_tfrecord(path, records):
-    import tensorflow as tf
+@dataclasses.dataclass(frozen=True)
+class InputThroughputSettings(cli.Settings):
+    examples: int = cli.flag(200_000, check=cli.at_least(8))
+    batch_size: int = cli.flag(64, check=cli.positive)
+    seq_length: int = cli.flag(128, check=cli.at_least(8))
+    max_predictions: int = cli.flag(20, check=cli.positive)
+    vocab_size: int = cli.flag(32_007, check=cli.at_least(100))
+    batches: int = cli.flag(600, check=cli.positive)
+    repeats: int = cli.flag(3, check=cli.positive)
 
-    with tf.io.TFRecordWriter(path) as w:
-        for r in records:
-            w.write(r)
+    def problems(self):
+        if self.max_predictions >= self.seq_length // 2:
+            yield "--max_predictions: must be below half of --seq_length"
 
 
 def single_threaded(ds):
@@ -81,7 +63,8 @@ def baseline_dataset(pattern, batch_size, seq_len, num_preds):
     def parse(record):
         ex = tf.io.parse_single_example(record, spec)
         ids = tf.cast(tf.sparse.to_dense(ex[schema.INPUT_IDS]), tf.int32)
-        seg = tf.cast(tf.cumsum(tf.cast(ids == 4, tf.int32), exclusive=True) > 0, tf.int32)
+        after_first_sep = tf.cumsum(tf.cast(ids == SPECIAL_IDS.sep, tf.int32), exclusive=True)
+        seg = tf.cast(after_first_sep > 0, tf.int32)
         pos = tf.cast(tf.sparse.to_dense(ex[schema.MASKED_LM_POSITIONS]), tf.int32)
         lm = tf.cast(tf.sparse.to_dense(ex[schema.MASKED_LM_IDS]), tf.int32)
         feats = {"input_ids": ids, "input_mask": tf.ones_like(ids), "segment_ids": seg,
@@ -126,24 +109,15 @@ def time_dataset(ds, batches, batch_size, warmup=50):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--examples", type=int, default=200_000)
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--seq_length", type=int, default=128)
-    p.add_argument("--max_predictions", type=int, default=20)
-    p.add_argument("--vocab_size", type=int, default=32_007)
-    p.add_argument("--batches", type=int, default=600)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args(argv)
-
+def measure(args: InputThroughputSettings) -> None:
     import tensorflow as tf
 
     import bertdata
 
     with tempfile.TemporaryDirectory() as d:
-        n = write_records(d, args.examples, args.seq_length, args.max_predictions,
-                          args.vocab_size)
+        n = write_synthetic_dataset(d, args.examples, vocab_size=args.vocab_size,
+                                    seq_length=args.seq_length,
+                                    max_predictions=args.max_predictions, num_files=8)
         print(f"wrote {n} compact records to {d}")
         pattern = os.path.join(d, "train-*")
         make = lambda: bertdata.make_dataset(pattern, args.batch_size, seed=1)  # noqa: E731
@@ -176,5 +150,10 @@ def main(argv=None):
               f"baseline_all={med['per_example_all_cores']:.0f}")
 
 
+def main(argv=None) -> int:
+    return cli.run_command(InputThroughputSettings, measure, argv,
+                           description=__doc__.split("\n")[0], tensorflow=True)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

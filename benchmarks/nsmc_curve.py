@@ -1,9 +1,7 @@
 """NSMC accuracy against pretraining steps: what each stretch of pretraining buys.
 
-    python benchmarks/nsmc_curve.py --train=../shared/corpus/nsmc/nsmc_train.txt.gz \
-        --test=../shared/corpus/nsmc/nsmc_test.txt.gz \
-        --corpus=../shared/corpus/nsmc/nsmc_corpus.txt.gz --workdir=runs/nsmc_curve \
-        --corpus_mb=10 --dupe_factor=1 --nsp_mode=random_doc --pretrain_steps=1200 \
+    python -m benchmarks.nsmc_curve --workdir=runs/nsmc_curve --corpus_mb=10 \
+        --dupe_factor=1 --nsp_mode=random_doc --pretrain_steps=1200 \
         --keep_encoder_every_steps=200 --finetune_examples=10000 --learning_rates=0.001
 
 One reference-size tokenizer on the first --corpus_mb of the corpus, the data job with the
@@ -18,42 +16,52 @@ from-scratch and bag-of-words lines); the CSV prints as a Markdown table.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import (
+    TIMINGS,
+    NsmcSettings,
+    corpus_slice,
+    make_data,
+    run_pretraining,
+    train_reference_tokenizer,
+    write_tasks,
+)
+from bertcommon import cli
 
-import nsmc  # noqa: E402
-
-from bertcommon import logs  # noqa: E402
-
-log = logging.getLogger("bertpipe.nsmc_curve")
+log = logging.getLogger("bertpipe.benchmarks.nsmc_curve")
 
 
-def main():
-    p = nsmc.parser(__doc__.splitlines()[0])
-    p.add_argument("--corpus_mb", type=float, default=10.0)
-    args = p.parse_args()
-    if not args.keep_encoder_every_steps:
-        p.error("--keep_encoder_every_steps: required, the curve's step")
-    logs.configure("info")
-    logs.import_tensorflow_quietly()
+@dataclasses.dataclass(frozen=True)
+class CurveSettings(cli.Settings):
+    nsmc: NsmcSettings
+    corpus_mb: float = cli.flag(10.0, check=cli.positive, help="the corpus's first N MB")
+
+    def problems(self):
+        if not self.nsmc.keep_encoder_every_steps:
+            yield "--keep_encoder_every_steps: required, the curve's step"
+
+
+def measure(settings: CurveSettings) -> None:
+    args = settings.nsmc
     os.makedirs(args.workdir, exist_ok=True)
-    tasks = nsmc.write_tasks(args, args.workdir)
-    corpus = nsmc.corpus_slice(args.corpus, args.corpus_mb,
-                               os.path.join(args.workdir, "corpus.txt"))
-    spm_model = nsmc.train_reference_tokenizer(corpus, args.workdir)
-    data = nsmc.make_data(args, corpus, spm_model, os.path.join(args.workdir, "data"))
+    tasks = write_tasks(args, args.workdir)
+    corpus = corpus_slice(args.corpus, settings.corpus_mb,
+                          os.path.join(args.workdir, "corpus.txt"))
+    spm_model = train_reference_tokenizer(corpus, args.workdir)
+    data = make_data(args, corpus, spm_model, os.path.join(args.workdir, "data"))
     model_dir = os.path.join(args.workdir, "model")
-    pretraining = nsmc.run_pretraining(args, data, spm_model, model_dir)
+    pretraining = run_pretraining(args, data, spm_model, model_dir)
     log.info("pretraining: %s", json.dumps(pretraining))
 
     from bertmodel import score_encoders
 
     scores = os.path.join(args.workdir, "scores")
-    with nsmc.timed("scoring the kept encoders"):
+    with TIMINGS.stage("scoring the kept encoders"):
         score_encoders.score(score_encoders.ScoreSettings(
             model_dir=model_dir, train=tasks["train"], eval=tasks["dev"], output_dir=scores,
             epochs=args.finetune_epochs, batch_size=args.finetune_batch_size,
@@ -70,8 +78,13 @@ def main():
         step = "0 (random weights)" if r["step"] == "0" else f"{int(r['step']):,}"
         print(f"| {step} | {float(r['eval_accuracy']):.4f} | {float(r['eval_macro_f1']):.4f} "
               f"| {float(r['bag_of_words_accuracy']):.4f} |")
-    print(json.dumps(nsmc.RESULTS["seconds"]))
+    print(json.dumps(TIMINGS.seconds))
+
+
+def main(argv=None) -> int:
+    return cli.run_command(CurveSettings, measure, argv, description=__doc__.splitlines()[0],
+                           tensorflow=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,10 +1,7 @@
 """Pretraining recipes compared on NSMC at one budget: same model, steps, batch and text.
 
-    python benchmarks/nsmc_recipes.py --train=../shared/corpus/nsmc/nsmc_train.txt.gz \
-        --test=../shared/corpus/nsmc/nsmc_test.txt.gz \
-        --corpus=../shared/corpus/nsmc/nsmc_corpus.txt.gz --workdir=runs/nsmc_recipes \
-        --corpus_mb=12 --dupe_factor=1 --pretrain_steps=800 --finetune_examples=10000 \
-        --learning_rates=0.001
+    python -m benchmarks.nsmc_recipes --workdir=runs/nsmc_recipes --corpus_mb=12 \
+        --dupe_factor=1 --pretrain_steps=800 --finetune_examples=10000 --learning_rates=0.001
 
 One tokenizer (32,000 + 7 pieces) on the first --corpus_mb of the corpus; then, for each
 recipe, the data job with that recipe's settings, `bertmodel.train` for --pretrain_steps, its
@@ -21,16 +18,23 @@ case dynamic masking is for.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import nsmc  # noqa: E402
-
-from bertcommon import files, logs  # noqa: E402
+from benchmarks.common import (
+    TIMINGS,
+    NsmcSettings,
+    corpus_slice,
+    finetune_tuned,
+    make_data,
+    run_pretraining,
+    train_reference_tokenizer,
+    write_tasks,
+)
+from bertcommon import cli
+from bertcommon.files import write_json
 
 log = logging.getLogger("bertpipe.nsmc_recipes")
 
@@ -45,27 +49,40 @@ RECIPES = {
 }
 
 
-def run_recipe(args, name: str, spm_model: str, corpus: str, tasks: dict) -> dict:
+@dataclasses.dataclass(frozen=True)
+class RecipeSettings(cli.Settings):
+    nsmc: NsmcSettings
+    corpus_mb: float = cli.flag(12.0, check=cli.positive, help="the corpus's first N MB")
+    recipes: tuple[str, ...] = cli.flag(tuple(RECIPES), help=f"from {', '.join(RECIPES)}")
+
+    def problems(self):
+        unknown = [name for name in self.recipes if name not in RECIPES]
+        if unknown:
+            yield f"--recipes: unknown {', '.join(unknown)}; known: {', '.join(RECIPES)}"
+
+
+def run_recipe(args: NsmcSettings, name: str, spm_model: str, corpus: str,
+               tasks: dict) -> dict:
+    from bertdata.tfdata.dataset_files import read_metadata
+
     nsp_mode, rate, masking = RECIPES[name]
-    recipe_args = vars(args) | {
-        "nsp_mode": nsp_mode, "masked_lm_prob": rate, "masking": masking,
-        "max_predictions_per_seq": round(args.max_predictions_per_seq * rate / 0.15)}
-    recipe = type(args)(**recipe_args)
+    recipe = dataclasses.replace(
+        args, nsp_mode=nsp_mode, masked_lm_prob=rate, masking=masking,
+        max_predictions_per_seq=round(args.max_predictions_per_seq * rate / 0.15))
     work = os.path.join(args.workdir, name)
-    nsmc.RESULTS["seconds"] = {}
-    data = nsmc.make_data(recipe, corpus, spm_model, os.path.join(work, "data"))
-    with open(os.path.join(data, "stats.json")) as f:
-        examples = json.load(f)["train_examples"]
+    TIMINGS.seconds = {}
+    data = make_data(recipe, corpus, spm_model, os.path.join(work, "data"))
+    examples = read_metadata(data).splits["train"].num_examples
     model_dir = os.path.join(work, "model")
-    pretraining = nsmc.run_pretraining(recipe, data, spm_model, model_dir)
-    finetuned = nsmc.finetune_tuned(recipe, model_dir, tasks, scratch=False)
+    pretraining = run_pretraining(recipe, data, spm_model, model_dir)
+    finetuned = finetune_tuned(recipe, model_dir, tasks, scratch=False)
     return {"settings": {"nsp_mode": nsp_mode, "masked_lm_prob": rate, "masking": masking,
                          "max_predictions_per_seq": recipe.max_predictions_per_seq},
             "train_examples": examples, "pretraining": pretraining, "nsmc": finetuned,
-            "seconds": dict(nsmc.RESULTS["seconds"])}
+            "seconds": dict(TIMINGS.seconds)}
 
 
-def table(results: dict, args) -> str:
+def table(results: dict, args: NsmcSettings) -> str:
     budget = args.pretrain_steps * args.batch_size
     lines = ["| recipe | examples | epochs | held-out MLM acc | NSP acc | NSMC dev | NSMC test "
              "| lr |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -88,35 +105,31 @@ def table(results: dict, args) -> str:
 
 
 def save(results: dict, path: str) -> None:
-    with files.atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(results, f, indent=2, default=str)
+    write_json(path, results, default=str)
 
 
-def main():
-    p = nsmc.parser(__doc__.splitlines()[0])
-    p.add_argument("--corpus_mb", type=float, default=12.0)
-    p.add_argument("--recipes", default=",".join(RECIPES),
-                   help=f"comma-separated, from {', '.join(RECIPES)}")
-    args = p.parse_args()
-    chosen = args.recipes.split(",")
-    unknown = [name for name in chosen if name not in RECIPES]
-    if unknown:
-        p.error(f"--recipes: unknown {unknown}; known: {', '.join(RECIPES)}")
-    logs.configure("info")
-    logs.import_tensorflow_quietly()
+def read_results(path: str) -> dict:
+    """The recipes a stopped run finished (this benchmark's own file)."""
+    import json
+
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def measure(settings: RecipeSettings) -> None:
+    args = settings.nsmc
     os.makedirs(args.workdir, exist_ok=True)
     path = os.path.join(args.workdir, "recipes.json")
-    results = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            results = json.load(f)
-    tasks = nsmc.write_tasks(args, args.workdir)
-    corpus = nsmc.corpus_slice(args.corpus, args.corpus_mb,
-                               os.path.join(args.workdir, "corpus.txt"))
+    results = read_results(path)
+    tasks = write_tasks(args, args.workdir)
+    corpus = corpus_slice(args.corpus, settings.corpus_mb,
+                          os.path.join(args.workdir, "corpus.txt"))
     spm_model = os.path.join(args.workdir, "ko.model")
     if not os.path.exists(spm_model):
-        nsmc.train_reference_tokenizer(corpus, args.workdir)
-    for name in chosen:
+        train_reference_tokenizer(corpus, args.workdir)
+    for name in settings.recipes:
         if name in results:
             log.info("%s: done before, kept", name)
             continue
@@ -125,12 +138,17 @@ def main():
         print(table(results, args), flush=True)
         if "from scratch" not in results:
             model_dir = os.path.join(args.workdir, name, "model")
-            results["from scratch"] = nsmc.finetune_tuned(args, model_dir, tasks, scratch=True)
+            results["from scratch"] = finetune_tuned(args, model_dir, tasks, scratch=True)
             save(results, path)
     print(f"\n{args.config}, {args.pretrain_steps} steps of {args.batch_size}, "
-          f"{args.corpus_mb} MB of text, dupe factor {args.dupe_factor}:")
+          f"{settings.corpus_mb} MB of text, dupe factor {args.dupe_factor}:")
     print(table(results, args))
 
 
+def main(argv=None) -> int:
+    return cli.run_command(RecipeSettings, measure, argv, description=__doc__.splitlines()[0],
+                           tensorflow=True)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

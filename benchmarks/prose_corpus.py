@@ -2,8 +2,8 @@
 
 Usage (on Debian or Ubuntu; needs apt-get, dpkg-deb and, for the PDF manuals, pdftotext from
 poppler-utils):
-    python benchmarks/prose_corpus.py --out=runs/bench/ko_prose.txt [--debs=DIR]
-    python benchmarks/prose_corpus.py --language=en --out=runs/bench/en_prose.txt
+    python -m benchmarks.prose_corpus --out=runs/bench/ko_prose.txt [--debs=DIR]
+    python -m benchmarks.prose_corpus --language=en --out=runs/bench/en_prose.txt
 
 Korean (the default) is all the Korean documentation Debian ships, about 3.6 MB; English
 (--language=en) is far more plentiful, for measurements that need a larger real corpus.
@@ -24,7 +24,7 @@ shipped.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import glob
 import html.parser
 import os
@@ -33,6 +33,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+from bertcommon import cli
 
 KOREAN_PACKAGES = ("libreoffice-help-ko", "gnome-user-docs", "gimp-help-ko", "debian-faq-ko",
             "texlive-lang-korean", "installation-guide-amd64", "debian-history", "emacs-common",
@@ -178,12 +180,14 @@ def build(debs: str, out: str, language: str = "ko") -> dict:
     return {"documents": documents, "lines": lines, "bytes": os.path.getsize(out)}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--debs", default=None, help="folder of .deb files (downloaded if missing)")
-    p.add_argument("--language", choices=sorted(PACKAGES), default="ko")
-    args = p.parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class ProseSettings(cli.Settings):
+    out: str = cli.flag(help="the corpus file written")
+    debs: str | None = cli.flag(None, help="folder of .deb files (downloaded if missing)")
+    language: str = cli.flag("ko", choices=sorted(PACKAGES))
+
+
+def build_corpus(args: ProseSettings) -> int:
     if not shutil.which("dpkg-deb") or not shutil.which("apt-get"):
         print("error: needs apt-get and dpkg-deb (Debian or Ubuntu)", file=sys.stderr)
         return 2
@@ -193,6 +197,11 @@ def main(argv=None) -> int:
     print(f"{args.out}: {info['documents']} documents, {info['lines']} lines, "
           f"{info['bytes']:,} bytes")
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run_command(ProseSettings, build_corpus, argv,
+                           description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -1,20 +1,21 @@
 """Tokenizing cost per word: the Beam job's word cache against the SentencePiece encoder.
 
 Usage:
-    python benchmarks/tokenize_throughput.py --size_mb=5 --new_word_shares=0,0.1,0.2,0.3,0.5
+    python -m benchmarks.tokenize_throughput --corpus_mb=5 --new_word_shares=0,0.1,0.2,0.3,0.5
 
-Builds a corpus from the bundled sample as beam_throughput.py does and trains the same
-4,000 + 7 piece tokenizer. For each share, that share of the corpus' words is made new (two
-random Hangul syllables appended, so the cache has never seen them), then documents are
-tokenized with `Tokenizer.encode_flat`: once with the word cache (warmed on the plain corpus
-first, as a long-running worker's would be) and once with the cache off (the encoder on whole
-lines). Prints microseconds per word, medians of --repeats runs alternating in this process,
-and the share of words the cache sent to the encoder.
+Takes the first --corpus_mb of the corpus (the NSMC corpus by default: real, non-repeated
+Korean) and trains a tokenizer of --vocab_size + 7 pieces on it. For each share, that share
+of the corpus' words is made new (two random Hangul syllables appended, so the cache has
+never seen them), then documents are tokenized with `Tokenizer.encode_flat`: once with the
+word cache (warmed on the plain corpus first, as a long-running worker's would be) and once
+with the cache off (the encoder on whole lines). Prints microseconds per word, medians of
+--repeats runs alternating in this process, and the share of words the cache sent to the
+encoder.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import random
 import statistics
@@ -22,14 +23,19 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from benchmarks.common import NSMC, corpus_slice
+from bertcommon import cli
+from bertdata import corpus
+from bertdata.tokenizer import Tokenizer, train_tokenizer
 
-from beam_throughput import SAMPLE, build_corpus  # noqa: E402
 
-from bertdata import corpus  # noqa: E402
-from bertdata.tokenizer import Tokenizer, train_tokenizer  # noqa: E402
+@dataclasses.dataclass(frozen=True)
+class TokenizeSettings(cli.Settings):
+    corpus: str = cli.flag(os.path.join(NSMC, "nsmc_corpus.txt.gz"), help="plain or .gz")
+    corpus_mb: float = cli.flag(5.0, check=cli.positive, help="its first N MB")
+    vocab_size: int = cli.flag(8000, check=cli.at_least(100))
+    new_word_shares: tuple[float, ...] = cli.flag((0.0, 0.1, 0.2, 0.3, 0.5))
+    repeats: int = cli.flag(3, check=cli.positive)
 
 
 def with_new_words(docs, share, seed=0):
@@ -43,23 +49,17 @@ def with_new_words(docs, share, seed=0):
     return [[" ".join(map(word, line.split(" "))) for line in lines] for lines in docs]
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--size_mb", type=int, default=5)
-    p.add_argument("--new_word_shares", default="0,0.1,0.2,0.3,0.5")
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args(argv)
+def measure(args: TokenizeSettings) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        model = train_tokenizer([SAMPLE], os.path.join(tmp, "ko"), 4000)
-        path = os.path.join(tmp, "corpus.txt")
-        build_corpus(path, args.size_mb)
+        path = corpus_slice(args.corpus, args.corpus_mb, os.path.join(tmp, "corpus.txt"))
+        model = train_tokenizer([path], os.path.join(tmp, "ko"), args.vocab_size)
         with open(path, "rb") as f:
             docs = [lines for _, lines in corpus.read_documents(f, 0, None)]
         with open(model, "rb") as f:
             proto = f.read()
     print(f"{len(docs):,} documents; the cache is warmed on them before each timed pass")
     print(f"{'new words':>9} {'cache us/word':>14} {'encoder us/word':>16} {'sent to encoder':>16}")
-    for share in [float(x) for x in args.new_word_shares.split(",")]:
+    for share in args.new_word_shares:
         data = with_new_words(docs, share)
         words = sum(len(line.split(" ")) for lines in data for line in lines)
         timings = {"cache": [], "encoder": []}
@@ -80,5 +80,9 @@ def main(argv=None):
               f"{statistics.median(timings['encoder']):>16.3f} {bypassed:>16.0%}")
 
 
+def main(argv=None) -> int:
+    return cli.run_command(TokenizeSettings, measure, argv, description=__doc__.split("\n")[0])
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """Training throughput of the project's BERT against keras-hub's BertMaskedLM, same size.
 
 Usage:
-    python benchmarks/train_throughput.py --config=seed --batch_size=64 --seq_length=128 \
+    python -m benchmarks.train_throughput --config=seed --batch_size=64 --seq_length=128 \
         --max_predictions=20 --steps=12 --repeats=3 [--mixed_precision=auto|fp32|bf16|fp16]
         [--jit_compile=auto|true|false]
 
@@ -23,25 +23,45 @@ FLOPs it does execute is printed too. The last line reads
 
 from __future__ import annotations
 
-import argparse
-import os
+import dataclasses
 import statistics
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bertcommon import cli
+from bertdata.tokenizer import NUM_SPECIAL
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainThroughputSettings(cli.Settings):
+    config: str = cli.flag("seed", help="a preset or a JSON config")
+    batch_size: int = cli.flag(64, check=cli.positive)
+    seq_length: int = cli.flag(128, check=cli.at_least(8))
+    max_predictions: int = cli.flag(20, check=cli.positive)
+    steps: int = cli.flag(12, check=cli.at_least(2))
+    repeats: int = cli.flag(3, check=cli.positive)
+    mixed_precision: str = cli.flag(
+        "fp32", choices=("auto", "fp32", "bf16", "fp16"),
+        help="auto: what the trainer picks on this machine")
+    jit_compile: str = cli.flag("auto", choices=("auto", "true", "false"))
+    baseline: bool = cli.flag(True, help="keras-hub's BertMaskedLM beside it")
+    peak_tflops: float | None = cli.flag(None, check=cli.positive)
+
+    def problems(self):
+        if self.max_predictions >= self.seq_length:
+            yield "--max_predictions: must be below --seq_length"
 
 
 def synthetic_batch(batch, seq, preds, vocab, seed=0):
     rng = np.random.default_rng(seed)
-    ids = rng.integers(7, vocab, (batch, seq)).astype("int32")
+    ids = rng.integers(NUM_SPECIAL, vocab, (batch, seq)).astype("int32")
     segments = np.zeros((batch, seq), "int32")
     segments[:, seq // 2:] = 1
     positions = np.sort(np.stack([rng.choice(np.arange(1, seq), preds, replace=False)
                                   for _ in range(batch)]), axis=1).astype("int32")
-    labels = rng.integers(7, vocab, (batch, preds)).astype("int32")
+    labels = rng.integers(NUM_SPECIAL, vocab, (batch, preds)).astype("int32")
     nsp = rng.integers(0, 2, batch).astype("int32")
     return ids, segments, positions, labels, nsp
 
@@ -102,21 +122,7 @@ def time_fit(model, data, steps):
     return statistics.median(timer.callback.times[1:])  # drop the warm-up step
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", default="seed")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--seq_length", type=int, default=128)
-    p.add_argument("--max_predictions", type=int, default=20)
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--mixed_precision", default="fp32",
-                   help="fp32, bf16, fp16, or auto (what the trainer picks on this machine)")
-    p.add_argument("--jit_compile", default="auto", choices=("auto", "true", "false"))
-    p.add_argument("--no_baseline", action="store_true")
-    p.add_argument("--peak_tflops", type=float, default=None)
-    args = p.parse_args(argv)
-
+def measure(args: TrainThroughputSettings) -> None:
     import tensorflow as tf
 
     from bertmodel.model.config import load_config
@@ -141,7 +147,7 @@ def main(argv=None):
         labels, weights)).repeat()
 
     models = {"project": build_project(cfg, jit)}
-    if not args.no_baseline:
+    if args.baseline:
         models["keras_hub"] = build_keras_hub(cfg)
     data = {"project": ours, "keras_hub": theirs}
     rates = {k: [] for k in models}
@@ -174,5 +180,10 @@ def main(argv=None):
     print(f"seq_per_s={ours_rate:.1f} baseline_seq_per_s={base_rate:.1f} mfu={mfu:.3f}")
 
 
+def main(argv=None) -> int:
+    return cli.run_command(TrainThroughputSettings, measure, argv,
+                           description=__doc__.split("\n")[0], tensorflow=True)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

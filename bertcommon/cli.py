@@ -9,7 +9,7 @@ declared once with `flag` (default, help, choices, check):
         overwrite: bool = cli.flag(False, help="replace a non-empty --output_dir")
 
 The field's type gives the flag's: int, float, str, bool (--name / --no-name), an Enum (its
-values), `X | None` (default None), `tuple[str, ...]` (comma-separated). A field whose type is
+values), `X | None` (default None), `tuple[T, ...]` (comma-separated Ts). A field whose type is
 itself a Settings dataclass contributes its flags. A field without a default is a required
 flag. The same checks run whether the settings come from the command line or from code: a
 bad value is a `SettingsError` (a ValueError) naming the flag.
@@ -124,8 +124,15 @@ def _is_settings(annotation) -> bool:
         and dataclasses.is_dataclass(annotation)
 
 
-def _comma_list(text: str) -> tuple[str, ...]:
-    return tuple(part for part in text.split(",") if part)
+def _comma_list(value_type) -> Callable[[str], tuple]:
+    """The parser of a `tuple[T, ...]` flag: comma-separated values, each a T."""
+    element = typing.get_args(value_type)[0] if typing.get_args(value_type) else str
+
+    def parse(text: str) -> tuple:
+        return tuple(element(part) for part in text.split(",") if part)
+
+    parse.__name__ = f"comma-separated {element.__name__}"  # argparse names it in errors
+    return parse
 
 
 def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, annotation,
@@ -142,9 +149,9 @@ def _add_flag(parser: argparse.ArgumentParser, field: dataclasses.Field, annotat
         kwargs["type"] = str
         default = default.value if isinstance(default, enum.Enum) else default
     elif typing.get_origin(value_type) is tuple:
-        kwargs["type"] = _comma_list
+        kwargs["type"] = _comma_list(value_type)
         kwargs["metavar"] = "A,B,..."
-        default = ",".join(default) if default else default
+        default = ",".join(str(v) for v in default) if default else default
     else:
         kwargs["type"] = value_type
         if meta.get("choices"):

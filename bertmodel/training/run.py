@@ -113,7 +113,8 @@ def build_model(config, plan, setup):
                                 max(1, plan.total_steps // accumulate))
         optimizer = make_optimizer(config.optimizer, schedule, weight_decay=config.weight_decay,
                                    clipnorm=config.clipnorm,
-                                   gradient_accumulation_steps=accumulate)
+                                   gradient_accumulation_steps=accumulate,
+                                   beta_2=config.adam_beta_2)
         model.compile(optimizer=optimizer, jit_compile=setup.jit)
         # Slots made now, not inside fit's first trace, which would then trace the step twice.
         model.optimizer.build(model.trainable_variables)

@@ -49,8 +49,9 @@ NO_DECAY = ["layer_norm", "bias", "LayerNorm"]
 
 
 def make_optimizer(name: str, schedule, *, weight_decay: float = 0.01,
-                   clipnorm: float | None = None, gradient_accumulation_steps: int = 1):
-    """'adam': the reference Adam(0.9, 0.98, 1e-9); 'adamw': AdamW without decay on
+                   clipnorm: float | None = None, gradient_accumulation_steps: int = 1,
+                   beta_2: float = 0.98):
+    """'adam': the reference Adam(0.9, BETA_2 = 0.98, 1e-9); 'adamw': AdamW without decay on
     LayerNorm and biases; 'lamb': LAMB (layer-wise trust ratios, for large batches), the
     same exclusions. clipnorm clips the global gradient norm; with
     gradient_accumulation_steps=N the optimizer applies the mean gradient of N batches, and
@@ -63,11 +64,11 @@ def make_optimizer(name: str, schedule, *, weight_decay: float = 0.01,
         if gradient_accumulation_steps > 1:
             kwargs["gradient_accumulation_steps"] = gradient_accumulation_steps
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.98,
+        return keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=beta_2,
                                      epsilon=1e-9, **kwargs)
     if name in ("adamw", "lamb"):
         cls = keras.optimizers.AdamW if name == "adamw" else keras.optimizers.Lamb
-        opt = cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=0.9, beta_2=0.98,
+        opt = cls(learning_rate=schedule, weight_decay=weight_decay, beta_1=0.9, beta_2=beta_2,
                   epsilon=1e-9 if name == "adamw" else 1e-6, **kwargs)
         opt.exclude_from_weight_decay(var_names=NO_DECAY)
         return opt

@@ -54,6 +54,8 @@ class TrainSettings(cli.Settings):
     optimizer: str = cli.flag("adam", choices=OPTIMIZERS)
     weight_decay: float = cli.flag(0.01, check=cli.non_negative, help="adamw and lamb")
     clipnorm: float | None = cli.flag(None, check=cli.positive, help="global norm clip")
+    adam_beta_2: float = cli.flag(0.98, check=cli.between(0.0, 1.0),
+                                  help="the second-moment decay of adam, adamw and lamb")
     gradient_accumulation_steps: int = cli.flag(1, check=cli.positive,
                                                 help="batches per optimizer update")
     mlm_loss_weight: float = cli.flag(DEFAULT_MLM_LOSS_WEIGHT, check=cli.positive,

@@ -177,27 +177,6 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_state(tmp_path, sample_
 
 
 @pytest.mark.slow
-def test_gpu_check_runs_on_a_cpu(monkeypatch, capsys):
-    # All combinations in this process (on a GPU machine each gets its own), on the two
-    # logical CPU devices conftest made. Its 1-vs-2-replica comparison is
-    # bertmodel.training.replica_check, which test_model.py runs on a harder batch.
-    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
-    import gpu_check
-
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # restored after; the script sets it
-    code = gpu_check.main(["--cpu", "--configs=tiny", "--steps=4", "--precisions=fp32",
-                           "--xla=false", "--vocab_size=1007", "--same_process",
-                           "--skip_replica_check"])
-    out, err = capsys.readouterr()
-    assert code == 0, err[-3000:]
-    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| tiny |")]
-    assert [(r[1], r[2]) for r in rows] == [("default", "1"), ("mirrored", "2")]
-    for r in rows:  # seq/s and tokens/s measured: full-length records, 128 tokens each
-        seq, tokens = float(r[6].replace(",", "")), float(r[7].replace(",", ""))
-        assert seq > 0 and tokens == pytest.approx(128 * seq, rel=0.01)
-
-
-@pytest.mark.slow
 def test_a_shard_found_damaged_while_training_is_one_line_naming_it(tmp_path, sample_dataset,
                                                                     capsys):
     data, _ = sample_dataset

@@ -142,3 +142,25 @@ def test_a_nested_fields_default_instance_gives_its_flags_defaults():
 def test_a_nested_flag_given_replaces_the_outer_default():
     parser = cli.make_parser(Outer, "test")
     assert cli.settings_from_args(Outer, parser.parse_args(["--rate=0.75"])).inner.rate == 0.75
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates(cli.Settings):
+    rates: tuple[float, ...] = cli.flag((1e-3, 2e-3))
+
+
+def test_a_tuple_flag_parses_each_element_with_its_type():
+    args = cli.make_parser(Rates, "test").parse_args(["--rates=5e-4,4e-3"])
+    assert cli.settings_from_args(Rates, args).rates == (5e-4, 4e-3)
+
+
+def test_a_tuple_flags_default_is_its_fields_default():
+    args = cli.make_parser(Rates, "test").parse_args([])
+    assert cli.settings_from_args(Rates, args).rates == (1e-3, 2e-3)
+
+
+def test_a_tuple_flag_with_a_bad_element_is_one_line_naming_the_flag(capsys):
+    code = cli.run_command(Rates, lambda s: 0, ["--rates=1e-3,fast"], description="t")
+    err = capsys.readouterr().err
+    assert (code, err.count("\n")) == (2, 1)
+    assert "--rates" in err and "float value: '1e-3,fast'" in err

@@ -3,13 +3,14 @@ too): the data side never loads TensorFlow, and no package imports one above it.
 
 import ast
 import os
+import pathlib
 
 import pytest
 
 from tests.conftest import REPO
 
 TENSORFLOW = {"tensorflow", "keras", "tensorflow_text", "tf_keras", "keras_hub"}
-PROJECT = {"bertcommon", "bertdata", "beam_jobs", "bertmodel", "bertpipe", "tests"}
+PROJECT = {"bertcommon", "bertdata", "beam_jobs", "bertmodel", "bertpipe", "benchmarks", "tests"}
 
 
 def imported_modules(path: str) -> set[str]:
@@ -60,11 +61,26 @@ def test_the_data_side_never_imports_tensorflow(folder, skip):
 
 @pytest.mark.parametrize("folder, above", [
     ("bertcommon", PROJECT - {"bertcommon"}),
-    ("bertdata", {"beam_jobs", "bertmodel", "bertpipe", "tests"}),
-    ("beam_jobs", {"bertmodel", "bertpipe", "tests"}),
-    ("bertmodel", {"beam_jobs", "bertpipe", "tests"}),
-    ("bertpipe", {"tests"}),
+    ("bertdata", {"beam_jobs", "bertmodel", "bertpipe", "benchmarks", "tests"}),
+    ("beam_jobs", {"bertmodel", "bertpipe", "benchmarks", "tests"}),
+    ("bertmodel", {"beam_jobs", "bertpipe", "benchmarks", "tests"}),
+    ("bertpipe", {"benchmarks", "tests"}),
     ("benchmarks", {"tests"}),
 ])
 def test_no_package_imports_one_above_it(folder, above):
     assert offenders(source_files(folder), above) == {}
+
+
+def test_benchmarks_declare_flags_only_through_bertcommon_cli():
+    # argparse is bertcommon.cli's business; a benchmark that builds its own parser has
+    # flags without checks or one-line errors.
+    assert offenders(source_files("benchmarks"), {"argparse"}) == {}
+
+
+def test_no_module_changes_the_import_path():
+    # Benchmarks run as `python -m benchmarks.NAME` from the checkout; sys.path edits would
+    # let a module import what a user's installation does not have.
+    changed = [os.path.relpath(path, REPO) for folder in PROJECT - {"tests"}
+               for path in source_files(folder)
+               if "sys.path.insert" in pathlib.Path(path).read_text(encoding="utf-8")]
+    assert changed == []
