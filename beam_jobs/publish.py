@@ -23,6 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import shards, stats
 from beam_jobs.settings import JobSettings
+from bertcommon import files
 from bertdata import schema
 
 
@@ -43,8 +44,11 @@ def write_json(obj, path: str) -> None:
 
 
 def read_json(path: str):
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return json.loads(f.read().decode())
+    """A JSON object the job wrote, through Beam's FileSystems; BadFile names it."""
+    def opener(name, _mode):
+        return FileSystems.open(name, compression_type=CompressionTypes.UNCOMPRESSED)
+
+    return files.read_json(path, opener=opener)
 
 
 def _matching(pattern: str) -> list[str]:

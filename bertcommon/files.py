@@ -1,11 +1,44 @@
-"""Writing outputs so that nothing that looks finished is ever partial."""
+"""Writing outputs so that nothing that looks finished is ever partial, and reading back the
+JSON files that a person or another tool may have changed."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
+
+from bertcommon.errors import BertpipeError
+
+
+class BadFile(BertpipeError, ValueError):
+    """A file that cannot be read as what it should be; the message names it."""
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_json(path: str, *, expect: type | None = dict, opener=open):
+    """The parsed JSON of PATH (opened with OPENER(path, "rb"): open, or a filesystem's),
+    of type EXPECT unless it is None. BadFile names PATH when it cannot be read, is not
+    UTF-8, is not strict JSON (NaN and Infinity are not) or is of another type."""
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        value = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw,
+                           parse_constant=_no_constant)
+    except OSError as e:
+        raise BadFile(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise BadFile(f"{path}: not UTF-8 text") from None
+    except (ValueError, RecursionError) as e:
+        raise BadFile(f"{path}: not JSON ({str(e)[:80]})") from None
+    if expect is not None and not isinstance(value, expect):
+        raise BadFile(f"{path}: holds a JSON {type(value).__name__}, not "
+                      f"{'an object' if expect is dict else expect.__name__}")
+    return value
 
 
 def remove(path: str) -> None:
@@ -77,8 +110,6 @@ def write_text(path: str, text: str) -> None:
 
 def write_json(path: str, value, **dump_options) -> None:
     """`write_text` of VALUE as indented JSON, non-ASCII text kept readable."""
-    import json
-
     options = {"indent": 2, "ensure_ascii": False} | dump_options
     write_text(path, json.dumps(value, **options) + "\n")
 
@@ -96,7 +127,6 @@ def run_lock(folder: str, flag: str):
     never share a folder; a second one gets FolderInUse naming the first. A lock whose
     process is gone (killed, crashed) is taken over, so a dead run never holds a folder. Only
     local folders are locked (a bucket path has no process to ask)."""
-    import json
     import socket
 
     if "://" in folder:
@@ -125,17 +155,22 @@ def run_lock(folder: str, flag: str):
         remove(path)
 
 
+# Process ids are below 2**22 on Linux; anything larger was not written by a run.
+_MAX_PID = 2**22
+
+
 def _lock_holder(path: str) -> dict | None:
     """The live process holding a lock file, or None when it is gone (or unreadable)."""
-    import json
     import socket
     import time
 
     try:
-        with open(path) as f:
-            holder = json.load(f)
-        pid = int(holder["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+        holder = read_json(path)
+        pid = holder["pid"]
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < _MAX_PID \
+                or not isinstance(holder.get("host"), str):
+            raise ValueError(f"pid {pid!r}, host {holder.get('host')!r}")
+    except (BadFile, KeyError, ValueError):
         # Being written by a run that just took it, or left half-written by one killed then.
         try:
             fresh = time.time() - os.path.getmtime(path) < 5

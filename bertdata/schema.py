@@ -179,6 +179,19 @@ class DatasetMetadata:
         """False for MLM-only records (--nsp_mode=none): the model has no NSP head."""
         return self.nsp_mode != "none"
 
+    def objective_differences(self, other: DatasetMetadata) -> list[tuple[str, object, object]]:
+        """(field, mine, theirs) wherever OTHER's examples ask a model something else than
+        these do: another tokenizer, another next-sentence task, another masking rate. Two
+        datasets that differ here cannot share a model or a metric; sizes, shard counts and
+        seeds may differ. A field a file from an older version lacks is not compared."""
+        fields = {"tokenizer sha256": (self.tokenizer.sha256, other.tokenizer.sha256),
+                  "vocab_size": (self.vocab_size, other.vocab_size),
+                  "special_ids": (self.special_ids, other.special_ids),
+                  "nsp_mode": (self.nsp_mode, other.nsp_mode),
+                  "masked_lm_prob": (self.masked_lm_prob, other.masked_lm_prob)}
+        return [(name, mine, theirs) for name, (mine, theirs) in fields.items()
+                if mine != theirs and None not in (mine, theirs)]
+
     def num_examples(self, split: str) -> int | None:
         info = self.splits.get(split)
         return None if info is None else info.num_examples

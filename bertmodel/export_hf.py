@@ -31,7 +31,7 @@ import sys
 
 from bertcommon import cli, logs
 from bertcommon.errors import BertpipeError
-from bertcommon.files import atomic_path
+from bertcommon.files import BadFile, atomic_path, read_json
 from bertdata.tokenizer import SPECIAL_PIECES
 
 log = logging.getLogger("bertmodel.export_hf")
@@ -65,20 +65,21 @@ class TrainedModel:
     facts: dict
 
 
-def _read_json(path: str) -> dict:
+def _read_json(path: str, expect: type = dict):
+    """A JSON file of the run's folder (EXPECT: its type); an empty one when there is none."""
     if not os.path.isfile(path):
-        return {}
+        return expect()
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise ExportError(f"{path}: cannot read ({e})") from None
+        return read_json(path, expect=expect)
+    except BadFile as e:
+        raise ExportError(str(e)) from None
 
 
 def load_trained(model_dir: str) -> TrainedModel:
     """The finished model of a bertmodel.train or bertmodel.finetune output folder."""
     import bertmodel
     from bertmodel.export.hf_weights import CLASSIFICATION, MASKED_LM, PRETRAINING
+    from bertmodel.training.plan import DATA_METADATA
 
     if not os.path.isdir(model_dir):
         raise ExportError(f"--model_dir {model_dir}: no such directory")
@@ -99,8 +100,8 @@ def load_trained(model_dir: str) -> TrainedModel:
         kind = MASKED_LM
     labels = None
     if kind == CLASSIFICATION:
-        labels = _read_json(os.path.join(model_dir, "labels.json")) or None
-        if not isinstance(labels, list) or len(labels) != model.num_labels:
+        labels = _read_json(os.path.join(model_dir, "labels.json"), list)
+        if len(labels) != model.num_labels or not all(isinstance(x, str) for x in labels):
             raise ExportError(f"{model_dir}/labels.json: missing, or not a list of the "
                               f"{model.num_labels} labels")
         if model.pooling != "cls":
@@ -108,7 +109,7 @@ def load_trained(model_dir: str) -> TrainedModel:
                               "transformers' BertForSequenceClassification reads the pooled "
                               "[CLS] vector, so only --pooling=cls exports")
     facts = {"config": _read_json(os.path.join(model_dir, "config.json")),
-             "data": _read_data_metadata(os.path.join(model_dir, "data_metadata.json")),
+             "data": _read_data_metadata(os.path.join(model_dir, DATA_METADATA)),
              "history": _read_json(os.path.join(model_dir, "history.json")),
              "results": _read_json(os.path.join(model_dir, "results.json"))}
     return TrainedModel(kind, model, proto, labels, facts)
@@ -159,11 +160,14 @@ def export(settings: ExportSettings) -> dict:
     """Writes the folder; returns a summary. Raises ExportError."""
     _check_output_dir(settings)
     logs.import_tensorflow_quietly()
+    import hashlib
+
     import numpy as np
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     from bertdata.hf_tokenizer import UnsupportedTokenizer
     from bertmodel.export import hf_weights
+    from bertmodel.export.hf_import import TOKENIZER_SHA256
     from bertmodel.export.model_card import model_card
 
     trained = load_trained(settings.model_dir)
@@ -176,17 +180,19 @@ def export(settings: ExportSettings) -> dict:
         files = tokenizer_files(trained.model_proto, config.max_position_embeddings)
     except UnsupportedTokenizer as e:
         raise ExportError(f"{settings.model_dir}/tokenizer.model: {e}") from None
-    files["config.json"] = json.dumps(hf_weights.hf_config(config, trained.kind,
-                                                           trained.labels), indent=2,
-                                      ensure_ascii=False)
+    hf = hf_weights.hf_config(config, trained.kind, trained.labels)
+    hf[TOKENIZER_SHA256] = hashlib.sha256(trained.model_proto).hexdigest()
+    files["config.json"] = json.dumps(hf, indent=2, ensure_ascii=False)
     files["README.md"] = model_card(trained.kind, config, trained.facts, trained.labels)
+    # C order: safetensors writes the buffer as it lies, and a transposed kernel's buffer is
+    # column-major. Serialized here and written with the other files, so that a full disk
+    # is an OSError like theirs.
+    files["model.safetensors"] = save(
+        {k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()},
+        metadata={"format": "pt"})
     try:
         with atomic_path(settings.output_dir) as tmp:
             os.makedirs(tmp)
-            # C order: safetensors writes the buffer as it lies, and a transposed kernel's
-            # buffer is column-major.
-            save_file({k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()},
-                      os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
             write_files(tmp, files)
     except OSError as e:
         raise ExportError(f"--output_dir {settings.output_dir}: cannot write ({e.strerror or e})"

@@ -24,3 +24,20 @@ def batch(cfg, b=3, s=12, p=4, seed=0):
          "masked_lm_weights": np.array([[1, 1, 1, 0]] * b, "float32"),
          "next_sentence_labels": np.array([0, 1, 0][:b] + [1] * max(0, b - 3), "int32")}
     return x, y
+
+
+def trained_folder(root, spm_model, model, name, labels=None):
+    """ROOT/NAME as bertmodel.train (LABELS None) or bertmodel.finetune leaves a finished
+    model: the Keras file and the tokenizer (and the labels)."""
+    import json
+
+    folder = root / name
+    folder.mkdir()
+    with open(spm_model, "rb") as src, open(folder / "tokenizer.model", "wb") as dst:
+        dst.write(src.read())
+    if labels is None:
+        model.save(str(folder / "model.keras"))
+    else:
+        model.save(str(folder / "classifier.keras"))
+        (folder / "labels.json").write_text(json.dumps(labels, ensure_ascii=False))
+    return folder

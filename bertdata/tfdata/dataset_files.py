@@ -4,12 +4,12 @@ filesystem (gs://, ...)."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
 import tensorflow as tf
 
+from bertcommon.files import read_json
 from bertdata import schema
 
 
@@ -40,12 +40,7 @@ def read_metadata(directory: str) -> schema.DatasetMetadata | None:
     path = os.path.join(directory, schema.METADATA_FILE)
     if not tf.io.gfile.exists(path):
         return None
-    with tf.io.gfile.GFile(path, "r") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
-    return schema.DatasetMetadata.from_json(data, path)
+    return schema.DatasetMetadata.from_json(read_json(path, opener=tf.io.gfile.GFile), path)
 
 
 def list_files(file_pattern: str | Sequence[str]) -> list[str]:

@@ -20,6 +20,7 @@ import sys
 
 from bertcommon import cli
 from bertcommon.errors import BertpipeError
+from bertcommon.files import read_json
 from bertdata import schema
 from bertdata.tfdata import dataset_files
 
@@ -62,8 +63,7 @@ def describe(directory: str, num_examples: int = 3, spm_model: str | None = None
     stats_path = os.path.join(directory, schema.STATS_FILE)
     stats = {}
     if tf.io.gfile.exists(stats_path):
-        with tf.io.gfile.GFile(stats_path) as f:
-            stats = json.load(f)
+        stats = read_json(stats_path, opener=tf.io.gfile.GFile)
     tok = None
     if spm_model:
         tok = Tokenizer.load(spm_model) if os.path.isfile(spm_model) else None

@@ -4,21 +4,26 @@
 
 The folder must hold what `bertmodel.export_hf` writes, possibly changed by someone else:
 config.json (a BERT this model can represent: absolute positions, the tanh GELU),
-model.safetensors (transformers' BERT names), and tokenizer.model, this project's
+model.safetensors (transformers' BERT names: exactly the tensors of config.json's
+architecture and sizes, nothing missing or left over), and tokenizer.model, this project's
 SentencePiece layout ([PAD] [UNK] [BOS] [EOS] [SEP] [CLS] [MASK] = 0..6) with as many pieces
-as config.json's vocab_size; a tokenizer.json beside it must give the special pieces the
-same ids. Anything else is an HFFormatError naming the file and field.
+as config.json's vocab_size, the one whose sha256 the export recorded in config.json; a
+tokenizer.json beside it must hold the same vocabulary. Anything else is an HFFormatError
+naming the file and field.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
+from bertcommon.files import BadFile, read_json
 from bertmodel.export.hf_weights import HFFormatError
 
 HF_FILES = ("config.json", "model.safetensors", "tokenizer.model")
+# The key of config.json under which bertmodel.export_hf records the sha256 of the
+# tokenizer.model the weights were trained with (transformers keeps unknown keys as is).
+TOKENIZER_SHA256 = "bertpipe_tokenizer_sha256"
 
 
 def is_hf_folder(path: str) -> bool:
@@ -37,62 +42,117 @@ class HFModel:
     labels: list | None
 
 
-def _check_tokenizer(folder: str, proto: bytes, vocab_size: int) -> None:
-    from bertdata.tokenizer import SPECIAL_PIECES, Tokenizer
+def _check_tokenizer(folder: str, proto: bytes, hf: HFConfig) -> None:
+    """tokenizer.model must parse, hold config.json's vocab_size pieces and be the one the
+    export recorded; a tokenizer.json beside it must hold the same vocabulary."""
+    import hashlib
+
+    from bertdata.hf_tokenizer import UnsupportedTokenizer, tokenizer_json
+    from bertdata.tokenizer import Tokenizer
 
     path = os.path.join(folder, "tokenizer.model")
     try:
         tokenizer = Tokenizer(proto, name=path)
     except ValueError as e:
         raise HFFormatError(str(e)) from None
-    if tokenizer.vocab_size != vocab_size:
-        raise HFFormatError(f"{folder}/config.json: vocab_size is {vocab_size} but "
+    if tokenizer.vocab_size != hf.config.vocab_size:
+        raise HFFormatError(f"{folder}/config.json: vocab_size is {hf.config.vocab_size} but "
                             f"{path} holds {tokenizer.vocab_size} pieces")
-    tokenizer_json = os.path.join(folder, "tokenizer.json")
-    if os.path.isfile(tokenizer_json):
-        with open(tokenizer_json, encoding="utf-8") as f:
-            vocab = json.load(f).get("model", {}).get("vocab", {})
-        for want, piece in enumerate(SPECIAL_PIECES):
-            if vocab.get(piece) != want:
-                raise HFFormatError(f"{tokenizer_json}: {piece} has id {vocab.get(piece)}, "
-                                    f"expected {want} (this project's tokenizer layout)")
+    if hf.tokenizer_sha256 and hashlib.sha256(proto).hexdigest() != hf.tokenizer_sha256:
+        raise HFFormatError(f"{path}: not the tokenizer these weights were trained with "
+                            f"(config.json records {TOKENIZER_SHA256} {hf.tokenizer_sha256})")
+    described = os.path.join(folder, "tokenizer.json")
+    if not os.path.isfile(described):
+        return
+    try:
+        found = read_json(described).get("model")
+    except BadFile as e:
+        raise HFFormatError(str(e)) from None
+    try:
+        want = tokenizer_json(proto)["model"]
+    except UnsupportedTokenizer:
+        want = {"vocab": {tokenizer.id_to_piece(i): i for i in range(tokenizer.vocab_size)}}
+    if not isinstance(found, dict) or any(found.get(k) != v for k, v in want.items()
+                                          if k in ("vocab", "merges", "type")):
+        raise HFFormatError(f"{described}: its model (vocabulary or merges) is not "
+                            f"{path}'s: another model's tokenizer?")
+
+
+@dataclasses.dataclass(frozen=True)
+class HFConfig:
+    """What config.json says: the sizes, the architecture, the labels of a classifier, and
+    the sha256 of the tokenizer the weights were trained with (bertmodel.export_hf records
+    it; None for folders from elsewhere)."""
+    config: object  # BertConfig
+    architecture: str
+    labels: list | None
+    tokenizer_sha256: str | None
+
+
+def read_hf_config(path: str) -> HFConfig:
+    """config.json of a Hugging Face BERT folder, every field this project reads checked;
+    HFFormatError names the file and field."""
+    from bertmodel.export.hf_weights import ARCHITECTURES, CLASSIFICATION, config_from_hf
+
+    try:
+        hf = read_json(path)
+    except BadFile as e:
+        raise HFFormatError(str(e)) from None
+    config = config_from_hf(hf, path)
+    named = hf.get("architectures", ["BertModel"])
+    if not (isinstance(named, list) and len(named) == 1 and named[0] in ARCHITECTURES):
+        raise HFFormatError(f"{path}: architectures must be a list of one of "
+                            f"{', '.join(ARCHITECTURES)}; got {named!r}")
+    labels = _labels(hf.get("id2label"), path) if named[0] == CLASSIFICATION else None
+    sha = hf.get(TOKENIZER_SHA256)
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64
+                                and all(c in "0123456789abcdef" for c in sha)):
+        raise HFFormatError(f"{path}: {TOKENIZER_SHA256} must be a sha256 in hex, got {sha!r}")
+    return HFConfig(config, named[0], labels, sha)
+
+
+def _labels(id2label, path: str) -> list[str]:
+    """A classifier's label names in id order: id2label must map "0".."n-1" to names."""
+    if not isinstance(id2label, dict) or not id2label:
+        raise HFFormatError(f"{path}: id2label must be an object of label names by id, got "
+                            f"{id2label!r}")
+    ids = [str(i) for i in range(len(id2label))]
+    if sorted(id2label) != sorted(ids):
+        missing = next(i for i in ids if i not in id2label)
+        raise HFFormatError(f"{path}: id2label has no id {missing} (ids must be 0 to "
+                            f"{len(ids) - 1})")
+    names = [id2label[i] for i in ids]
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise HFFormatError(f"{path}: id2label's names must be distinct, non-empty strings")
+    return names
 
 
 def read_hf_folder(folder: str) -> HFModel:
-    """The sizes, weights and tokenizer of a Hugging Face BERT folder; HFFormatError names
-    the file or field that does not fit."""
+    """The sizes, weights and tokenizer of a Hugging Face BERT folder, read strictly;
+    HFFormatError names the file or field that does not fit."""
     from safetensors.numpy import load_file
 
-    from bertmodel.export.hf_weights import ARCHITECTURES, config_from_hf
+    from bertmodel.export.hf_weights import check_tensors, expected_shapes
 
     for name in HF_FILES:
         if not os.path.isfile(os.path.join(folder, name)):
             raise HFFormatError(f"{folder}: no {name} (a folder written by "
                                 "bertmodel.export_hf?)")
-    source = os.path.join(folder, "config.json")
-    try:
-        with open(source, encoding="utf-8") as f:
-            hf = json.load(f)
-    except ValueError as e:
-        raise HFFormatError(f"{source}: not JSON ({e})") from None
-    config = config_from_hf(hf, source)
-    architecture = (hf.get("architectures") or ["BertModel"])[0]
-    if architecture not in ARCHITECTURES:
-        raise HFFormatError(f"{source}: architectures is {hf.get('architectures')}; "
-                            f"expected one of {list(ARCHITECTURES)}")
+    hf = read_hf_config(os.path.join(folder, "config.json"))
     with open(os.path.join(folder, "tokenizer.model"), "rb") as f:
         proto = f.read()
-    _check_tokenizer(folder, proto, config.vocab_size)
+    _check_tokenizer(folder, proto, hf)
+    weights = os.path.join(folder, "model.safetensors")
     try:
-        tensors = load_file(os.path.join(folder, "model.safetensors"))
+        tensors = load_file(weights)
     except Exception as e:  # safetensors raises its own error types for a damaged file
-        raise HFFormatError(f"{folder}/model.safetensors: cannot read ({e})") from None
+        raise HFFormatError(f"{weights}: cannot read ({str(e)[:100]})") from None
     # A BertModel saved on its own has no "bert." prefix; give it one.
     if not any(k.startswith("bert.") for k in tensors):
         tensors = {f"bert.{k}": v for k, v in tensors.items()}
-    id2label = hf.get("id2label")
-    labels = [id2label[str(i)] for i in range(len(id2label))] if id2label else None
-    return HFModel(config, architecture, tensors, proto, labels)
+    check_tensors(tensors, expected_shapes(hf.config, hf.architecture, len(hf.labels or ())),
+                  weights)
+    return HFModel(hf.config, hf.architecture, tensors, proto, hf.labels)
 
 
 def load_backbone(hf: HFModel):

@@ -13,8 +13,11 @@ loaded Keras objects it is handed.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
+from bertcommon.errors import BertpipeError
 from bertmodel.model.config import BertConfig
 
 HIDDEN_ACT = "gelu_pytorch_tanh"
@@ -25,8 +28,22 @@ CLASSIFICATION = "BertForSequenceClassification"
 ARCHITECTURES = (PRETRAINING, MASKED_LM, CLASSIFICATION, "BertModel")
 
 
-class HFFormatError(ValueError):
-    """A Hugging Face folder that does not fit this project's model; names the field."""
+class HFFormatError(BertpipeError, ValueError):
+    """A Hugging Face folder that does not fit this project's model; names the file and
+    field."""
+
+
+# config.json's keys for BertConfig's fields.
+HF_SIZES = {"vocab_size": "vocab_size", "hidden_size": "hidden_size",
+            "num_hidden_layers": "num_layers", "num_attention_heads": "num_heads",
+            "intermediate_size": "intermediate_size",
+            "max_position_embeddings": "max_position_embeddings",
+            "type_vocab_size": "type_vocab_size"}
+# (BertConfig field, transformers' default when config.json leaves the key out).
+HF_NUMBERS = {"layer_norm_eps": ("layer_norm_epsilon", 1e-12),
+              "hidden_dropout_prob": ("dropout_rate", 0.1),
+              "attention_probs_dropout_prob": ("attention_dropout_rate", 0.1),
+              "initializer_range": ("initializer_range", 0.02)}
 
 
 def hf_config(config: BertConfig, architecture: str, labels=None) -> dict:
@@ -55,31 +72,92 @@ def hf_config(config: BertConfig, architecture: str, labels=None) -> dict:
 def config_from_hf(hf: dict, source: str) -> BertConfig:
     """The BertConfig of a transformers BERT config.json; HFFormatError names the field that
     this project's model cannot represent."""
+    if not isinstance(hf, dict):
+        raise HFFormatError(f"{source}: holds a JSON {type(hf).__name__}, not an object")
     fixed = {"model_type": "bert", "hidden_act": HIDDEN_ACT,
              "position_embedding_type": "absolute"}
     for key, want in fixed.items():
         if hf.get(key, want) != want:
             raise HFFormatError(f"{source}: {key} is {hf.get(key)!r}; this model needs "
                                 f"{want!r}")
-    sizes = {"vocab_size": "vocab_size", "hidden_size": "hidden_size",
-             "num_hidden_layers": "num_layers", "num_attention_heads": "num_heads",
-             "intermediate_size": "intermediate_size",
-             "max_position_embeddings": "max_position_embeddings",
-             "type_vocab_size": "type_vocab_size"}
     values = {}
-    for key, field in sizes.items():
-        if not isinstance(hf.get(key), int) or hf[key] < 1:
-            raise HFFormatError(f"{source}: {key} must be a positive integer, got "
-                                f"{hf.get(key)!r}")
-        values[field] = hf[key]
+    for key, field in HF_SIZES.items():
+        value = hf.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise HFFormatError(f"{source}: {key} must be a positive integer, got {value!r}")
+        values[field] = value
+    for key, (field, default) in HF_NUMBERS.items():
+        value = hf.get(key, default)
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise HFFormatError(f"{source}: {key} must be a number, got {value!r}")
+        values[field] = float(value)
     try:
-        return BertConfig(**values, layer_norm_epsilon=float(hf.get("layer_norm_eps", 1e-12)),
-                          dropout_rate=float(hf.get("hidden_dropout_prob", 0.1)),
-                          attention_dropout_rate=float(hf.get(
-                              "attention_probs_dropout_prob", 0.1)),
-                          initializer_range=float(hf.get("initializer_range", 0.02)))
-    except ValueError as e:
-        raise HFFormatError(f"{source}: {e}") from None
+        return BertConfig(**values)
+    except ValueError as e:  # named by BertConfig's field: say config.json's key
+        message = str(e)
+        for key, field in [*HF_SIZES.items(), *((k, f) for k, (f, _) in HF_NUMBERS.items())]:
+            if message.startswith(field + " "):
+                message = key + message[len(field):]
+        raise HFFormatError(f"{source}: {message}") from None
+
+
+def expected_shapes(config: BertConfig, architecture: str,
+                    num_labels: int = 0) -> dict[str, tuple[int, ...]]:
+    """Every tensor a folder of this architecture and these sizes holds, with its shape,
+    under transformers' names (the encoder's with "bert.")."""
+    h, inner = config.hidden_size, config.intermediate_size
+
+    def dense(name, n_in, n_out):
+        return {f"{name}.weight": (n_out, n_in), f"{name}.bias": (n_out,)}
+
+    def norm(name):
+        return {f"{name}.weight": (h,), f"{name}.bias": (h,)}
+
+    shapes = {"bert.embeddings.word_embeddings.weight": (config.vocab_size, h),
+              "bert.embeddings.position_embeddings.weight": (config.max_position_embeddings, h),
+              "bert.embeddings.token_type_embeddings.weight": (config.type_vocab_size, h),
+              **norm("bert.embeddings.LayerNorm"), **dense("bert.pooler.dense", h, h)}
+    for i in range(config.num_layers):
+        at = f"bert.encoder.layer.{i}"
+        for name in ("query", "key", "value"):
+            shapes.update(dense(f"{at}.attention.self.{name}", h, h))
+        shapes.update({**dense(f"{at}.attention.output.dense", h, h),
+                       **norm(f"{at}.attention.output.LayerNorm"),
+                       **dense(f"{at}.intermediate.dense", h, inner),
+                       **dense(f"{at}.output.dense", inner, h), **norm(f"{at}.output.LayerNorm")})
+    if architecture in (PRETRAINING, MASKED_LM):
+        shapes.update({**dense("cls.predictions.transform.dense", h, h),
+                       **norm("cls.predictions.transform.LayerNorm"),
+                       "cls.predictions.bias": (config.vocab_size,)})
+    if architecture == PRETRAINING:
+        shapes.update(dense("cls.seq_relationship", h, 2))
+    if architecture == CLASSIFICATION:
+        shapes.update(dense("classifier", h, num_labels))
+    return shapes
+
+
+# Tensors a folder may hold that the model derives or does not need: the position-id buffer
+# older transformers saved, and the MLM decoder, which must then be the tied embeddings.
+OPTIONAL_TENSORS = ("bert.embeddings.position_ids", "cls.predictions.decoder.weight",
+                    "cls.predictions.decoder.bias")
+
+
+def check_tensors(tensors: dict, shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    """TENSORS must be exactly SHAPES' names with those shapes (OPTIONAL_TENSORS aside, and
+    a tied decoder must equal what it is tied to); HFFormatError names the first that is
+    missing, misshapen or left over."""
+    for name, shape in shapes.items():
+        _take(tensors, name, shape, source)
+    extra = sorted(set(tensors) - set(shapes) - set(OPTIONAL_TENSORS))
+    if extra:
+        raise HFFormatError(f"{source}: unexpected tensor {extra[0]!r} ({len(extra)} in all): "
+                            "weights for another architecture or size than config.json's")
+    tied = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+            "cls.predictions.decoder.bias": "cls.predictions.bias"}
+    for name, twin in tied.items():
+        if name in tensors and (twin not in tensors or not np.array_equal(
+                np.asarray(tensors[name], np.float32), np.asarray(tensors[twin], np.float32))):
+            raise HFFormatError(f"{source}: {name} differs from {twin}; this model ties them")
 
 
 def _dense(prefix: str, layer) -> dict:

@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
+import numbers
 import os
+
+from bertcommon.files import BadFile, read_json
+
+_SIZES = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+          "max_position_embeddings", "type_vocab_size")
+_RATES = ("dropout_rate", "attention_dropout_rate")
+_SCALES = ("layer_norm_epsilon", "initializer_range")
+
+
+def _size_problem(value) -> str | None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        return f"must be an integer, got {value!r}"
+    return None if value >= 1 else f"must be positive, got {value}"
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +54,21 @@ class BertConfig:
     initializer_range: float = 0.02
 
     def __post_init__(self):
+        for f in _SIZES:
+            problem = _size_problem(getattr(self, f))
+            if problem:
+                raise ValueError(f"{f} {problem}")
+        for f in _RATES:  # a dropout of 1 or more zeroes every activation
+            value = getattr(self, f)
+            if not _real(value) or not 0 <= value < 1:
+                raise ValueError(f"{f} must be a number in [0, 1), got {value!r}")
+        for f in _SCALES:
+            value = getattr(self, f)
+            if not _real(value) or value <= 0:
+                raise ValueError(f"{f} must be a positive number, got {value!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by "
                              f"num_heads {self.num_heads}")
-        for f in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                  "max_position_embeddings", "type_vocab_size"):
-            if getattr(self, f) < 1:
-                raise ValueError(f"{f} must be positive, got {getattr(self, f)}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -126,13 +153,9 @@ def load_config(name_or_path: str, **overrides) -> BertConfig:
             raise ValueError(f"--config {name_or_path}: no such file (a preset name or a "
                              "JSON file of BertConfig fields)")
         try:
-            with open(name_or_path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"--config {name_or_path}: not a readable JSON file ({e})") \
-                from None
-        if not isinstance(data, dict):
-            raise ValueError(f"--config {name_or_path}: not a JSON object of BertConfig fields")
+            data = read_json(name_or_path)
+        except BadFile as e:
+            raise ValueError(f"--config {e} (a JSON object of BertConfig fields)") from None
         cfg = BertConfig.from_dict(data, source=f"--config {name_or_path}")
     else:
         raise ValueError(f"--config {name_or_path!r} is neither a preset "

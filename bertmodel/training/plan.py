@@ -6,14 +6,17 @@ flag or file, raised before TensorFlow starts a device."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
 from bertcommon.errors import BertpipeError
+from bertcommon.files import BadFile, read_json
 from bertdata import schema
 from bertdata.tfdata import dataset_files
 from bertmodel.training.settings import TrainSettings
+
+# The run folder's copy of its dataset's metadata.json: what the folder was made from.
+DATA_METADATA = "data_metadata.json"
 
 
 class TrainError(BertpipeError):
@@ -85,13 +88,10 @@ def check_data(config: TrainSettings):
     if config.eval_tfrecords:
         eval_files, eval_meta = _dataset(config.eval_tfrecords, "--eval_tfrecords",
                                          schema.EVAL)
-        for key, theirs, mine in (
-                ("tokenizer sha256", eval_meta.tokenizer.sha256, sha),
-                ("vocab_size", eval_meta.vocab_size, meta.vocab_size)):
-            if theirs != mine:
-                raise TrainError(f"--eval_tfrecords {schema.metadata_path(eval_files)} has "
-                                 f"{key} {theirs}, but --tfrecords "
-                                 f"{schema.metadata_path(files)} has {mine}")
+        for field, mine, theirs in meta.objective_differences(eval_meta)[:1]:
+            raise TrainError(f"--eval_tfrecords {schema.metadata_path(eval_files)} has "
+                             f"{field} {theirs}, but --tfrecords {schema.metadata_path(files)} "
+                             f"has {mine}: its figures would measure another task")
     return files, meta, eval_files, eval_meta
 
 
@@ -164,8 +164,24 @@ def check_model_dir(config: TrainSettings, plan: Plan) -> None:
         raise TrainError(f"--model_dir {path} is a file, not a directory")
     settings = os.path.join(path, "config.json")
     if os.path.exists(settings):
-        with open(settings) as f:
-            earlier = json.load(f).get("model")
+        earlier = _read_run_file(settings).get("model")
         if earlier is not None and earlier != plan.bert_config.to_dict():
             raise TrainError(f"--model_dir {path} holds a run of another model ({settings}); "
                              "use another directory to train this one")
+    data = os.path.join(path, DATA_METADATA)
+    if os.path.exists(data):
+        try:
+            made_from = schema.DatasetMetadata.from_json(_read_run_file(data), data)
+        except ValueError as e:
+            raise TrainError(str(e)) from None
+        for field, mine, theirs in made_from.objective_differences(plan.meta)[:1]:
+            raise TrainError(f"--model_dir {path} was trained on records with {field} "
+                             f"{mine} ({data}); --tfrecords have {theirs}: use another "
+                             "directory to train on them")
+
+
+def _read_run_file(path: str) -> dict:
+    try:
+        return read_json(path)
+    except BadFile as e:
+        raise TrainError(f"--model_dir: {e}") from None

@@ -11,14 +11,21 @@ renamed, so none is ever half-written).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
 
 import tensorflow as tf
 
-from bertcommon.files import atomic_path, remove, remove_leftovers, run_lock, write_json
+from bertcommon.files import (
+    BadFile,
+    atomic_path,
+    read_json,
+    remove,
+    remove_leftovers,
+    run_lock,
+    write_json,
+)
 from bertmodel.training import devices, flops
 from bertmodel.training.callbacks import (
     Checkpointing,
@@ -30,7 +37,7 @@ from bertmodel.training.callbacks import (
     write_history,
 )
 from bertmodel.training.checkpoints import RunState
-from bertmodel.training.plan import Plan, TrainError
+from bertmodel.training.plan import DATA_METADATA, Plan, TrainError
 from bertmodel.training.settings import TrainSettings
 
 log = logging.getLogger("bertmodel.train")
@@ -131,7 +138,7 @@ def write_settings(config, plan, setup) -> None:
         "precision": setup.precision, "jit_compile": setup.jit, "pad_to": setup.pad_to,
         "replicas": setup.replicas}}
     _write_json(os.path.join(setup.out_dir, "config.json"), settings)
-    _write_json(os.path.join(setup.out_dir, "data_metadata.json"), plan.meta.to_json())
+    _write_json(os.path.join(setup.out_dir, DATA_METADATA), plan.meta.to_json())
     tokenizer = config.spm_model or plan.meta.tokenizer.path
     if tokenizer and os.path.isfile(tokenizer):
         shutil.copyfile(tokenizer, os.path.join(setup.out_dir, "tokenizer.model"))
@@ -208,13 +215,12 @@ def _current_outputs(out: str, step: int) -> set[str]:
     different steps or keeps a damaged one."""
     path = os.path.join(out, OUTPUTS_MANIFEST)
     try:
-        with open(path) as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
+        manifest = read_json(path)
+    except BadFile:  # missing or damaged: it vouches for nothing
         return set()
-    if manifest.get("step") != step:
+    sizes = manifest.get("sizes")
+    if manifest.get("step") != step or not isinstance(sizes, dict):
         return set()
-    sizes = manifest.get("sizes", {})
     return {name for name in OUTPUTS if os.path.exists(os.path.join(out, name))
             and sizes.get(name) == _size(os.path.join(out, name))}
 

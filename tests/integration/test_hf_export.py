@@ -25,6 +25,7 @@ from bertmodel.model.preprocessing import BertPreprocessor
 from tests.conftest import REPO
 from tests.example_helpers import metadata
 from tests.korean_stress import stress_lines, stress_pairs
+from tests.model_helpers import trained_folder
 
 pytest.importorskip("transformers", reason="the hf extra (transformers, torch) is missing")
 pytestmark = [pytest.mark.slow, pytest.mark.hf, pytest.mark.xdist_group("hf_export")]
@@ -85,19 +86,6 @@ def tokenizer_folders(tmp_path_factory, sample_corpus):
     return out
 
 
-def _trained_folder(root, spm_model, model, name, labels=None):
-    folder = root / name
-    folder.mkdir()
-    with open(spm_model, "rb") as src, open(folder / "tokenizer.model", "wb") as dst:
-        dst.write(src.read())
-    if labels is None:
-        model.save(str(folder / "model.keras"))
-    else:
-        model.save(str(folder / "classifier.keras"))
-        (folder / "labels.json").write_text(json.dumps(labels, ensure_ascii=False))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, spm_model, tokenizer):
     """A tiny pretrainer and a classifier with random weights, as bertmodel.train and
@@ -114,7 +102,7 @@ def exported(tmp_path_factory, spm_model, tokenizer):
     out = {"pretrainer": pretrainer, "classifier": classifier}
     for name, model, labels in (("pretrained", pretrainer, None),
                                 ("classifier", classifier, LABELS)):
-        run = _trained_folder(root, spm_model, model, name, labels)
+        run = trained_folder(root, spm_model, model, name, labels)
         out[f"{name}_hf"] = str(root / f"{name}-hf")
         assert export_hf.main([f"--model_dir={run}", f"--output_dir={out[name + '_hf']}"]) == 0
     return out
@@ -347,7 +335,7 @@ def _run_dir(tmp_path, spm_model, tokenizer):
     config = dataclasses.replace(PRESETS["tiny"], vocab_size=tokenizer.vocab_size)
     model = BertPretrainer(config=config)
     model(dummy_inputs(config))
-    return _trained_folder(tmp_path, spm_model, model, "run")
+    return trained_folder(tmp_path, spm_model, model, "run")
 
 
 def test_a_folder_without_a_finished_model_is_one_line_naming_it(tmp_path, capsys):
@@ -379,25 +367,11 @@ def test_an_unwritable_output_dir_is_one_line(tmp_path, spm_model, tokenizer, ca
     assert code == 2 and "--output_dir" in err and len(err.splitlines()) == 1
 
 
-def test_a_failure_while_writing_leaves_nothing_that_looks_finished(tmp_path, spm_model,
-                                                                   tokenizer, monkeypatch):
-    import safetensors.numpy
-
-    run = _run_dir(tmp_path, spm_model, tokenizer)
-
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(safetensors.numpy, "save_file", disk_full)
-    assert export_hf.main([f"--model_dir={run}", f"--output_dir={tmp_path / 'hf'}"]) == 2
-    assert sorted(os.listdir(tmp_path)) == ["run"]
-
-
 def test_a_mean_pooling_classifier_is_refused(tmp_path, spm_model, tokenizer, capsys):
     config = dataclasses.replace(PRESETS["tiny"], vocab_size=tokenizer.vocab_size)
     model = BertClassifier(num_labels=2, config=config, pooling="mean")
     model(dummy_inputs(config))
-    run = _trained_folder(tmp_path, spm_model, model, "run", ["a", "b"])
+    run = trained_folder(tmp_path, spm_model, model, "run", ["a", "b"])
     assert export_hf.main([f"--model_dir={run}", f"--output_dir={tmp_path / 'hf'}"]) == 2
     assert "--pooling=mean" in capsys.readouterr().err
 
@@ -454,7 +428,7 @@ def _edited_copy(tmp_path, source, file, edit):
     ("config.json", lambda c: {**c, "hidden_act": "relu"}, "hidden_act"),
     ("config.json", lambda c: {**c, "num_attention_heads": 5}, "num_heads"),
     ("tokenizer.json", lambda t: {**t, "model": {**t["model"], "vocab": {
-        **t["model"]["vocab"], "[MASK]": 9}}}, "[MASK]"),
+        **t["model"]["vocab"], "[MASK]": 9}}}, "another model's tokenizer"),
 ])
 def test_a_folder_that_does_not_fit_is_one_line_naming_the_field(tmp_path, exported, capsys,
                                                                  file, edit, named):
@@ -532,7 +506,7 @@ def _keras_hub_difference(tmp_path, spm_model, tokenizer, epsilon):
     model = BertPretrainer(config=config)
     model(dummy_inputs(config))
     _randomize(model, 4)
-    run = _trained_folder(tmp_path, spm_model, model, "run")
+    run = trained_folder(tmp_path, spm_model, model, "run")
     assert export_hf.main([f"--model_dir={run}", f"--output_dir={tmp_path / 'hf'}"]) == 0
     theirs = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "hf"))
     x = _batch(tokenizer, ["대한민국은 민주공화국이다.", "모든 국민은 법 앞에 평등하다."])

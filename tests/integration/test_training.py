@@ -148,6 +148,51 @@ def test_a_finished_run_writes_what_is_missing_without_training(tmp_path, pipeli
     assert (run / "encoder.keras").stat().st_mtime_ns == encoder_written
 
 
+def _dataset(root, tokenizer_model, *flags):
+    """The data job in-process on the sample corpus with TOKENIZER_MODEL."""
+    from beam_jobs import create_pretraining_data as job
+    from tests.conftest import FNAPI, SAMPLE
+
+    out = root / "data"
+    job.run_from_flags([f"--input={SAMPLE}", f"--output_dir={out}",
+                        f"--spm_model={tokenizer_model}", "--max_seq_length=64",
+                        "--eval_fraction=0.2", *flags, *FNAPI])
+    return out
+
+
+def test_a_finished_run_refuses_records_of_another_tokenizer(tmp_path, pipeline_run, capsys):
+    from bertdata.tokenizer import train_tokenizer
+    from tests.conftest import SAMPLE
+
+    work, _ = pipeline_run
+    run = tmp_path / "model"
+    shutil.copytree(work / "model", run)
+    ours = (run / "tokenizer.model").read_bytes()
+    pieces = json.loads((run / "config.json").read_text())["model"]["vocab_size"] - 7
+    other = train_tokenizer([SAMPLE], str(tmp_path / "other"), pieces, num_threads=1,
+                            normalization="identity")
+    data = _dataset(tmp_path, other)
+    code = train.main([f"--tfrecords={data}", f"--model_dir={run}", "--config=mini",
+                       "--batch_size=8", "--epochs=3", "--learning_rate=2e-3", "--seed=3",
+                       "--verbosity=warning"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: --model_dir {run} was trained on records with tokenizer sha256")
+    assert (run / "tokenizer.model").read_bytes() == ours
+
+
+def test_held_out_records_of_another_objective_are_refused(tmp_path, sample_dataset, spm_model,
+                                                           capsys):
+    data, _ = sample_dataset  # --nsp_mode=swap
+    mlm_only = _dataset(tmp_path, spm_model, "--nsp_mode=none")
+    code = train.main([f"--tfrecords={data}", f"--eval_tfrecords={mlm_only / 'eval-*'}",
+                       f"--model_dir={tmp_path / 'm'}", *TINY, "--train_steps=2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "has nsp_mode none, but --tfrecords" in err and "has swap" in err
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.slow
 def test_lamb_with_gradient_accumulation_updates_every_n_steps(tmp_path, sample_dataset):
     data, _ = sample_dataset

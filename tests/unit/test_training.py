@@ -190,7 +190,7 @@ def test_inspect_reports_a_damaged_shard_in_one_line(tmp_path, sample_dataset, c
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.mkdir(), "no such file (a preset name or a JSON file"),
     (lambda p: p.write_text('{"hidden_size": -4}'), "hidden_size must be positive, got -4"),
-    (lambda p: p.write_text("[1, 2]"), "not a JSON object of BertConfig fields"),
+    (lambda p: p.write_text("[1, 2]"), "holds a JSON list, not an object"),
 ])
 def test_a_config_file_that_cannot_work_is_one_line_naming_it(tmp_path, sample_dataset, capsys,
                                                              make, message):
