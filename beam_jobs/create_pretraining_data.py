@@ -314,9 +314,10 @@ def failure_message(error: BaseException) -> str:
 
 
 def is_input_error(error: BaseException) -> bool:
-    """True when the pipeline failed on bad input (exit code 2) rather than on the system."""
+    """True when the pipeline failed on what the user can fix (exit code 2): bad input, or
+    no space left where it writes; else the system failed (exit code 1)."""
     return isinstance(error, (DatasetError, inputs.InputFileError)) or bool(
-        _OUR_ERRORS.search(str(error)))
+        _OUR_ERRORS.search(str(error))) or bool(_NO_SPACE.search(str(error)))
 
 
 # An [UNK] share above this says the tokenizer does not fit the corpus: a tokenizer trained
@@ -345,8 +346,9 @@ def _command(options: JobSettings, beam_args: list[str]) -> None:
     except JobError:
         raise
     except Exception as e:  # the pipeline failed: say why in one line
-        raise BertpipeError(f"the data job failed: {failure_message(e)}",
-                               2 if is_input_error(e) else 1) from None
+        where = f"--output_dir {options.output_dir}: " if _NO_SPACE.search(str(e)) else ""
+        raise BertpipeError(f"{where}the data job failed: {failure_message(e)}",
+                            2 if is_input_error(e) else 1) from None
     if stats is not None:
         _log_summary(stats)
         print(json.dumps({k: stats[k] for k in ("documents_read", "examples", "train_examples",

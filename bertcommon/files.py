@@ -4,6 +4,7 @@ JSON files that a person or another tool may have changed."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -100,6 +101,17 @@ def atomic_path(final: str):
             os.replace(tmp, final)
     finally:
         remove(tmp)
+
+
+def check_free_space(folder: str, needed: int) -> None:
+    """Raises OSError(ENOSPC) naming FOLDER when fewer than NEEDED bytes are free there: for
+    writers that cannot survive a full disk themselves (HDF5, under Keras' .weights.h5 files,
+    takes the process down when a write fails), so they only start where they fit."""
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device ({free:,} bytes free, about "
+                                    f"{needed:,} needed)", folder)
 
 
 def write_text(path: str, text: str) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import lzma
 import os
 import sys
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -108,8 +110,11 @@ def train_tokenizer(
             raise FileNotFoundError(f"--input file not found: {path}")
         if os.path.getsize(path) == 0:
             raise ValueError(f"--input file is empty: {path}")
-        with open(path, "rb") as f:
-            problem = looks_like_text(f.read(1 << 16))
+        try:
+            with _open_corpus(path) as f:
+                problem = looks_like_text(f.read(1 << 16))
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            problem = f"cannot be decompressed as its extension says ({e})"
         if problem:
             raise ValueError(f"--input {path} {problem}")
     parent = os.path.dirname(model_prefix)
@@ -125,10 +130,37 @@ def train_tokenizer(
     return model_prefix + ".model"
 
 
+def _compressed(path: str) -> bool:
+    from apache_beam.io.filesystem import CompressionTypes
+
+    return CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
+
+
+def _open_corpus(path: str):
+    """PATH for reading bytes, decompressed by its extension as the data job reads it
+    (.gz, .bz2, .xz, .zst, .deflate: Beam's file systems)."""
+    if not _compressed(path):
+        return open(path, "rb")
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.open(path)
+
+
+def _compressed_lines(inputs):
+    """Every line of INPUTS, decompressed, for SentencePiece's sentence iterator."""
+    for path in inputs:
+        with _open_corpus(path) as f:
+            for raw in iter(f.readline, b""):
+                yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
 def _train(inputs, model_prefix, vocab_size, character_coverage, normalization, byte_fallback,
            input_sentence_size, max_sentence_length, num_threads) -> None:
+    # SentencePiece reads plain files itself; compressed ones are read here and fed to it.
+    source = {"sentence_iterator": _compressed_lines(inputs)} \
+        if any(_compressed(p) for p in inputs) else {"input": list(inputs)}
     spm.SentencePieceTrainer.train(
-        input=list(inputs),
+        **source,
         model_prefix=model_prefix,
         model_type="bpe",
         vocab_size=vocab_size + NUM_SPECIAL,

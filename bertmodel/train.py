@@ -43,15 +43,23 @@ def train(config: TrainSettings) -> dict:
     except (devices.DeviceError, FolderInUse, CheckpointError) as e:
         raise TrainError(str(e)) from None
     except OSError as e:  # a full disk or a folder that cannot be written
-        raise TrainError(f"--model_dir {config.model_dir}: cannot write "
-                         f"({e.strerror or e}); the last complete checkpoint is kept, rerun "
-                         "the same command to resume") from None
+        raise TrainError(_cannot_write(config, e.strerror or str(e))) from None
     except tf.errors.OpError as e:
+        if NO_SPACE in str(e):  # TensorFlow's own writers: checkpoints, the SavedModel
+            raise TrainError(_cannot_write(config, NO_SPACE)) from None
         # A shard found damaged while training reads it: one line naming the file.
         message = read_error_message(e)
         if message is None:
             raise
         raise TrainError(message) from None
+
+
+NO_SPACE = "No space left on device"
+
+
+def _cannot_write(config: TrainSettings, why: str) -> str:
+    return (f"--model_dir {config.model_dir}: cannot write ({why}); the last complete "
+            "checkpoint is kept, rerun the same command to resume")
 
 
 def train_from_flags(argv=None) -> dict:

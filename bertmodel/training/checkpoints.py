@@ -18,7 +18,7 @@ import os
 
 import tensorflow as tf
 
-from bertcommon.files import atomic_path
+from bertcommon.files import atomic_path, check_free_space
 
 LAST = "last"
 BEST_WEIGHTS = "best.weights.h5"
@@ -99,6 +99,9 @@ class RunState:
         return os.path.join(self.directory, BEST_WEIGHTS)
 
     def save_best(self, model, value: float) -> None:
+        # The weights' bytes, and HDF5's own few kilobytes per variable.
+        needed = sum(int(v.numpy().nbytes) + 4096 for v in model.weights) + 65_536
+        check_free_space(self.directory, needed)
         with atomic_path(self.best_weights) as tmp:
             model.save_weights(tmp)
         self.progress.best_value, self.progress.best_step = float(value), self.progress.step

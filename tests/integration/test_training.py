@@ -15,7 +15,6 @@ import pytest
 from bertmodel import train
 from bertmodel.training import devices
 from bertmodel.training.callbacks import read_step_scalars
-from bertmodel.training.checkpoints import RunState
 from tests.conftest import REPO
 from tests.training_helpers import TINY, cut_shard
 
@@ -231,21 +230,6 @@ def test_a_shard_found_damaged_while_training_is_one_line_naming_it(tmp_path, sa
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("error: corrupt or truncated") and str(shard) in err
-
-
-@pytest.mark.slow
-def test_a_full_disk_while_training_is_one_line(tmp_path, sample_dataset, capsys, monkeypatch):
-
-    data, _ = sample_dataset
-
-    def disk_full(self):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(RunState, "save", disk_full)
-    code = train.main([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY,
-                       "--train_steps=4", "--checkpoint_every_steps=2", "--verbosity=warning"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "No space left on device" in err and len(err.splitlines()) == 1, err
 
 
 def _free_ports(n):

@@ -173,3 +173,26 @@ def test_mostly_new_words_go_to_the_encoder_until_words_repeat(tokenizer, sample
         flat, _ = tok.encode_flat(doc)
     assert tok.words_bypassed == bypassed
     assert flat.tolist() == [i for x in tok.encode(doc) for i in x]
+
+
+@pytest.mark.parametrize("compress, suffix", [("gzip", ".gz"), ("bz2", ".bz2"), ("lzma", ".xz")])
+def test_a_compressed_corpus_trains_the_pieces_of_the_plain_one(tmp_path, sample_lines,
+                                                                compress, suffix):
+    import importlib
+
+    text = "\n".join(sample_lines[:600]).encode()
+    (tmp_path / "c.txt").write_bytes(text)
+    (tmp_path / f"c.txt{suffix}").write_bytes(importlib.import_module(compress).compress(text))
+
+    def pieces(path, prefix):
+        model = Tokenizer.load(train_tokenizer([str(path)], str(tmp_path / prefix), 600,
+                                               num_threads=1))
+        return [model.id_to_piece(i) for i in range(model.vocab_size)]
+
+    assert pieces(tmp_path / f"c.txt{suffix}", "z") == pieces(tmp_path / "c.txt", "p")
+
+
+def test_a_compressed_corpus_that_is_not_what_its_extension_says_is_named(tmp_path):
+    (tmp_path / "c.txt.gz").write_bytes(b"plain text, not gzip\n" * 100)
+    with pytest.raises(ValueError, match=r"--input .*c.txt.gz cannot be decompressed"):
+        train_tokenizer([str(tmp_path / "c.txt.gz")], str(tmp_path / "t"), 100)
