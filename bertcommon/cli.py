@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import re
 import sys
 import types
 import typing
@@ -190,6 +191,11 @@ class _OneLineErrors(argparse.ArgumentParser):
     number goes) are one line, as every other error of a command, not a usage block."""
 
     def error(self, message):
+        for word in message.removeprefix("unrecognized arguments: ").split():
+            name = word.split("=")[0]
+            if re.fullmatch(r"-\w\w+", name) and f"-{name}" in self._option_string_actions:
+                message = f"{name}: a flag takes two dashes: -{word}"
+                break
         self.exit(2, f"error: {message} (--help lists the flags)\n")
 
 

@@ -82,10 +82,17 @@ def _command(settings: FillMaskSettings) -> int:
         model, tok = load(settings.model_dir)
     except (OSError, ValueError) as e:
         raise BertpipeError(str(e)) from None
-    texts = [settings.text] if settings.text is not None else [
-        t for t in sys.stdin.read().splitlines() if t.strip()]
+    # Bytes, decoded line by line: a line that is not UTF-8 fails alone.
+    lines = [settings.text.encode("utf-8", "surrogateescape")] if settings.text is not None \
+        else [line for line in sys.stdin.buffer.read().splitlines() if line.strip()]
     status = 0
-    for text in texts:
+    for line in lines:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            print(f"  error: not UTF-8 text: {line[:40]!r}", file=sys.stderr)
+            status = 2
+            continue
         print(text)
         try:
             results = fill_mask(model, tok, text, settings.top_k)

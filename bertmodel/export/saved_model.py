@@ -22,7 +22,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from bertdata.schema import INPUT_IDS, INPUT_MASK, MASKED_LM_POSITIONS, SEGMENT_IDS
-from bertdata.tokenizer import NUM_SPECIAL, SPECIAL_IDS
+from bertdata.tokenizer import MASK, NUM_SPECIAL, SPECIAL_IDS
 from bertmodel.model.preprocessing import BertPreprocessor
 
 DEFAULT_TOP_K = 5
@@ -113,6 +113,17 @@ class PretrainedExport(tf.Module):
             top_k = tf.identity(top_k)
         inputs = self.preprocessor(text)
         positions = mask_positions(inputs[INPUT_IDS])
+        # A [MASK] that trimming to the model's positions cut off fails the request, as the
+        # fill_mask command refuses it, rather than going unanswered. (Written otherwise, as
+        # full-width brackets, it becomes a [MASK] only in normalization: never fewer.)
+        found = tf.reduce_sum(tf.cast(positions >= 0, tf.int64), axis=1)
+        written = tf.strings.split(text, MASK).row_lengths() - 1
+        check = tf.debugging.assert_greater_equal(
+            found, written, message=f"a [MASK] lies past the "
+                                    f"{self.preprocessor.max_seq_length} positions the model "
+                                    "takes")
+        with tf.control_dependencies([check]):
+            positions = tf.identity(positions)
         # Rows with fewer masks look up position 0 ([CLS]); their slots are dropped below.
         out = self.serve({**inputs, MASKED_LM_POSITIONS: tf.maximum(positions, 0)})
         scores, ids = top_pieces(out["mlm_logits"], top_k)

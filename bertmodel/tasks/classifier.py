@@ -155,6 +155,10 @@ def finetune(config: FinetuneSettings) -> dict:
     _check_output_dir(config)
     train, evaluation = read_tsv(config.train, "--train"), read_tsv(config.eval, "--eval")
     labels = label_list(train, evaluation, config.train, config.eval)
+    test = None
+    if config.test:  # checked before any training, like every other input
+        test = read_tsv(config.test, "--test")
+        label_list(train, test, "--train", config.test)
     tf.keras.utils.set_random_seed(config.seed)
     encoder, proto = encoder_for_finetuning(config.model_dir, config.from_scratch, config.seed)
     positions = encoder.config.max_position_embeddings
@@ -192,9 +196,8 @@ def finetune(config: FinetuneSettings) -> dict:
              baseline["bag_of_words_macro_f1"], results["eval_accuracy"],
              results["eval_macro_f1"])
     results.update(baseline)
-    if config.test:
-        results.update(score_test(config.test, model, labels, preprocessor, train,
-                                  config.batch_size))
+    if test is not None:
+        results.update(score_test(test, model, labels, preprocessor, train, config.batch_size))
     results.update(num_labels=len(labels), train_examples=len(train),
                    eval_examples=len(evaluation), train_skipped_blank_lines=train.skipped_blank,
                    eval_skipped_blank_lines=evaluation.skipped_blank, learning_rate=peak,
@@ -234,10 +237,10 @@ def write_outputs(config, model, proto, labels, results) -> None:
                             f"({e.strerror or e}); nothing was written") from None
 
 
-def score_test(path: str, model, labels, preprocessor, train: Examples, batch_size: int) -> dict:
-    """Accuracy and macro-F1 on a held-out TSV, the model's and the bag-of-words baseline's."""
-    test = read_tsv(path, "--test")
-    label_list(train, test, "--train", path)
+def score_test(test: Examples, model, labels, preprocessor, train: Examples,
+               batch_size: int) -> dict:
+    """Accuracy and macro-F1 on held-out examples, the model's and the bag-of-words
+    baseline's."""
     data = labelled_text_dataset(test, labels, preprocessor, batch_size, training=False, seed=0)
     truth = np.array([labels.index(x) for x in test.labels])
     predicted = np.argmax(model.predict(data, verbose=0), axis=-1)

@@ -20,3 +20,18 @@ def test_a_damaged_model_is_one_line_naming_the_file(pipeline_run, tmp_path, cap
     assert fill_mask.main([f"--model_dir={damaged}", "--text=[MASK]"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {damaged / 'model.keras'}: not a Keras model file")
+
+
+def test_a_line_that_is_not_utf8_fails_alone_and_the_others_are_answered(pipeline_run,
+                                                                         monkeypatch, capsys):
+    import io
+    import sys
+
+    work, _ = pipeline_run
+    lines = b"\xff\xfe\x80 [MASK] \xc3\n" + bytes(range(128, 256)) + \
+        "\n대한민국은 [MASK] 공화국이다.\n".encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(lines)))
+    code = fill_mask.main([f"--model_dir={work / 'model'}", "--top_k=2"])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("error: not UTF-8 text") == 2
+    assert "대한민국은 [MASK] 공화국이다.\n  [MASK] 1:" in out

@@ -68,3 +68,13 @@ def test_a_failure_while_writing_leaves_no_partial_folder(tiny_run, tmp_path, ca
     assert "No space left on device" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+def test_a_bad_test_file_is_refused_before_any_training(tiny_run, tmp_path, capsys):
+    run, tsv = tiny_run
+    (tmp_path / "test.tsv").write_bytes(b"a\t\xff\xfe not text\n")
+    code = finetune_tiny_run(run, tsv, tmp_path / "out", f"--test={tmp_path / 'test.tsv'}")
+    err = capsys.readouterr().err.strip()
+    # One line and nothing else: no epoch was logged, nothing was written.
+    assert code == 2 and len(err.splitlines()) == 1 and "--test" in err, err
+    assert not (tmp_path / "out").exists()

@@ -164,3 +164,9 @@ def test_a_tuple_flag_with_a_bad_element_is_one_line_naming_the_flag(capsys):
     err = capsys.readouterr().err
     assert (code, err.count("\n")) == (2, 1)
     assert "--rates" in err and "float value: '1e-3,fast'" in err
+
+
+def test_a_flag_given_with_one_dash_is_told_it_needs_two(capsys):
+    code = cli.run_command(Example, lambda s: 0, ["--input=x", "-count=4"], description="t")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: -count: a flag takes two dashes: --count=4")

@@ -1,5 +1,6 @@
 """Using a pretrained model: the in-graph preprocessor, raw-text exports, loading, keras-hub."""
 
+import pytest
 import tensorflow as tf
 
 from bertmodel.model.preprocessing import BertPreprocessor
@@ -44,3 +45,33 @@ def test_pairs_are_trimmed_round_robin_keeping_each_segments_start(held_back):
     # The short segment keeps all its pieces; the long one gives way from its end.
     assert ids[0].tolist() == [CLS, *a[:29 - len(b)], SEP, *b, SEP]
     assert ids[1].tolist() == [CLS, *b, SEP, *a[:29 - len(b)], SEP]
+
+
+@pytest.fixture(scope="module")
+def short_export(spm_model, tokenizer):
+    """A tiny pretrainer's text functions, trimming to 16 positions (not saved)."""
+    import dataclasses
+
+    from bertmodel.export.saved_model import PretrainedExport
+    from bertmodel.model.bert import BertPretrainer, dummy_inputs
+    from bertmodel.model.config import PRESETS
+
+    config = dataclasses.replace(PRESETS["tiny"], vocab_size=tokenizer.vocab_size,
+                                 max_position_embeddings=16)
+    model = BertPretrainer(config=config)
+    model(dummy_inputs(config))
+    with open(spm_model, "rb") as f:
+        return PretrainedExport(model, f.read(), 16)
+
+
+def test_fill_mask_answers_a_mask_within_the_positions(short_export):
+    out = short_export.fill_mask(tf.constant(["대한민국은 [MASK] 공화국이다."]))
+    assert out["mask_positions"].shape == (1, 1) and int(out["mask_positions"][0, 0]) > 0
+    assert out["top_pieces"][0, 0, 0].numpy() != b""
+
+
+def test_fill_mask_fails_a_request_whose_mask_lies_past_the_positions(short_export):
+    late = " ".join(["대한민국은 민주공화국이다."] * 10) + " [MASK]"
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="past the 16 positions the model takes"):
+        short_export.fill_mask(tf.constant(["[MASK] 하나", late]))
