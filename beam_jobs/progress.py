@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 
-from bertcommon.files import write_text
+from bertcommon.files import BadFile, read_json, write_text
 
 log = logging.getLogger("beam_jobs.progress")
 
@@ -62,9 +62,8 @@ class ProgressChannel:
         out = collections.Counter()
         for path in glob.glob(os.path.join(self.directory, "*.json")):
             try:
-                with open(path) as f:
-                    out.update(json.load(f))
-            except (OSError, ValueError):
+                out.update(read_json(path))
+            except (BadFile, TypeError, ValueError):
                 continue  # replaced while being read: next time
         return out
 

@@ -111,3 +111,12 @@ def _all_fields(settings):
             yield from _all_fields(value)
         else:
             yield field
+
+
+def test_every_test_the_guarantees_name_exists():
+    text = _read(os.path.join("docs", "guarantees.md"))
+    named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len(named) >= 10
+    for path, function in named:
+        source = _read(path)
+        assert not function or f"def {function}(" in source, f"{path}::{function}"

@@ -156,3 +156,10 @@ def test_a_classifiers_labels_must_be_numbered_from_zero(folder, tmp_path, id2la
         "BertForSequenceClassification"], "id2label": id2label})
     with pytest.raises(HFFormatError, match=named):
         read_hf_config(str(hf / "config.json"))
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x00" * 64, b"\xff" * 8 + b"{}", b"not weights\n" * 9])
+def test_damaged_weights_are_named(folder, tmp_path, raw):
+    hf = copy(folder, tmp_path)
+    (hf / "model.safetensors").write_bytes(raw)
+    assert "model.safetensors: cannot read" in refused(hf)
