@@ -51,8 +51,10 @@ def test_a_full_disk_is_one_line_and_publishes_nothing(tmp_path, spm_model, samp
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert done.returncode == 1, done.stderr[-2000:]
+    # Exit 2: the user can fix it (more space, another --output_dir), as with bad input.
+    assert done.returncode == 2, done.stderr[-2000:]
     assert len(errors) == 1 and "no space left on device" in errors[0], done.stderr[-2000:]
+    assert errors[0].startswith(f"error: --output_dir {out}/data: the data job failed")
     assert "Traceback" not in done.stderr
 
 

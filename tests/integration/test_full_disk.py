@@ -1,6 +1,6 @@
-"""Every writer on a real full filesystem (a small tmpfs): one line naming the flag, exit 2,
-and nothing that looks finished. Mounting needs root (CI runs the suite as root); elsewhere
-these tests skip and say why."""
+"""The trainer and the export on a real full filesystem (a small tmpfs): one line naming the
+flag, exit 2, and nothing that looks finished (the data job's case is in test_beam_job.py).
+Mounting needs root (CI runs the suite as root); elsewhere these tests skip and say why."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from bertmodel import train
-from tests.conftest import FNAPI, REPO, SAMPLE
+from tests.conftest import REPO
 from tests.training_helpers import TINY
 
 
@@ -70,12 +70,3 @@ def test_an_export_onto_a_full_disk_is_one_line_and_leaves_nothing(small_filesys
     assert err == f"error: --output_dir {disk / 'hf'}: cannot write (No space left on device)"
     assert os.listdir(disk) == []
 
-
-def test_the_data_job_onto_a_full_disk_is_one_line_and_publishes_nothing(small_filesystem,
-                                                                         spm_model):
-    out = small_filesystem("40k") / "data"
-    err = one_line(command("beam_jobs.create_pretraining_data", f"--input={SAMPLE}",
-                           f"--output_dir={out}", f"--spm_model={spm_model}",
-                           "--max_seq_length=64", *FNAPI))
-    assert err.startswith(f"error: --output_dir {out}: the data job failed: no space left")
-    assert not (out / "metadata.json").exists()

@@ -171,6 +171,7 @@ def test_a_finished_run_refuses_records_of_another_tokenizer(tmp_path, pipeline_
     other = train_tokenizer([SAMPLE], str(tmp_path / "other"), pieces, num_threads=1,
                             normalization="identity")
     data = _dataset(tmp_path, other)
+    capsys.readouterr()  # the data job's progress
     code = train.main([f"--tfrecords={data}", f"--model_dir={run}", "--config=mini",
                        "--batch_size=8", "--epochs=3", "--learning_rate=2e-3", "--seed=3",
                        "--verbosity=warning"])
@@ -184,6 +185,7 @@ def test_held_out_records_of_another_objective_are_refused(tmp_path, sample_data
                                                            capsys):
     data, _ = sample_dataset  # --nsp_mode=swap
     mlm_only = _dataset(tmp_path, spm_model, "--nsp_mode=none")
+    capsys.readouterr()  # the data job's progress
     code = train.main([f"--tfrecords={data}", f"--eval_tfrecords={mlm_only / 'eval-*'}",
                        f"--model_dir={tmp_path / 'm'}", *TINY, "--train_steps=2"])
     err = capsys.readouterr().err.strip()
