@@ -41,3 +41,11 @@ def trained_folder(root, spm_model, model, name, labels=None):
         model.save(str(folder / "classifier.keras"))
         (folder / "labels.json").write_text(json.dumps(labels, ensure_ascii=False))
     return folder
+
+
+def edit_json(folder, name, edit):
+    """Replaces the JSON file FOLDER/NAME with EDIT(its value)."""
+    import json
+
+    path = folder / name
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))

@@ -33,6 +33,8 @@ class HFFormatError(BertpipeError, ValueError):
     field."""
 
 
+# config.json's values that this model's code fixes (an absolute-position, tanh-GELU BERT).
+HF_FIXED = {"model_type": "bert", "hidden_act": HIDDEN_ACT, "position_embedding_type": "absolute"}
 # config.json's keys for BertConfig's fields.
 HF_SIZES = {"vocab_size": "vocab_size", "hidden_size": "hidden_size",
             "num_hidden_layers": "num_layers", "num_attention_heads": "num_heads",
@@ -48,20 +50,11 @@ HF_NUMBERS = {"layer_norm_eps": ("layer_norm_epsilon", 1e-12),
 
 def hf_config(config: BertConfig, architecture: str, labels=None) -> dict:
     """config.json of a transformers BERT with these sizes."""
-    out = {
-        "architectures": [architecture], "model_type": "bert",
-        "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
-        "intermediate_size": config.intermediate_size, "hidden_act": HIDDEN_ACT,
-        "hidden_dropout_prob": config.dropout_rate,
-        "attention_probs_dropout_prob": config.attention_dropout_rate,
-        "max_position_embeddings": config.max_position_embeddings,
-        "type_vocab_size": config.type_vocab_size,
-        "initializer_range": config.initializer_range,
-        "layer_norm_eps": config.layer_norm_epsilon, "pad_token_id": 0,
-        "position_embedding_type": "absolute", "tie_word_embeddings": True,
-        "dtype": "float32", "use_cache": False,
-    }
+    out = {"architectures": [architecture], **HF_FIXED,
+           **{key: getattr(config, field) for key, field in HF_SIZES.items()},
+           **{key: getattr(config, field) for key, (field, _) in HF_NUMBERS.items()},
+           "pad_token_id": 0, "tie_word_embeddings": True, "dtype": "float32",
+           "use_cache": False}
     if labels is not None:
         out["id2label"] = {str(i): label for i, label in enumerate(labels)}
         out["label2id"] = {label: i for i, label in enumerate(labels)}
@@ -74,9 +67,7 @@ def config_from_hf(hf: dict, source: str) -> BertConfig:
     this project's model cannot represent."""
     if not isinstance(hf, dict):
         raise HFFormatError(f"{source}: holds a JSON {type(hf).__name__}, not an object")
-    fixed = {"model_type": "bert", "hidden_act": HIDDEN_ACT,
-             "position_embedding_type": "absolute"}
-    for key, want in fixed.items():
+    for key, want in HF_FIXED.items():
         if hf.get(key, want) != want:
             raise HFFormatError(f"{source}: {key} is {hf.get(key)!r}; this model needs "
                                 f"{want!r}")

@@ -100,7 +100,8 @@ class RunState:
 
     def save_best(self, model, value: float) -> None:
         # The weights' bytes, and HDF5's own few kilobytes per variable.
-        needed = sum(int(v.numpy().nbytes) + 4096 for v in model.weights) + 65_536
+        needed = sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size + 4096
+                     for v in model.weights) + 65_536
         check_free_space(self.directory, needed)
         with atomic_path(self.best_weights) as tmp:
             model.save_weights(tmp)

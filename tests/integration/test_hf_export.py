@@ -25,7 +25,7 @@ from bertmodel.model.preprocessing import BertPreprocessor
 from tests.conftest import REPO
 from tests.example_helpers import metadata
 from tests.korean_stress import stress_lines, stress_pairs
-from tests.model_helpers import trained_folder
+from tests.model_helpers import edit_json, trained_folder
 
 pytest.importorskip("transformers", reason="the hf extra (transformers, torch) is missing")
 pytestmark = [pytest.mark.slow, pytest.mark.hf, pytest.mark.xdist_group("hf_export")]
@@ -418,8 +418,7 @@ def _edited_copy(tmp_path, source, file, edit):
 
     folder = tmp_path / "edited"
     shutil.copytree(source, folder)
-    path = folder / file
-    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    edit_json(folder, file, edit)
     return folder
 
 

@@ -19,7 +19,7 @@ from bertmodel.export.hf_weights import HFFormatError
 from bertmodel.model.bert import BertPretrainer, dummy_inputs
 from bertmodel.model.config import PRESETS
 from tests.conftest import SAMPLE
-from tests.model_helpers import trained_folder
+from tests.model_helpers import edit_json, trained_folder
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +38,6 @@ def folder(tmp_path_factory, spm_model, tokenizer):
 def copy(folder, tmp_path):
     shutil.copytree(folder, tmp_path / "hf")
     return tmp_path / "hf"
-
-
-def edit_json(folder, name, edit):
-    path = folder / name
-    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
 
 
 def refused(folder) -> str:
