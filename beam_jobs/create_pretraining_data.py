@@ -2,14 +2,14 @@
 
 Usage (local, all cores):
     python -m beam_jobs.create_pretraining_data \
-        --input='data/*.txt' --output_dir=runs/data --spm_model=runs/ko.model \
+        --input='data/*.txt' --output_dir=runs/data --tokenizer=runs/ko.model \
         --max_seq_length=128 --max_predictions_per_seq=20 --eval_fraction=0.05 \
         --direct_num_workers=0 --direct_running_mode=multi_processing
 
 Usage (Dataflow; the launcher may exit once the job is submitted):
     python -m beam_jobs.create_pretraining_data \
         --input='gs://BUCKET/corpus/*.txt' --output_dir=gs://BUCKET/data \
-        --spm_model=gs://BUCKET/ko.model --runner=DataflowRunner --project=PROJECT \
+        --tokenizer=gs://BUCKET/ko.model --runner=DataflowRunner --project=PROJECT \
         --region=REGION --temp_location=gs://BUCKET/tmp --setup_file=./setup.py
 
 Usage (Flink or Spark; see the README for the job-server jars):
@@ -61,7 +61,8 @@ from bertcommon import cli, logs
 from bertcommon.errors import BertpipeError
 from bertcommon.files import FolderInUse, run_lock
 from bertdata import schema
-from bertdata.tokenizer import Tokenizer
+from bertdata.tokenizer_files import SENTENCEPIECE, TokenizerSource, read_tokenizer_source
+from bertdata.vocabulary import Tokenizer
 
 log = logging.getLogger("beam_jobs.create_pretraining_data")
 
@@ -90,17 +91,33 @@ def check_inputs(globs) -> None:
             raise JobError(f"--input {pattern!r} matches no file")
 
 
-def load_model(path: str) -> tuple[bytes, Tokenizer]:
-    """The model's bytes (what workers receive) and the checked, loaded tokenizer."""
+def _open(path: str, mode: str = "rb"):
     try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            proto = f.read()
-    except Exception as e:
-        raise JobError(f"--spm_model {path}: cannot read ({e})") from None
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception as e:  # Beam's file systems raise their own error types
+        raise OSError(str(e)) from None
+
+
+def _exists(path: str) -> bool:
     try:
-        return proto, Tokenizer(proto, name=path)
+        return FileSystems.exists(path)
+    except Exception:  # noqa: BLE001 - a bucket that cannot be listed holds nothing usable
+        return False
+
+
+def load_tokenizer_source(options: JobSettings) -> tuple[TokenizerSource, Tokenizer]:
+    """The tokenizer's files (what workers receive) and the checked, loaded tokenizer; the
+    path may be on any of Beam's file systems."""
+    flag, path = options.tokenizer_flag, options.tokenizer_path
+    try:
+        source = read_tokenizer_source(path, opener=_open, exists=_exists,
+                                       join=FileSystems.join)
+        if flag == "--spm_model" and source.kind != SENTENCEPIECE:
+            raise ValueError(f"{path}: not a SentencePiece .model (give a tokenizer.json or "
+                             "a model folder with --tokenizer)")
+        return source, source.load(word_cache_size=options.word_cache_size)
     except ValueError as e:
-        raise JobError(f"--spm_model {e}") from None
+        raise JobError(f"{flag} {e}") from None
 
 
 def check_dataset_dir(output_dir: str, overwrite: bool) -> None:
@@ -128,7 +145,7 @@ def remove_stale_staging(output_dir: str) -> None:
         remove_folder(folder)
 
 
-def build_pipeline(p: beam.Pipeline, options: JobSettings, model_proto: bytes,
+def build_pipeline(p: beam.Pipeline, options: JobSettings, source: TokenizerSource,
                    dataset_facts: dict, run_id: str, channel=None, started_at=None) -> None:
     """Wires the job; only options.inputs (the globs) says which files it reads."""
     staging = FileSystems.join(options.output_dir, f"{STAGING_PREFIX}{run_id}")
@@ -146,7 +163,7 @@ def build_pipeline(p: beam.Pipeline, options: JobSettings, model_proto: bytes,
     pool = None
     if options.example.nsp_mode == "random_doc":
         pool = ranges | "RandomDocuments" >> SampleRandomDocuments(options, staging)
-    records = to_build | "CreateRecords" >> CreateRecordBlobs(options, model_proto, pool,
+    records = to_build | "CreateRecords" >> CreateRecordBlobs(options, source, pool,
                                                               channel)
     pieces = [records[split] | f"Write{split.title()}" >> WriteShardPieces(
         staging, split, options.compression, options.shard_bytes, options.num_shards)
@@ -213,7 +230,7 @@ def run_job(options: JobSettings, pipeline_options: PipelineOptions) -> dict | N
     """Checks the inputs, runs the pipeline (which publishes the dataset) and returns the
     stats dict; None for a dry run or a launcher that does not wait."""
     check_inputs(options.inputs)
-    model_proto, tokenizer = load_model(options.spm_model)
+    source, tokenizer = load_tokenizer_source(options)
     check_dataset_dir(options.output_dir, options.overwrite)
     standard = pipeline_options.view_as(StandardOptions)
     if not standard.runner:
@@ -224,13 +241,13 @@ def run_job(options: JobSettings, pipeline_options: PipelineOptions) -> dict | N
     # generic coder (made deterministic for grouping keys); the records are the same bytes.
     pipeline_options.view_as(TypeOptions).pipeline_type_check = False
     if pipeline_options.view_as(TestOptions).dry_run:
-        return _run_pipeline(options, pipeline_options, model_proto, tokenizer)
+        return _run_pipeline(options, pipeline_options, source, tokenizer)
     try:
         # Two jobs on one local folder would delete each other's staging: the second
         # is refused while the first lives.
         with run_lock(options.output_dir, "--output_dir"):
             try:
-                return _run_pipeline(options, pipeline_options, model_proto, tokenizer)
+                return _run_pipeline(options, pipeline_options, source, tokenizer)
             except Exception:
                 _remove_unpublished(options.output_dir)
                 raise
@@ -258,12 +275,12 @@ def _quiet_workers(pipeline_options: PipelineOptions):
     return contextlib.nullcontext()
 
 
-def _run_pipeline(options: JobSettings, pipeline_options: PipelineOptions, model_proto: bytes,
+def _run_pipeline(options: JobSettings, pipeline_options: PipelineOptions, source: TokenizerSource,
                   tokenizer) -> dict | None:
     standard = pipeline_options.view_as(StandardOptions)
     dry_run = pipeline_options.view_as(TestOptions).dry_run
-    facts = {"tokenizer_sha256": tokenizer.sha256, "tokenizer_path": options.spm_model,
-             "vocab_size": tokenizer.vocab_size, "special_ids": tokenizer.special.as_dict(),
+    facts = {"tokenizer_sha256": tokenizer.sha256, "tokenizer_path": options.tokenizer_path,
+             "vocab_size": tokenizer.vocab_size, "special_ids": tokenizer.special,
              "package_version": bertdata.__version__}
     if not dry_run:
         remove_stale_staging(options.output_dir)
@@ -271,7 +288,7 @@ def _run_pipeline(options: JobSettings, pipeline_options: PipelineOptions, model
         channel = progress.ProgressChannel(folder) if _is_local(pipeline_options) else None
         started = time.time()
         p = beam.Pipeline(options=pipeline_options)
-        build_pipeline(p, options, model_proto, facts, uuid.uuid4().hex[:12], channel, started)
+        build_pipeline(p, options, source, facts, uuid.uuid4().hex[:12], channel, started)
         log.info("running the pipeline on %s", standard.runner)
         if channel is None or dry_run:
             result = p.run()
@@ -335,7 +352,7 @@ def _log_summary(stats: dict) -> None:
         log.warning("WARNING: input file not read: %s (%s)", skipped["path"],
                     skipped["reason"])
     if stats["unk_rate"] > UNK_RATE_WARNING:
-        log.warning("WARNING: %.1f%% of the pieces are [UNK] (above %.0f%%): --spm_model was "
+        log.warning("WARNING: %.1f%% of the pieces are [UNK] (above %.0f%%): the tokenizer was "
                     "not trained on text like this corpus, or the corpus is not text",
                     100 * stats["unk_rate"], 100 * UNK_RATE_WARNING)
 

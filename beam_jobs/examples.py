@@ -1,7 +1,7 @@
 """The job's central stage: file ranges -> blobs of finished, framed TFRecord records.
 
 It lives in a package module (not in `__main__`) so remote workers can unpickle it, and the
-SentencePiece processor is built in `DoFn.setup()` from the model's bytes, never pickled.
+tokenizer is built in `DoFn.setup()` from its files' bytes (a TokenizerSource), never pickled.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from beam_jobs.inputs import CountingDoFn, read_range
 from beam_jobs.random_docs import SharedPool
 from beam_jobs.settings import JobSettings
 from bertdata import pretraining, schema, wire_format
-from bertdata.tokenizer import SPECIAL_IDS, Tokenizer
+from bertdata.tokenizer_files import TokenizerSource
 
 
 def eval_share(key: bytes) -> float:
@@ -69,15 +69,14 @@ class BuildRecordBlobsFn(CountingDoFn):
     BATCH_EXAMPLES = 1024
     TOKENIZE_LINES = 2048  # documents are tokenized in groups of about this many lines
 
-    def __init__(self, options: JobSettings, model_proto: bytes, progress=None):
+    def __init__(self, options: JobSettings, source: TokenizerSource, progress=None):
         self.options = options
-        self.model_proto = model_proto
+        self.source = source
         self.progress = progress
         self._pool = SharedPool()
 
     def setup(self):
-        self.tokenizer = Tokenizer(self.model_proto, name=self.options.spm_model,
-                                   word_cache_size=self.options.word_cache_size)
+        self.tokenizer = self.source.load(word_cache_size=self.options.word_cache_size)
         self.vocab = pretraining.VocabTables.from_tokenizer(self.tokenizer)
 
     def process(self, element, pool_path=None):
@@ -140,7 +139,7 @@ class BuildRecordBlobsFn(CountingDoFn):
         batch = pretraining.build_batch(pending.pairs, pending.rngs, pending.group_sizes,
                                         self.options.example, self.vocab, counts)
         counts[stats.TOKENS] += int(batch.lengths.sum())
-        counts[stats.UNK_TOKENS] += int(np.count_nonzero(batch.input_ids == SPECIAL_IDS.unk))
+        counts[stats.UNK_TOKENS] += int(np.count_nonzero(batch.input_ids == self.vocab.special.unk))
         if batch.num_masked is not None:
             counts[stats.MASKED_TOKENS] += int(batch.num_masked.sum())
         for bucket, n in enumerate(np.bincount(batch.lengths // stats.LENGTH_BUCKET).tolist()):
@@ -164,17 +163,17 @@ class CreateRecordBlobs(beam.PTransform):
     random_doc's pool file (see beam_jobs.random_docs), or None.
     """
 
-    def __init__(self, options: JobSettings, model_proto: bytes, pool_path=None,
+    def __init__(self, options: JobSettings, source: TokenizerSource, pool_path=None,
                  progress=None):
         super().__init__()
         self.options = options
-        self.model_proto = model_proto
+        self.source = source
         self.pool_path = pool_path
         self.progress = progress
 
     def expand(self, ranges):
         side_inputs = [beam.pvalue.AsSingleton(self.pool_path)] if self.pool_path else []
-        fn = BuildRecordBlobsFn(self.options, self.model_proto, self.progress)
+        fn = BuildRecordBlobsFn(self.options, self.source, self.progress)
         outputs = ranges | "BuildRecords" >> beam.ParDo(fn, *side_inputs).with_outputs(
             schema.EVAL, CountingDoFn.STATS, main=schema.TRAIN)
         return {schema.TRAIN: outputs[schema.TRAIN], schema.EVAL: outputs[schema.EVAL],

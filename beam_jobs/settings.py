@@ -30,7 +30,11 @@ class JobSettings(cli.Settings):
         name="input", help="corpus file glob(s), comma-separated; local or any Beam "
                            "filesystem (gs://...)")
     output_dir: str = cli.flag(help="where the shards, stats.json and metadata.json go")
-    spm_model: str = cli.flag(help="the SentencePiece .model file the job tokenizes with")
+    tokenizer: str | None = cli.flag(
+        None, help="what the job tokenizes with: this project's SentencePiece .model, a Hugging "
+                   "Face tokenizer.json, or a model folder holding either")
+    spm_model: str | None = cli.flag(None, help="a SentencePiece .model: --tokenizer's older "
+                                                "name, kept for existing commands")
     example: pretraining.ExampleSettings = pretraining.ExampleSettings()
     record_format: str = cli.flag(
         "compact", choices=schema.RECORD_FORMATS,
@@ -65,9 +69,20 @@ class JobSettings(cli.Settings):
              "of one hash per document (or line)")
     overwrite: bool = cli.flag(False, help="replace a finished dataset already in --output_dir")
 
+    @property
+    def tokenizer_flag(self) -> str:
+        """The flag naming the tokenizer, for messages."""
+        return "--spm_model" if self.spm_model else "--tokenizer"
+
+    @property
+    def tokenizer_path(self) -> str:
+        return self.spm_model or self.tokenizer or ""
+
     def problems(self):
         if not (self.inputs and all(self.inputs)):
             yield "--input names no file glob"
+        if bool(self.tokenizer) == bool(self.spm_model):
+            yield "give the tokenizer once: --tokenizer=PATH (or the older --spm_model=PATH)"
         if not self.output_dir:
             yield "--output_dir is empty"
         ex = self.example

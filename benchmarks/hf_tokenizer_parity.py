@@ -22,7 +22,7 @@ import time
 from benchmarks.common import NSMC, corpus_slice, open_text, read_nsmc
 from bertcommon import cli
 from bertdata.hf_tokenizer import syllable_then_final_jamo, tokenizer_json
-from bertdata.tokenizer import Tokenizer, train_tokenizer
+from bertdata.tokenizer import SentencePieceTokenizer, train_tokenizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ def measure(args: ParitySettings) -> None:
               f"{time.perf_counter() - start:.1f} s")
         with open(model, "rb") as f:
             proto = f.read()
-    sp = Tokenizer(proto)
+    sp = SentencePieceTokenizer(proto)
     hf = tokenizers.Tokenizer.from_str(json.dumps(tokenizer_json(proto)))
     texts = read_texts(args.texts)
     ours, t_sp = timed(lambda: sp.encode(texts), args.repeats)

@@ -26,7 +26,7 @@ import time
 from benchmarks.common import NSMC, corpus_slice
 from bertcommon import cli
 from bertdata import corpus
-from bertdata.tokenizer import Tokenizer, train_tokenizer
+from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE, SentencePieceTokenizer, train_tokenizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +66,8 @@ def measure(args: TokenizeSettings) -> None:
         bypassed = 0.0
         for _ in range(args.repeats):
             for name, size in (("cache", None), ("encoder", 0)):
-                tok = Tokenizer(proto) if size is None else Tokenizer(proto, word_cache_size=0)
+                tok = SentencePieceTokenizer(
+                    proto, word_cache_size=DEFAULT_WORD_CACHE_SIZE if size is None else size)
                 for lines in docs:  # warm-up: the plain corpus
                     tok.encode_flat(lines)
                 before = tok.words_bypassed

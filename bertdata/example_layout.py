@@ -15,7 +15,7 @@ from bertdata.example_settings import (
     EXAMPLES_NOT_NEXT,
     EXAMPLES_TRUNCATED,
 )
-from bertdata.tokenizer import SPECIAL_IDS
+from bertdata.vocabulary import SpecialIds
 
 
 @dataclasses.dataclass
@@ -71,21 +71,22 @@ class ExampleBatch:
         return len(self.lengths)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[np.ndarray]) -> ExampleBatch:
-        """Packs finished [CLS] A [SEP] B [SEP] rows (used for single examples and tests)."""
+    def from_rows(cls, rows: Sequence[np.ndarray], sep_id: int) -> ExampleBatch:
+        """Packs finished [CLS] A [SEP] B [SEP] rows (used for single examples and tests);
+        SEP_ID: the tokenizer's [SEP]."""
         n = len(rows)
         lengths = np.array([len(r) for r in rows], dtype=np.int32)
         ids = np.zeros((n, int(lengths.max(initial=0))), dtype=np.int32)
         a_lengths = np.zeros(n, dtype=np.int32)
         for i, r in enumerate(rows):
             ids[i, :len(r)] = r
-            seps = np.flatnonzero(r == SPECIAL_IDS.sep)
+            seps = np.flatnonzero(r == sep_id)
             a_lengths[i] = seps[0] - 1 if len(seps) else len(r)
         return cls(ids, lengths, a_lengths, np.zeros(n, np.int32), np.zeros(n, bool))
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[np.ndarray, np.ndarray, int]],
-                   max_seq_length: int) -> ExampleBatch:
+                   max_seq_length: int, special: SpecialIds) -> ExampleBatch:
         """Trims each (A, B, label) pair as the reference does and lays it out in a row; a
         pair whose B is None is one segment, [CLS] A [SEP], its end cut to fit."""
         n = len(pairs)
@@ -112,10 +113,10 @@ class ExampleBatch:
             a_lengths[i] = la
             labels[i] = label
             truncated[i] = la < na or lb < nb
-        ids[:, 0] = SPECIAL_IDS.cls
+        ids[:, 0] = special.cls
         rows = np.arange(n)
-        ids[rows, a_lengths + 1] = SPECIAL_IDS.sep
-        ids[rows, lengths - 1] = SPECIAL_IDS.sep
+        ids[rows, a_lengths + 1] = special.sep
+        ids[rows, lengths - 1] = special.sep
         return cls(ids, lengths, a_lengths, labels, truncated)
 
     def segment_ids(self, i: int) -> np.ndarray:

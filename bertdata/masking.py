@@ -10,7 +10,7 @@ import numpy as np
 
 from bertdata.example_layout import ExampleBatch
 from bertdata.random_streams import RandomStream, generator_of
-from bertdata.tokenizer import SPECIAL_IDS
+from bertdata.vocabulary import SpecialIds
 
 # What a piece is to whole-word masking (VocabTables.kind).
 PIECE_SPECIAL, PIECE_WORD_START, PIECE_CONTINUATION = 0, 1, 2
@@ -23,6 +23,7 @@ class VocabTables:
     word_start: np.ndarray  # bool (vocab,)
     is_special: np.ndarray  # bool (vocab,)
     replacement_ids: np.ndarray  # int32, ids a random replacement may draw
+    special: SpecialIds
     # uint8 (vocab,): PIECE_SPECIAL, PIECE_WORD_START or PIECE_CONTINUATION (derived).
     kind: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -33,7 +34,7 @@ class VocabTables:
 
     @classmethod
     def from_tokenizer(cls, tok) -> VocabTables:
-        return cls(tok.word_start, tok.is_special, tok.replacement_ids)
+        return cls(tok.word_start, tok.is_special, tok.replacement_ids, tok.special)
 
 
 @dataclasses.dataclass
@@ -47,8 +48,9 @@ class _Words:
 
 
 def _words_of(ids: np.ndarray, vocab: VocabTables) -> _Words | None:
-    """A piece starting with '▁' begins a word, any other piece continues the word before
-    it; special pieces (and padding) are never candidates and end any word."""
+    """A piece the tokenizer marks as a word's start (SentencePiece's '▁', a WordPiece
+    piece without '##') begins a word, any other piece continues the word before it;
+    special pieces (and padding) are never candidates and end any word."""
     width = ids.shape[1]
     kind = vocab.kind[ids]
     cand = kind != PIECE_SPECIAL
@@ -123,7 +125,7 @@ def mask_whole_words(
     mask_token_rate: float = 0.8,
     random_token_rate: float = 0.1,
 ) -> None:
-    """Whole-word masking on '▁' word starts, as in the reference, for a batch at once.
+    """Whole-word masking on the tokenizer's word starts, as in the reference, for a batch at once.
 
     Each example's words are visited in a random order and taken unless they would
     overflow its budget of min(max_predictions, int((length - 3) * masked_lm_prob)) pieces.
@@ -154,7 +156,7 @@ def mask_whole_words(
     draw = outcome[words.of_piece[piece]]
     flat = batch.input_ids.reshape(-1)
     original = flat[piece].copy()
-    flat[piece[draw < mask_token_rate]] = SPECIAL_IDS.mask
+    flat[piece[draw < mask_token_rate]] = vocab.special.mask
     replaced = (draw >= mask_token_rate) & (draw < mask_token_rate + random_token_rate)
     if replaced.any():
         # A replaced piece takes the pick drawn for its place among the candidates.

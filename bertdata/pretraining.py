@@ -65,7 +65,7 @@ def build_batch(
     Pairs come in consecutive groups of `group_sizes`, one per (document, dupe) pass, and
     group g is masked with `rngs[g]`.
     """
-    batch = ExampleBatch.from_pairs(pairs, config.max_seq_length)
+    batch = ExampleBatch.from_pairs(pairs, config.max_seq_length, vocab.special)
     if config.masking == "static":
         mask_whole_words(batch, rngs, group_sizes, vocab, masked_lm_prob=config.masked_lm_prob,
                    max_predictions=config.max_predictions_per_seq,

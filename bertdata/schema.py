@@ -23,6 +23,8 @@ import enum
 import os
 from collections.abc import Sequence
 
+from bertdata.vocabulary import SpecialIds
+
 # Feature names follow google-research/bert's create_pretraining_data.py.
 INPUT_IDS = "input_ids"
 INPUT_MASK = "input_mask"
@@ -144,7 +146,7 @@ class DatasetMetadata:
     max_seq_length: int
     max_predictions_per_seq: int
     vocab_size: int
-    special_ids: dict[str, int]
+    special_ids: SpecialIds
     tokenizer: TokenizerInfo
     splits: dict[str, SplitInfo]
     seed: int
@@ -158,7 +160,7 @@ class DatasetMetadata:
     @classmethod
     def build(cls, *, record_format: str, masking: str, compression: Compression,
               example_config, tokenizer_sha256: str, tokenizer_path: str, vocab_size: int,
-              special_ids: dict, splits: dict[str, SplitInfo],
+              special_ids: SpecialIds, splits: dict[str, SplitInfo],
               package_version: str) -> DatasetMetadata:
         cfg = example_config
         return cls(record_format=record_format, masking=masking, compression=compression,
@@ -166,7 +168,7 @@ class DatasetMetadata:
                    max_predictions_per_seq=cfg.max_predictions_per_seq,
                    masked_lm_prob=cfg.masked_lm_prob, short_seq_prob=cfg.short_seq_prob,
                    dupe_factor=cfg.dupe_factor, nsp_mode=cfg.nsp_mode, seed=cfg.seed,
-                   vocab_size=vocab_size, special_ids=dict(special_ids),
+                   vocab_size=vocab_size, special_ids=special_ids,
                    tokenizer=TokenizerInfo(sha256=tokenizer_sha256, path=tokenizer_path),
                    splits=splits, package_version=package_version)
 
@@ -218,7 +220,7 @@ class DatasetMetadata:
             "seed": self.seed,
             "next_sentence_labels": NSP_LABEL_CONVENTION,
             "vocab_size": self.vocab_size,
-            "special_ids": self.special_ids,
+            "special_ids": self.special_ids.as_dict(),
             "tokenizer": dataclasses.asdict(self.tokenizer),
             "features": list(self.features),
             "splits": {name: {"pattern": shard_glob(name),
@@ -248,7 +250,8 @@ class DatasetMetadata:
                    compression=Compression.from_metadata(data["compression"]),
                    max_seq_length=data["max_seq_length"],
                    max_predictions_per_seq=data["max_predictions_per_seq"],
-                   vocab_size=data["vocab_size"], special_ids=data["special_ids"],
+                   vocab_size=data["vocab_size"],
+                   special_ids=SpecialIds.from_json(data["special_ids"], source),
                    tokenizer=TokenizerInfo(sha256=data["tokenizer"]["sha256"],
                                            path=data["tokenizer"].get("path")),
                    splits=splits, seed=data["seed"], **optional)

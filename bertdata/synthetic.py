@@ -41,7 +41,7 @@ def write_synthetic_dataset(directory: str, num_examples: int, *, vocab_size: in
         example_config=pretraining.ExampleSettings(max_seq_length=seq_length,
                                                    max_predictions_per_seq=max_predictions),
         tokenizer_sha256="synthetic", tokenizer_path="", vocab_size=vocab_size,
-        special_ids={}, package_version="synthetic",
+        special_ids=SPECIAL_IDS, package_version="synthetic",
         splits={schema.TRAIN: schema.SplitInfo(num_examples=per_file * num_files,
                                                num_shards=num_files, shards=shards)})
     write_json(os.path.join(directory, schema.METADATA_FILE), meta.to_json())

@@ -1,4 +1,5 @@
-"""Train and load the project's SentencePiece BPE tokenizer.
+"""Train and load the project's SentencePiece BPE tokenizer (the SentencePiece backend of
+`bertdata.vocabulary.Tokenizer`).
 
 Usage:
     python -m bertdata.tokenizer --input=data/ko_sample.txt --model_prefix=runs/ko \
@@ -11,7 +12,6 @@ Writes `runs/ko.model` and `runs/ko.vocab` with vocab_size + 7 pieces laid out a
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import lzma
 import os
@@ -25,6 +25,7 @@ import sentencepiece as spm
 
 from bertcommon import cli
 from bertcommon.errors import BertpipeError
+from bertdata.vocabulary import SpecialIds, Tokenizer
 from bertdata.word_cache import CacheSwitch, WordCache
 
 log = logging.getLogger("bertdata.tokenizer")
@@ -42,23 +43,8 @@ DEFAULT_WORD_CACHE_SIZE = 262_144
 NORMALIZATIONS = ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity")
 
 
-@dataclass(frozen=True)
-class SpecialIds:
-    """Ids of the special pieces; identical for every model this project trains."""
-
-    pad: int = 0
-    unk: int = 1
-    bos: int = 2
-    eos: int = 3
-    sep: int = 4
-    cls: int = 5
-    mask: int = 6
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
-SPECIAL_IDS = SpecialIds()
+# The ids of SPECIAL_PIECES in every model `train_tokenizer` makes (and only there).
+SPECIAL_IDS = SpecialIds(pad=0, unk=1, bos=2, eos=3, sep=4, cls=5, mask=6)
 
 
 def train_tokenizer(
@@ -184,18 +170,9 @@ def _train(inputs, model_prefix, vocab_size, character_coverage, normalization, 
     )
 
 
-class Tokenizer:
-    """A loaded SentencePiece model plus the id tables example building needs.
-
-    Attributes:
-      vocab_size: total number of pieces, special pieces included.
-      special: the special ids (same for every model of this project).
-      word_start: bool array over the vocabulary, True where a piece begins a word ('▁...').
-      is_special: bool array, True for the 7 special pieces.
-      replacement_ids: ids a masked piece may be replaced with: every ordinary piece, never a
-        special piece, [UNK] or a control piece.
-      sha256: checksum of the serialized model, recorded in metadata.json.
-    """
+class SentencePieceTokenizer(Tokenizer):
+    """A loaded SentencePiece model of this project's layout (`train_tokenizer`'s), with a
+    word cache in front of the encoder; see `bertdata.vocabulary.Tokenizer`."""
 
     def __init__(self, model_proto: bytes, name: str = "<memory>", *,
                  word_cache_size: int = DEFAULT_WORD_CACHE_SIZE):
@@ -206,29 +183,24 @@ class Tokenizer:
             self._sp.LoadFromSerializedProto(model_proto)
         except Exception as e:  # sentencepiece raises a bare RuntimeError/OSError
             raise ValueError(f"{name}: not a SentencePiece model ({e})") from None
-        self.vocab_size = self._sp.get_piece_size()
-        pieces = [self._sp.id_to_piece(i) for i in range(self.vocab_size)]
+        size = self._sp.get_piece_size()
+        pieces = [self._sp.id_to_piece(i) for i in range(size)]
         for want_id, want in enumerate(SPECIAL_PIECES):
             got = pieces[want_id] if want_id < len(pieces) else None
             if got != want:
                 raise ValueError(
                     f"{name}: piece {want_id} is {got!r}, expected {want!r}; train the model "
-                    "with `python -m bertdata.tokenizer` so the special ids match"
+                    "with `python -m bertdata.tokenizer`, or give a model's tokenizer.json "
+                    "(--tokenizer) so the special ids are read from it"
                 )
-        self.special = SPECIAL_IDS
-        self.pieces = pieces
-        self.word_start = np.array([p.startswith(WORD_START) for p in pieces], dtype=bool)
-        self.is_special = np.zeros(self.vocab_size, dtype=bool)
-        self.is_special[:NUM_SPECIAL] = True
+        is_special = np.zeros(size, dtype=bool)
+        is_special[:NUM_SPECIAL] = True
         ordinary = np.array(
-            [
-                not (self._sp.is_control(i) or self._sp.is_unknown(i) or self._sp.is_unused(i))
-                for i in range(self.vocab_size)
-            ],
-            dtype=bool,
-        )
-        ordinary[:NUM_SPECIAL] = False
-        self.replacement_ids = np.flatnonzero(ordinary).astype(np.int32)
+            [not (self._sp.is_control(i) or self._sp.is_unknown(i) or self._sp.is_unused(i))
+             for i in range(size)], dtype=bool)
+        self._set_vocabulary(pieces, SPECIAL_IDS, is_special,
+                             np.array([p.startswith(WORD_START) for p in pieces], dtype=bool),
+                             ordinary)
         self.word_cache_size = word_cache_size
         self.words_encoded = 0
         self.words_bypassed = 0
@@ -237,7 +209,7 @@ class Tokenizer:
                                         word_cache_size)
 
     @classmethod
-    def load(cls, path: str) -> Tokenizer:
+    def load(cls, path: str) -> SentencePieceTokenizer:
         """Loads a `.model` file (local path); raises naming the file when it is unusable."""
         try:
             with open(path, "rb") as f:
@@ -246,24 +218,16 @@ class Tokenizer:
             raise FileNotFoundError(f"cannot read SentencePiece model {path}: {e}") from None
         return cls(proto, name=path)
 
-    def encode_flat(self, lines: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-        """Tokenizes a document into one int32 array of ids plus each line's length.
-
-        The ids equal those of `encode`. See `encode_documents`, which this calls with one
-        document.
-        """
-        return self.encode_documents([lines])[0]
-
     def encode_documents(self, documents: Sequence[Sequence[str]]
                          ) -> list[tuple[np.ndarray, list[int]]]:
-        """`encode_flat` of several documents: for each, its ids and its lines' lengths.
+        """`Tokenizer.encode_documents`, through a word cache.
 
-        The ids equal those of `encode`. SentencePiece cuts pieces inside whitespace-separated
-        words only, so the pieces of a line are the concatenation of its words' pieces, and
-        each distinct word is encoded once and then looked up: natural text repeats most of
-        its words, and a dict lookup is several times cheaper than the encoder. The cache
-        holds at most `word_cache_size` words and is emptied when full, so memory stays
-        bounded on any corpus. A model whose pieces span words always uses the encoder.
+        SentencePiece cuts pieces inside whitespace-separated words only, so the pieces of
+        a line are the concatenation of its words' pieces, and each distinct word is encoded
+        once and then looked up: natural text repeats most of its words, and a dict lookup
+        is several times cheaper than the encoder. The cache holds at most
+        `word_cache_size` words and is emptied when full, so memory stays bounded on any
+        corpus. A model whose pieces span words always uses the encoder.
 
         When most words are new the cache loses; `cache_switch` (a CacheSwitch) then sends
         documents straight to the encoder. Documents sent to the encoder go in one call: its
@@ -277,20 +241,11 @@ class Tokenizer:
             else:
                 encoder.append(i)
         if encoder:
-            lines = [line for i in encoder for line in documents[i]]
-            words = sum(line.count(" ") + 1 for line in lines)  # len(line.split(" "))
-            self.words_encoded += words
-            self.words_bypassed += words
-            per_line = self.encode(lines)
-            flat = np.fromiter(itertools.chain.from_iterable(per_line), np.int32)
-            lengths = [len(x) for x in per_line]
-            line = at = 0
-            for i in encoder:
-                doc_lengths = lengths[line:line + len(documents[i])]
-                line += len(doc_lengths)
-                size = sum(doc_lengths)
-                out[i] = flat[at:at + size], doc_lengths
-                at += size
+            before = self.words_encoded
+            encoded = super().encode_documents([documents[i] for i in encoder])
+            self.words_bypassed += self.words_encoded - before
+            for i, doc in zip(encoder, encoded, strict=True):
+                out[i] = doc
         return out
 
     def _encode_cached(self, lines: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -346,9 +301,6 @@ class Tokenizer:
     def decode(self, ids) -> str:
         return self._sp.decode([int(i) for i in ids])
 
-    def id_to_piece(self, i: int) -> str:
-        return self.pieces[int(i)]
-
 
 @dataclass(frozen=True)
 class TokenizerSettings(cli.Settings):
@@ -378,7 +330,7 @@ def _command(settings: TokenizerSettings) -> None:
             num_threads=settings.num_threads)
     except (OSError, ValueError, RuntimeError) as e:
         raise BertpipeError(str(e)) from None
-    tok = Tokenizer.load(path)
+    tok = SentencePieceTokenizer.load(path)
     log.info("wrote %s and %s.vocab: %d pieces", path, settings.model_prefix, tok.vocab_size)
 
 

@@ -22,30 +22,30 @@ import numpy as np
 
 from bertcommon import cli
 from bertcommon.errors import BertpipeError
+from bertdata.tokenizer_files import FAST_FILE, SENTENCEPIECE_FILE, load_tokenizer
 
 
 def load(model_dir: str):
     """(model, tokenizer) from a training run's directory; errors name the file."""
     import bertmodel
-    from bertdata.tokenizer import Tokenizer
 
-    tok_path = os.path.join(model_dir, "tokenizer.model")
-    if not os.path.isfile(tok_path):
-        raise FileNotFoundError(f"{tok_path} not found: is {model_dir} a bertmodel.train "
-                                "output directory?")
+    if not any(os.path.isfile(os.path.join(model_dir, name))
+               for name in (SENTENCEPIECE_FILE, FAST_FILE)):
+        raise FileNotFoundError(f"{model_dir} holds no {SENTENCEPIECE_FILE} or {FAST_FILE}: "
+                                "is it a bertmodel.train output directory?")
+    tokenizer = load_tokenizer(model_dir)
     model = bertmodel.load_pretrainer(os.path.join(model_dir, "model.keras"))
-    return model, Tokenizer.load(tok_path)
+    return model, tokenizer
 
 
 def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-k (piece, probability) for each [MASK] in text, in order of appearance."""
     import tensorflow as tf
 
-    from bertdata.tokenizer import NUM_SPECIAL
     from bertmodel.export.saved_model import top_pieces
 
     special = tokenizer.special
-    ordinary = tokenizer.vocab_size - NUM_SPECIAL
+    ordinary = tokenizer.vocab_size - int(tokenizer.is_special.sum())
     if not 1 <= top_k <= ordinary:
         raise ValueError(f"--top_k must be between 1 and {ordinary} (the ordinary pieces), "
                          f"got {top_k}")
@@ -63,7 +63,7 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[st
         "masked_lm_positions": tf.constant([positions], tf.int32),
     }
     logits = model(inputs, training=False)["mlm_logits"]  # (1, masks, vocab)
-    scores, best = top_pieces(logits, top_k)
+    scores, best = top_pieces(logits, top_k, tf.constant(tokenizer.is_special))
     return [[(tokenizer.id_to_piece(i), float(p)) for i, p in zip(row_ids, row_scores,
                                                                  strict=True)]
             for row_ids, row_scores in zip(np.asarray(best[0]), np.asarray(scores[0]),

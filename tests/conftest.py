@@ -55,9 +55,26 @@ def spm_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tokenizer(spm_model):
-    from bertdata.tokenizer import Tokenizer
+    from bertdata.tokenizer import SentencePieceTokenizer
 
-    return Tokenizer.load(spm_model)
+    return SentencePieceTokenizer.load(spm_model)
+
+
+@pytest.fixture(scope="session")
+def published_tokenizer(tmp_path_factory):
+    """LAYOUT -> a folder with a tokenizer in that published layout, trained here on the
+    sample corpus (tests/published_layouts.py), made once per session."""
+    from tests.published_layouts import write_tokenizer_folder
+
+    made = {}
+
+    def folder(layout: str) -> str:
+        if layout not in made:
+            made[layout] = write_tokenizer_folder(str(tmp_path_factory.mktemp(layout)), SAMPLE,
+                                                  layout)
+        return made[layout]
+
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +206,7 @@ def tiny_run(tmp_path, spm_model, tokenizer, sample_lines):
 @pytest.fixture(scope="module")
 def held_back(tmp_path_factory, sample_lines):
     """A tokenizer trained on 80% of the sample's lines, and the other 20%."""
-    from bertdata.tokenizer import Tokenizer, train_tokenizer
+    from bertdata.tokenizer import SentencePieceTokenizer, train_tokenizer
 
     lines = [x for x in sample_lines if x.strip()]
     cut = int(len(lines) * 0.8)
@@ -198,4 +215,4 @@ def held_back(tmp_path_factory, sample_lines):
     model = train_tokenizer([str(corpus)], str(corpus.parent / "ko"), 800, num_threads=1)
     with open(model, "rb") as f:
         proto = f.read()
-    return Tokenizer(proto), proto, lines[cut:]
+    return SentencePieceTokenizer(proto), proto, lines[cut:]

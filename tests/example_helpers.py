@@ -10,6 +10,7 @@ import collections
 import numpy as np
 
 from bertdata import pretraining as pt
+from bertdata.tokenizer import SPECIAL_IDS
 
 
 def document_examples(doc, config: pt.ExampleSettings, vocab: pt.VocabTables, *, key: bytes,
@@ -36,14 +37,14 @@ def one_pass_examples(doc, rng, config: pt.ExampleSettings, vocab: pt.VocabTable
 
 def pack_pair(a: np.ndarray, b: np.ndarray, max_seq_length: int):
     """(input_ids, segment_ids, truncated) of one pair laid out as [CLS] A [SEP] B [SEP]."""
-    batch = pt.ExampleBatch.from_pairs([(a, b, 0)], max_seq_length)
+    batch = pt.ExampleBatch.from_pairs([(a, b, 0)], max_seq_length, SPECIAL_IDS)
     return batch.input_ids[0, :batch.lengths[0]], batch.segment_ids(0), bool(batch.truncated[0])
 
 
 def mask_one(ids, rng, vocab: pt.VocabTables, **rates):
     """Whole-word masking of one finished example: (masked ids, positions, original ids)."""
     ids = np.asarray(ids, dtype=np.int32)
-    batch = pt.ExampleBatch.from_rows([ids])
+    batch = pt.ExampleBatch.from_rows([ids], vocab.special.sep)
     pt.mask_whole_words(batch, [rng], [1], vocab, **rates)
     n = batch.num_masked[0]
     return (batch.input_ids[0, :len(ids)].copy(), batch.masked_lm_positions[0, :n].copy(),
@@ -67,7 +68,7 @@ def metadata(**overrides):
     built = schema.DatasetMetadata.build(
         record_format="compact", masking=example.masking, compression=schema.Compression.NONE,
         example_config=example, tokenizer_sha256="abc", tokenizer_path="", vocab_size=5000,
-        special_ids={}, splits=splits, package_version="test")
+        special_ids=SPECIAL_IDS, splits=splits, package_version="test")
     return dataclasses.replace(built, **overrides)
 
 

@@ -21,14 +21,18 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from bertdata.tokenizer import SPECIAL_IDS, Tokenizer
+from bertdata.tokenizer_files import load_tokenizer
+from bertdata.vocabulary import Tokenizer
 
 
-def masking_options(spm_model: str | Tokenizer, *, masked_lm_prob: float = 0.15,
+def masking_options(tokenizer: str | Tokenizer, *, masked_lm_prob: float = 0.15,
                     mask_token_rate: float = 0.8, random_token_rate: float = 0.1) -> dict:
-    """The `dynamic_masking=` argument of make_dataset, from a tokenizer model."""
-    tok = spm_model if isinstance(spm_model, Tokenizer) else Tokenizer.load(spm_model)
+    """The `dynamic_masking=` argument of make_dataset, from a tokenizer (or its path: a
+    .model, a tokenizer.json or a folder)."""
+    tok = tokenizer if isinstance(tokenizer, Tokenizer) else load_tokenizer(tokenizer)
     return {
+        "mask_id": tok.special.mask,
+        "sep_id": tok.special.sep,
         "word_start": tok.word_start.astype(np.bool_),
         "is_special": tok.is_special.astype(np.bool_),
         "replacement_ids": tok.replacement_ids.astype(np.int32),
@@ -56,7 +60,8 @@ def check_masking_tokenizer(options: dict, meta, source: str) -> None:
 
 
 def mask_padded_batch(ids, mask, *, num_preds, word_start, is_special, replacement_ids,
-                      masked_lm_prob, mask_token_rate, random_token_rate, seeds=None):
+                      mask_id, sep_id, masked_lm_prob, mask_token_rate, random_token_rate,
+                      seeds=None):
     """Masks a padded batch in the graph. ids, mask: int32 (B, L).
 
     Returns (masked ids (B, L), positions (B, P), original ids (B, P), weights (B, P)).
@@ -66,7 +71,8 @@ def mask_padded_batch(ids, mask, *, num_preds, word_start, is_special, replaceme
     seeds = tf.cast(seeds, tf.int64)
     selected, word = _select_whole_words(
         ids, mask, num_preds=num_preds, word_start=tf.constant(word_start),
-        is_special=tf.constant(is_special), masked_lm_prob=masked_lm_prob, seeds=seeds)
+        is_special=tf.constant(is_special), sep_id=sep_id, masked_lm_prob=masked_lm_prob,
+        seeds=seeds)
     b, n = tf.shape(ids)[0], tf.shape(ids)[1]
     draw_word = tf.random.stateless_uniform([b, n + 1], seed=seeds + 1)
     draw = tf.gather(draw_word, word, batch_dims=1)  # one draw per word, for all its pieces
@@ -76,7 +82,7 @@ def mask_padded_batch(ids, mask, *, num_preds, word_start, is_special, replaceme
     replacement_ids = tf.constant(replacement_ids)
     random_ids = tf.gather(replacement_ids, tf.random.stateless_uniform(
         [b, n], seed=seeds + 2, maxval=tf.shape(replacement_ids)[0], dtype=tf.int32))
-    masked_ids = tf.where(to_mask, SPECIAL_IDS.mask, tf.where(to_random, random_ids, ids))
+    masked_ids = tf.where(to_mask, mask_id, tf.where(to_random, random_ids, ids))
     # Positions of the selected pieces, ascending, padded to num_preds.
     positions = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(n)[None, :], [b, n]), selected)
     weights = tf.sequence_mask(positions.row_lengths(), num_preds, dtype=tf.float32)
@@ -85,8 +91,8 @@ def mask_padded_batch(ids, mask, *, num_preds, word_start, is_special, replaceme
     return masked_ids, positions, original, weights
 
 
-def _select_whole_words(ids, mask, *, num_preds, word_start, is_special, masked_lm_prob,
-                        seeds):
+def _select_whole_words(ids, mask, *, num_preds, word_start, is_special, sep_id,
+                        masked_lm_prob, seeds):
     """Which pieces to mask: whole words in a random order while they fit the budget.
 
     Returns (selected (B, L) bool, the word index of every piece (B, L)).
@@ -95,7 +101,7 @@ def _select_whole_words(ids, mask, *, num_preds, word_start, is_special, masked_
     b, n = shape[0], shape[1]
     lengths = tf.reduce_sum(mask, axis=1)
     # Ordinary pieces: less [CLS] and the [SEP]s, two in a pair, one in an MLM-only span.
-    seps = tf.reduce_sum(tf.cast(tf.logical_and(tf.equal(ids, SPECIAL_IDS.sep), mask > 0),
+    seps = tf.reduce_sum(tf.cast(tf.logical_and(tf.equal(ids, sep_id), mask > 0),
                                  tf.int32), axis=1)
     ordinary = lengths - 1 - tf.minimum(seps, 2)
     budget = tf.minimum(num_preds, tf.cast(

@@ -32,7 +32,6 @@ from bertdata import schema
 from bertdata.schema import PAD_MODES, Compression
 from bertdata.tfdata import dataset_files
 from bertdata.tfdata.integrity import READ_CHUNK, read_checked_chunks
-from bertdata.tokenizer import SPECIAL_IDS
 
 OUTPUT_FORMATS = ("bert", "keras_hub")
 _PARSE_GROUP = 2048  # records parsed per call (see make_dataset)
@@ -88,6 +87,10 @@ def resolve_format(files, *, record_format=None, max_seq_length=None,
     if given["record_format"] not in schema.RECORD_FORMATS:
         raise ValueError(f"record_format must be one of {schema.RECORD_FORMATS}, got "
                          f"{given['record_format']!r}")
+    if given["record_format"] == "compact" and meta is None:
+        # Segment ids are derived from the first [SEP], whose id metadata.json records.
+        raise ValueError(f"no {schema.METADATA_FILE} beside {files[0]}: compact records are "
+                         "read with their dataset's metadata (it gives the [SEP] id)")
     compression = Compression.GZIP if str(compression).upper() == "GZIP" else Compression.NONE
     return RecordFormat(compression=compression, metadata=meta, vocab_size=vocab_size,
                         **given)
@@ -377,13 +380,14 @@ def _make_decode_fn(fmt: RecordFormat, files):
                   f"holds ids beyond the vocabulary {limits}")
         with tf.control_dependencies(checks):
             if fmt.record_format == "compact":
-                return _decode_compact(parsed, num_preds, masked)
+                return _decode_compact(parsed, num_preds, masked,
+                                       fmt.metadata.special_ids.sep)
             return _decode_padded(parsed)
 
     return decode
 
 
-def _decode_compact(parsed, num_preds, masked):
+def _decode_compact(parsed, num_preds, masked, sep_id):
     # int64 is the only integer type tf.train.Example stores; the model and TPUs want int32,
     # so every list is cast once here (the values before padding: half the bytes to move).
     ids = parsed[schema.INPUT_IDS]
@@ -393,7 +397,7 @@ def _decode_compact(parsed, num_preds, masked):
     lengths = tf.cast(row_lengths, tf.int32)[:, tf.newaxis]
     mask = tf.cast(positions < lengths, tf.int32)
     # Segment 0 up to and including the first [SEP], 1 after it, 0 on padding.
-    is_sep = tf.cast(ids == SPECIAL_IDS.sep, tf.int8)
+    is_sep = tf.cast(ids == sep_id, tf.int8)
     first_sep = tf.argmax(is_sep, axis=1, output_type=tf.int32)
     # A row without [SEP] (not this package's layout) is all segment 0.
     first_sep = tf.where(tf.reduce_max(is_sep, axis=1) > 0, first_sep,

@@ -51,7 +51,7 @@ def describe(directory: str, num_examples: int = 3, spm_model: str | None = None
     import tensorflow as tf
 
     from bertdata.tfdata import input_pipeline
-    from bertdata.tokenizer import Tokenizer
+    from bertdata.tokenizer_files import load_tokenizer
 
     meta = dataset_files.read_metadata(directory)
     if meta is None:
@@ -66,13 +66,13 @@ def describe(directory: str, num_examples: int = 3, spm_model: str | None = None
         stats = read_json(stats_path, opener=tf.io.gfile.GFile)
     tok = None
     if spm_model:
-        tok = Tokenizer.load(spm_model) if os.path.isfile(spm_model) else None
+        tok = load_tokenizer(spm_model) if os.path.exists(spm_model) else None
         if tok is None or tok.sha256 != meta.tokenizer.sha256:
             raise ValueError(f"--spm_model {spm_model}: "
                              + ("no such file" if tok is None else
                                 "not the tokenizer the records were made with"))
-    elif meta.tokenizer.path and os.path.isfile(meta.tokenizer.path):
-        tok = Tokenizer.load(meta.tokenizer.path)
+    elif meta.tokenizer.path and os.path.exists(meta.tokenizer.path):
+        tok = load_tokenizer(meta.tokenizer.path)
     examples = []
     if num_examples > 0 and meta.masking == "static":
         ds = input_pipeline.make_dataset(directory, num_examples, is_training=False)

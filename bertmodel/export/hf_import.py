@@ -47,11 +47,11 @@ def _check_tokenizer(folder: str, proto: bytes, hf: HFConfig) -> None:
     export recorded; a tokenizer.json beside it must hold the same vocabulary."""
     import hashlib
 
-    from bertdata.tokenizer import Tokenizer
+    from bertdata.tokenizer import SentencePieceTokenizer
 
     path = os.path.join(folder, "tokenizer.model")
     try:
-        tokenizer = Tokenizer(proto, name=path)
+        tokenizer = SentencePieceTokenizer(proto, name=path)
     except ValueError as e:
         raise HFFormatError(str(e)) from None
     if tokenizer.vocab_size != hf.config.vocab_size:

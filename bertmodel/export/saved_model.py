@@ -67,10 +67,11 @@ def mask_positions(input_ids) -> tf.Tensor:
     return where.to_tensor(-1)
 
 
-def top_pieces(mlm_logits, top_k):
-    """(probabilities, ids) of the top_k ordinary pieces: special pieces get no mass."""
-    ordinary = tf.range(tf.shape(mlm_logits)[-1]) >= NUM_SPECIAL
-    logits = tf.where(ordinary, tf.cast(mlm_logits, tf.float32), float("-inf"))
+def top_pieces(mlm_logits, top_k, is_special):
+    """(probabilities, ids) of the top_k ordinary pieces: the special pieces (IS_SPECIAL, a
+    bool vector over the vocabulary) get no mass."""
+    logits = tf.where(tf.logical_not(is_special), tf.cast(mlm_logits, tf.float32),
+                      float("-inf"))
     return tf.math.top_k(tf.nn.softmax(logits, axis=-1), k=top_k)
 
 
@@ -126,7 +127,8 @@ class PretrainedExport(tf.Module):
             positions = tf.identity(positions)
         # Rows with fewer masks look up position 0 ([CLS]); their slots are dropped below.
         out = self.serve({**inputs, MASKED_LM_POSITIONS: tf.maximum(positions, 0)})
-        scores, ids = top_pieces(out["mlm_logits"], top_k)
+        scores, ids = top_pieces(out["mlm_logits"], top_k,
+                                 tf.range(self.model.backbone.config.vocab_size) < NUM_SPECIAL)
         valid = (positions >= 0)[..., None]
         return {"top_pieces": tf.where(valid, self.preprocessor.pieces(ids), ""),
                 "top_scores": tf.where(valid, scores, 0.0),

@@ -13,6 +13,7 @@ from bertcommon.errors import BertpipeError
 from bertcommon.files import BadFile, read_json
 from bertdata import schema
 from bertdata.tfdata import dataset_files
+from bertdata.tokenizer_files import TokenizerSource, read_tokenizer_source
 from bertmodel.training.settings import TrainSettings
 
 # The run folder's copy of its dataset's metadata.json: what the folder was made from.
@@ -36,6 +37,8 @@ class Plan:
     learning_rate: float
     eval_files: list | None = None
     eval_steps: int | None = None
+    # The records' tokenizer, when one was given or found (see records_tokenizer).
+    tokenizer: TokenizerSource | None = None
 
     @property
     def total_steps(self) -> int:
@@ -71,19 +74,6 @@ def check_data(config: TrainSettings):
     if examples_in(files, meta) == 0:
         raise TrainError(f"--tfrecords: {schema.metadata_path(files)} says the train shards "
                          "given hold 0 examples")
-    sha = meta.tokenizer.sha256
-    if config.spm_model:
-        from bertdata.tokenizer import Tokenizer
-
-        try:
-            tokenizer = Tokenizer.load(config.spm_model)
-        except (OSError, ValueError) as e:
-            raise TrainError(f"--spm_model: {e}") from None
-        if tokenizer.sha256 != sha:
-            raise TrainError(f"--spm_model {config.spm_model} is not the tokenizer the records "
-                             f"were made with ({schema.metadata_path(files)}: sha256 {sha})")
-    elif meta.masking == "dynamic":
-        raise TrainError("these records are unmasked (--masking=dynamic): pass --spm_model")
     eval_files = eval_meta = None
     if config.eval_tfrecords:
         eval_files, eval_meta = _dataset(config.eval_tfrecords, "--eval_tfrecords",
@@ -95,11 +85,45 @@ def check_data(config: TrainSettings):
     return files, meta, eval_files, eval_meta
 
 
+def records_tokenizer(config: TrainSettings, files, meta: schema.DatasetMetadata
+                      ) -> TokenizerSource | None:
+    """The records' tokenizer: --tokenizer (or --spm_model) and --init_from's, which must be
+    it, else the one metadata.json names where that path still holds it. None where none is
+    found: only unmasked records (--masking=dynamic) need one."""
+    where = schema.metadata_path(files)
+    given = [(flag, path) for flag, path in ((config.tokenizer_flag, config.tokenizer_path),
+                                             ("--init_from", config.init_from)) if path]
+    found = None
+    for flag, path in given:
+        try:
+            source = read_tokenizer_source(path)
+            source.load(word_cache_size=0)
+        except (OSError, ValueError) as e:
+            raise TrainError(f"{flag}: {e}") from None
+        if source.sha256 != meta.tokenizer.sha256:
+            raise TrainError(f"{flag} {path} is not the tokenizer the records were made with "
+                             f"({source.name}; {where}: sha256 {meta.tokenizer.sha256})")
+        found = found or source
+    recorded = meta.tokenizer.path
+    if found is None and recorded and os.path.exists(recorded):
+        try:
+            source = read_tokenizer_source(recorded)
+        except ValueError:
+            source = None
+        if source is not None and source.sha256 == meta.tokenizer.sha256:
+            found = source
+    if found is None and meta.masking == "dynamic":
+        raise TrainError("these records are unmasked (--masking=dynamic): pass --tokenizer "
+                         "(the tokenizer they were made with)")
+    return found
+
+
 def plan_run(config: TrainSettings) -> Plan:
     """Checks everything that can be checked before training; raises TrainError."""
     from bertmodel.model.config import PRESETS, default_learning_rate, load_config
 
     files, meta, eval_files, eval_meta = check_data(config)
+    tokenizer = records_tokenizer(config, files, meta)
     if config.init_from:
         bert = _init_from_config(config.init_from, meta)
     else:
@@ -138,22 +162,18 @@ def plan_run(config: TrainSettings) -> Plan:
         count = examples_in(eval_files, eval_meta)
         eval_steps = math.ceil(count / config.batch_size) if count else None
     return Plan(files, meta, bert, steps_per_epoch, epochs, warmup,
-                config.learning_rate or default_learning_rate(bert), eval_files, eval_steps)
+                config.learning_rate or default_learning_rate(bert), eval_files, eval_steps,
+                tokenizer)
 
 
 def _init_from_config(folder: str, meta: schema.DatasetMetadata):
-    """The sizes of an --init_from folder, which must use the records' tokenizer."""
-    import hashlib
-
+    """The sizes of an --init_from folder (its tokenizer is checked by records_tokenizer)."""
     from bertmodel.export.hf_import import HFFormatError, read_hf_folder
 
     try:
         hf = read_hf_folder(folder)
     except HFFormatError as e:
         raise TrainError(f"--init_from: {e}") from None
-    if hashlib.sha256(hf.model_proto).hexdigest() != meta.tokenizer.sha256:
-        raise TrainError(f"--init_from {folder}: its tokenizer.model is not the tokenizer the "
-                         "records were made with")
     return hf.config
 
 

@@ -83,7 +83,7 @@ def make_datasets(config, plan, setup):
     import bertdata
     from bertdata.tfdata import dynamic_masking
 
-    masking = (dynamic_masking.masking_options(config.spm_model)
+    masking = (dynamic_masking.masking_options(plan.tokenizer.load(word_cache_size=0))
                if plan.meta.masking == "dynamic" else None)
 
     def distributed(files, training, skip=0):
@@ -139,9 +139,8 @@ def write_settings(config, plan, setup) -> None:
         "replicas": setup.replicas}}
     _write_json(os.path.join(setup.out_dir, "config.json"), settings)
     _write_json(os.path.join(setup.out_dir, DATA_METADATA), plan.meta.to_json())
-    tokenizer = config.spm_model or plan.meta.tokenizer.path
-    if tokenizer and os.path.isfile(tokenizer):
-        shutil.copyfile(tokenizer, os.path.join(setup.out_dir, "tokenizer.model"))
+    if plan.tokenizer is not None:
+        plan.tokenizer.write_files(setup.out_dir)
 
 
 def _write_json(path, obj):

@@ -67,13 +67,14 @@ class TrainSettings(cli.Settings):
                                   help="default: buckets with XLA (few shapes to compile), "
                                        "else longest")
     shuffle_buffer: int = cli.flag(10_000, check=cli.non_negative)
-    spm_model: str | None = cli.flag(
-        None, help="the tokenizer; required for --masking=dynamic records, checked against "
-                   "the records")
+    tokenizer: str | None = cli.flag(
+        None, help="the records' tokenizer (a .model, a tokenizer.json or a folder), checked "
+                   "against them; default: --init_from's, or the one metadata.json names")
+    spm_model: str | None = cli.flag(None, help="--tokenizer's older name")
     init_from: str | None = cli.flag(
-        None, help="a Hugging Face BERT folder (bertmodel.export_hf) whose weights start the "
-                   "run; its config.json sets the sizes (--config is ignored) and its "
-                   "tokenizer must be the records'")
+        None, help="a Hugging Face BERT folder (a published checkpoint, or bertmodel.export_hf's) "
+                   "whose weights start the run; its config.json sets the sizes (--config is "
+                   "ignored) and its tokenizer must be the records'")
     seed: int = cli.flag(1)
     cpu_devices: int = cli.flag(
         0, check=cli.non_negative,
@@ -97,6 +98,19 @@ class TrainSettings(cli.Settings):
     save_outputs: bool = cli.flag(
         True, help="write model.keras, encoder.keras, export/ and plots.png at the end (off "
                    "for runs that only measure throughput)")
+
+    @property
+    def tokenizer_flag(self) -> str:
+        """The flag naming the tokenizer, for messages."""
+        return "--spm_model" if self.spm_model else "--tokenizer"
+
+    @property
+    def tokenizer_path(self) -> str | None:
+        return self.spm_model or self.tokenizer
+
+    def problems(self):
+        if self.tokenizer and self.spm_model:
+            yield "give the tokenizer once: --tokenizer (or the older --spm_model), not both"
 
 
 def make_parser():

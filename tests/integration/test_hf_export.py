@@ -15,7 +15,7 @@ import tensorflow as tf
 from bertdata import schema
 from bertdata.hf_tokenizer import syllable_then_final_jamo
 from bertdata.tfdata import dataset_files
-from bertdata.tokenizer import NORMALIZATIONS, SPECIAL_IDS, Tokenizer, train_tokenizer
+from bertdata.tokenizer import NORMALIZATIONS, SPECIAL_IDS, SentencePieceTokenizer, train_tokenizer
 from bertmodel import export_hf
 from bertmodel.export.saved_model import PretrainedExport
 from bertmodel.fill_mask import fill_mask
@@ -82,7 +82,7 @@ def tokenizer_folders(tmp_path_factory, sample_corpus):
             folder = root / f"{name}-hf"
             folder.mkdir()
             export_hf.write_files(str(folder), export_hf.tokenizer_files(proto, 64))
-            out[str(folder)] = Tokenizer(proto)
+            out[str(folder)] = SentencePieceTokenizer(proto)
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import bertdata
-from bertdata.tokenizer import SPECIAL_IDS, Tokenizer
+from bertdata.tokenizer import SPECIAL_IDS, SentencePieceTokenizer
 from bertmodel.model.preprocessing import BertPreprocessor
 from tests.serving_helpers import CLS, SEP
 
@@ -103,7 +103,7 @@ def test_exports_answer_raw_text_in_a_process_without_this_package(pipeline_run,
     assert fill_mask.main([f"--model_dir={model_dir}", f"--text={text}", "--top_k=3"]) == 0
     cli = [line.split(": ", 1)[1].split("  ") for line in capsys.readouterr().out.splitlines()
            if line.startswith("  [MASK]")]
-    tok = Tokenizer.load(str(model_dir / "tokenizer.model"))
+    tok = SentencePieceTokenizer.load(str(model_dir / "tokenizer.model"))
     ids = [[CLS, *tok.encode_line(plain), SEP]]
     done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(model_dir / "export"),
                            str(finetuned["pretrained"] / "export"), text, plain,

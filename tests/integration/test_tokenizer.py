@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from bertdata.tokenizer import Tokenizer
+from bertdata.tokenizer import SentencePieceTokenizer
 
 
 @pytest.mark.slow
@@ -15,7 +15,7 @@ def test_cli_trains_and_reports_missing_input(tmp_path, sample_corpus):
                          f"--model_prefix={prefix}", "--vocab_size=600"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    assert Tokenizer.load(f"{prefix}.model").vocab_size == 607
+    assert SentencePieceTokenizer.load(f"{prefix}.model").vocab_size == 607
     assert (tmp_path / "cli.vocab").read_text().splitlines()[6].startswith("[MASK]")
     bad = subprocess.run([sys.executable, "-m", "bertdata.tokenizer",
                           f"--input={tmp_path / 'nope.txt'}", f"--model_prefix={prefix}",

@@ -21,6 +21,7 @@ from bertdata import pretraining as pt
 from bertdata import schema, wire_format
 from bertdata.corpus import documents_from_lines
 from bertdata.tfdata import dataset_files
+from bertdata.tokenizer_files import read_tokenizer_source
 from tests.beam_job_helpers import (
     corpus_file,
     multi_line_documents,
@@ -60,8 +61,6 @@ def test_create_record_blobs_equals_the_pure_functions(tmp_path, spm_model, toke
     lines = sample_lines[:400]
     path = corpus_file(tmp_path, lines)
     cfg = pt.ExampleSettings(max_seq_length=64, dupe_factor=2, seed=3)
-    with open(spm_model, "rb") as f:
-        proto = f.read()
     size = os.path.getsize(path)
     ranges = [(str(path), s, min(s + 1000, size), 1000) for s in range(0, size, 1000)]
     want = expected_records(lines, tokenizer, cfg)
@@ -69,7 +68,8 @@ def test_create_record_blobs_equals_the_pure_functions(tmp_path, spm_model, toke
     options = JobSettings(inputs=(str(path),), output_dir="-", spm_model=spm_model,
                          example=cfg)
     with BeamTestPipeline(options=PipelineOptions(FNAPI)) as p:
-        out = p | beam.Create(ranges) | examples.CreateRecordBlobs(options, proto)
+        source = read_tokenizer_source(spm_model)
+        out = p | beam.Create(ranges) | examples.CreateRecordBlobs(options, source)
         # The outputs are (count, blob of framed records); a blob holds many records.
         records = out["train"] | "Unframe" >> beam.FlatMap(
             lambda blob: wire_format.unframe_records(blob[1]))
@@ -405,12 +405,12 @@ def test_the_pipeline_publishes_itself_and_a_killed_runs_staging_is_removed(
     (stale / "train-piece-1.tfrecord").write_bytes(b"left by a killed run")
     options = JobSettings(inputs=(str(path),), output_dir=str(out), spm_model=spm_model,
                          eval_fraction=0.2)
-    proto, tok = job.load_model(spm_model)
+    source, tok = job.load_tokenizer_source(options)
     facts = {"tokenizer_sha256": tok.sha256, "tokenizer_path": spm_model,
-             "vocab_size": tok.vocab_size, "special_ids": tok.special.as_dict(),
+             "vocab_size": tok.vocab_size, "special_ids": tok.special,
              "package_version": "test"}
     with beam.Pipeline(options=PipelineOptions(FNAPI)) as p:
-        job.build_pipeline(p, options, proto, facts, run_id="selfpublished")
+        job.build_pipeline(p, options, source, facts, run_id="selfpublished")
     meta = read_metadata(out)
     stats = load_json(out / schema.STATS_FILE)
     assert meta.num_examples(schema.TRAIN) == stats["train_examples"] > 0

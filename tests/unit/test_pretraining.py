@@ -51,7 +51,8 @@ class Vocab:
         word_start[7:27] = True
         is_special = np.zeros(cls.size, bool)
         is_special[:7] = True
-        return pt.VocabTables(word_start, is_special, np.arange(7, cls.size, dtype=np.int32))
+        return pt.VocabTables(word_start, is_special, np.arange(7, cls.size, dtype=np.int32),
+                              SPECIAL_IDS)
 
 
 def sequence(rng, n_words=30):
@@ -127,7 +128,7 @@ def test_masked_fraction_and_80_10_10_over_10000_examples():
     vocab = Vocab.tables()
     rng = np.random.default_rng(3)
     rows = [sequence(rng, n_words=40) for _ in range(10_000)]
-    batch = pt.ExampleBatch.from_rows(rows)
+    batch = pt.ExampleBatch.from_rows(rows, SEP)
     original = batch.input_ids.copy()
     streams = [pt.document_stream(3, i.to_bytes(4, "little")) for i in range(len(rows))]
     pt.mask_whole_words(batch, streams, [1] * len(rows), vocab, masked_lm_prob=0.15,

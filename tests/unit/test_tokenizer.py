@@ -5,7 +5,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from bertdata.tokenizer import NUM_SPECIAL, SPECIAL_PIECES, Tokenizer, train_tokenizer
+from bertdata.tokenizer import NUM_SPECIAL, SPECIAL_PIECES, SentencePieceTokenizer, train_tokenizer
 
 
 def test_layout_and_special_ids(tokenizer):
@@ -32,7 +32,7 @@ def test_hangul_round_trip_and_unk_rate_on_held_back_lines(tmp_path, sample_line
     train, held = lines[: int(len(lines) * 0.8)], lines[int(len(lines) * 0.8):]
     corpus = tmp_path / "train.txt"
     corpus.write_text("\n".join(train) + "\n", encoding="utf-8")
-    tok = Tokenizer.load(train_tokenizer([str(corpus)], str(tmp_path / "m"), 1000,
+    tok = SentencePieceTokenizer.load(train_tokenizer([str(corpus)], str(tmp_path / "m"), 1000,
                                          num_threads=1))
     sentence = "대한민국은 민주공화국이다."
     assert tok.decode(tok.encode_line(sentence)) == sentence
@@ -55,9 +55,9 @@ def test_not_a_model_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.model"
     bad.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="bad.model"):
-        Tokenizer.load(str(bad))
+        SentencePieceTokenizer.load(str(bad))
     with pytest.raises(FileNotFoundError, match="missing.model"):
-        Tokenizer.load(str(tmp_path / "missing.model"))
+        SentencePieceTokenizer.load(str(tmp_path / "missing.model"))
 
 
 def test_foreign_layout_is_rejected(tmp_path, sample_corpus):
@@ -66,7 +66,7 @@ def test_foreign_layout_is_rejected(tmp_path, sample_corpus):
     spm.SentencePieceTrainer.train(input=sample_corpus, model_prefix=str(tmp_path / "plain"),
                                    vocab_size=500, minloglevel=2)
     with pytest.raises(ValueError, match="expected '\\[PAD\\]'"):
-        Tokenizer.load(str(tmp_path / "plain.model"))
+        SentencePieceTokenizer.load(str(tmp_path / "plain.model"))
 
 
 @pytest.mark.parametrize("make_input, flags, message", [
@@ -126,8 +126,8 @@ def test_word_cache_gives_exactly_the_encoders_ids(tokenizer, sample_lines):
 def test_word_cache_stays_bounded_and_can_be_turned_off(spm_model, sample_lines):
     with open(spm_model, "rb") as f:
         proto = f.read()
-    small = Tokenizer(proto, word_cache_size=50)
-    off = Tokenizer(proto, word_cache_size=0)
+    small = SentencePieceTokenizer(proto, word_cache_size=50)
+    off = SentencePieceTokenizer(proto, word_cache_size=0)
     assert not off.cache_switch.enabled
     largest = 0  # the cache is emptied when full, then takes one document's words
     for start in range(0, 600, 100):
@@ -144,7 +144,7 @@ def test_word_cache_stays_bounded_and_can_be_turned_off(spm_model, sample_lines)
 
 
 def test_mostly_new_words_go_to_the_encoder_until_words_repeat(tokenizer, sample_lines):
-    from bertdata.tokenizer import Tokenizer as Tok
+    from bertdata.tokenizer import SentencePieceTokenizer as Tok
 
     tok = Tok(tokenizer._sp.serialized_model_proto())
     tok.cache_switch.warm_words = 500  # small text; the default waits for 16,384 words
@@ -185,8 +185,8 @@ def test_a_compressed_corpus_trains_the_pieces_of_the_plain_one(tmp_path, sample
     (tmp_path / f"c.txt{suffix}").write_bytes(importlib.import_module(compress).compress(text))
 
     def pieces(path, prefix):
-        model = Tokenizer.load(train_tokenizer([str(path)], str(tmp_path / prefix), 600,
-                                               num_threads=1))
+        model = SentencePieceTokenizer.load(train_tokenizer(
+            [str(path)], str(tmp_path / prefix), 600, num_threads=1))
         return [model.id_to_piece(i) for i in range(model.vocab_size)]
 
     assert pieces(tmp_path / f"c.txt{suffix}", "z") == pieces(tmp_path / "c.txt", "p")

@@ -1,0 +1,197 @@
+"""Hugging Face fast tokenizers (tokenizer.json) as the project's Tokenizer: the special
+ids, word boundaries and replacement ids of each published layout, and the reader's one-line
+refusals. The ids themselves are compared with transformers' AutoTokenizer in
+tests/integration/test_published_checkpoints.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bertcommon.files import BadFile
+from bertdata import pretraining as pt
+from bertdata.tokenizer_files import FAST, read_tokenizer_source
+from bertdata.vocabulary import SpecialIds
+from tests.example_helpers import one_pass_examples
+from tests.unit.test_readers import FUZZ, JSON, one_line
+
+TEXT = "대한민국은 민주공화국이다. 모든 국민은 법 앞에 평등하다."
+
+
+def load(folder):
+    return read_tokenizer_source(folder).load()
+
+
+@pytest.mark.parametrize("layout, want", [
+    ("klue", SpecialIds(pad=0, unk=1, cls=2, sep=3, mask=4)),
+    ("mbert", SpecialIds(pad=0, unk=100, cls=101, sep=102, mask=103)),
+    ("kobert", SpecialIds(pad=1, unk=0, cls=2, sep=3, mask=4)),
+])
+def test_special_ids_come_from_the_tokenizer(published_tokenizer, layout, want):
+    assert load(published_tokenizer(layout)).special == want
+
+
+def test_a_tokenizer_json_path_reads_its_folders_side_files(published_tokenizer):
+    folder = published_tokenizer("klue")
+    source = read_tokenizer_source(f"{folder}/tokenizer.json")
+    assert source.kind == FAST
+    assert [name for name, _ in source.files] == [
+        "tokenizer.json", "tokenizer_config.json", "vocab.txt"]
+
+
+def test_a_wordpiece_continuation_never_starts_a_word(published_tokenizer):
+    tok = load(published_tokenizer("klue"))
+    ids = tok.encode_line(TEXT)
+    pieces = [tok.id_to_piece(i) for i in ids]
+    assert any(p.startswith("##") for p in pieces)
+    assert [bool(tok.word_start[i]) for i in ids] == [not p.startswith("##") for p in pieces]
+
+
+def test_a_metaspace_piece_starts_a_word_only_with_its_marker(published_tokenizer):
+    tok = load(published_tokenizer("kobert"))
+    ids = tok.encode_line(TEXT)
+    pieces = [tok.id_to_piece(i) for i in ids]
+    assert any(not p.startswith("\u2581") for p in pieces)
+    assert [bool(tok.word_start[i]) for i in ids] == [p.startswith("\u2581") for p in pieces]
+
+
+def test_replacements_are_never_special_unknown_or_reserved(published_tokenizer):
+    tok = load(published_tokenizer("mbert"))
+    drawn = {tok.id_to_piece(i) for i in tok.replacement_ids}
+    assert not drawn & {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", "[unused99]"}
+    assert len(drawn) == tok.vocab_size - 5 - 99
+
+
+def test_examples_carry_the_tokenizers_own_cls_and_sep(published_tokenizer, sample_lines):
+    tok = load(published_tokenizer("mbert"))
+    doc = tok.encode_flat([line for line in sample_lines[:60] if line.strip()])
+    cfg = pt.ExampleSettings(max_seq_length=64, seed=3)
+    examples = one_pass_examples(doc, np.random.default_rng(0), cfg,
+                                 pt.VocabTables.from_tokenizer(tok))
+    assert examples
+    for ex in examples:
+        ids = np.asarray(ex.input_ids)
+        assert ids[0] == 101 and ids[-1] == 102 and np.count_nonzero(ids == 102) == 2
+
+
+def test_whole_word_masking_takes_every_piece_of_a_wordpiece_word(published_tokenizer,
+                                                                   sample_lines):
+    tok = load(published_tokenizer("klue"))
+    doc = tok.encode_flat([line for line in sample_lines[:200] if line.strip()])
+    cfg = pt.ExampleSettings(max_seq_length=64, seed=3)
+    continuations = 0
+    for ex in one_pass_examples(doc, np.random.default_rng(1), cfg,
+                                pt.VocabTables.from_tokenizer(tok)):
+        ids = list(ex.input_ids)
+        for position, original in zip(ex.masked_lm_positions, ex.masked_lm_ids, strict=True):
+            ids[position] = original
+        masked = set(ex.masked_lm_positions)
+        for p in masked:
+            if not tok.word_start[ids[p]]:
+                continuations += 1
+                assert p - 1 in masked or tok.is_special[ids[p - 1]]  # cut at its start
+            if p + 1 < len(ids) and p + 1 not in masked:
+                assert tok.word_start[ids[p + 1]] or tok.is_special[ids[p + 1]]
+    assert continuations > 20
+
+
+def copy_folder(published_tokenizer, tmp_path, layout="klue"):
+    folder = tmp_path / layout
+    shutil.copytree(published_tokenizer(layout), folder)
+    return folder
+
+
+def edit_json(path, change):
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_a_tokenizer_without_a_mask_token_is_one_line(published_tokenizer, tmp_path):
+    folder = copy_folder(published_tokenizer, tmp_path)
+    (folder / "tokenizer_config.json").unlink()
+
+    def rename_mask(data):
+        vocab = data["model"]["vocab"]
+        vocab["[NOMASK]"] = vocab.pop("[MASK]")
+        for added in data["added_tokens"]:
+            if added["content"] == "[MASK]":
+                added["content"] = "[NOMASK]"
+
+    edit_json(folder / "tokenizer.json", rename_mask)
+    with pytest.raises(BadFile) as e:
+        load(folder)
+    assert one_line(e.value) == (
+        f"{folder}/tokenizer.json: the tokenizer has no mask token (none of [MASK], <mask> is "
+        "in its vocabulary, and no tokenizer_config.json beside it names a mask_token)")
+
+
+def test_a_declared_token_missing_from_the_vocabulary_is_one_line(published_tokenizer,
+                                                                   tmp_path):
+    folder = copy_folder(published_tokenizer, tmp_path)
+    edit_json(folder / "tokenizer_config.json", lambda d: d.update(mask_token="<mask>"))
+    with pytest.raises(BadFile, match="the mask token '<mask>' that its folder declares "
+                                      r"\(mask_token\) is not in its vocabulary"):
+        load(folder)
+
+
+def test_a_declared_token_that_is_not_a_string_names_the_file_and_key(published_tokenizer,
+                                                                        tmp_path):
+    folder = copy_folder(published_tokenizer, tmp_path)
+    edit_json(folder / "tokenizer_config.json", lambda d: d.update(cls_token=5))
+    with pytest.raises(BadFile, match=f"^{folder}/tokenizer_config.json: cls_token must be"):
+        read_tokenizer_source(str(folder))
+
+
+def test_a_tokenizer_json_of_another_kind_is_one_line(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"model": {"type": "SentencePieceBPE"}}))
+    with pytest.raises(BadFile, match=f"^{path}: model.type must be one of WordPiece, BPE"):
+        read_tokenizer_source(str(path))
+
+
+def test_a_folder_without_a_tokenizer_is_one_line(tmp_path):
+    with pytest.raises(BadFile, match="neither a .model file, a tokenizer.json, nor a folder"):
+        read_tokenizer_source(str(tmp_path))
+
+
+@FUZZ
+@given(change=st.dictionaries(st.sampled_from(["model", "normalizer", "pre_tokenizer",
+                                               "added_tokens", "post_processor", "decoder"]),
+                              JSON, min_size=1, max_size=2))
+def test_a_damaged_tokenizer_json_loads_or_is_one_line(published_tokenizer, tmp_path, change):
+    folder = tmp_path / "fuzz"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(published_tokenizer("klue"), folder)
+    edit_json(folder / "tokenizer.json", lambda d: d.update(change))
+    try:
+        tok = load(folder)
+    except BadFile as e:
+        assert one_line(e).startswith(str(folder))
+        return
+    assert tok.vocab_size == len(tok.pieces) and tok.special.mask < tok.vocab_size
+
+
+@FUZZ
+@given(config=st.dictionaries(st.sampled_from(["cls_token", "sep_token", "mask_token",
+                                               "pad_token", "unk_token", "model_max_length"]),
+                              JSON | st.sampled_from(["[CLS]", "[SEP]", "[MASK]"]),
+                              max_size=3))
+def test_any_tokenizer_config_gives_distinct_special_ids_or_one_line(published_tokenizer,
+                                                                     tmp_path, config):
+    folder = tmp_path / "fuzz"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(published_tokenizer("klue"), folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    try:
+        tok = load(folder)
+    except BadFile as e:
+        assert one_line(e).startswith(str(folder))
+        return
+    ids = list(tok.special.as_dict().values())
+    assert len(set(ids)) == len(ids) and tok.is_special[ids].all()
