@@ -1,13 +1,15 @@
-"""A Hugging Face BERT folder back into the Keras model: to continue pretraining
+"""A Hugging Face BERT folder into the Keras model: to continue pretraining
 (`bertmodel.train --init_from=HF_DIR`) or to fine-tune (`bertmodel.finetune
---model_dir=HF_DIR`).
+--model_dir=HF_DIR`). The folder is one `bertmodel.export_hf` wrote, or a published
+checkpoint (klue/bert-base, KoBERT, multilingual BERT), possibly changed by someone else.
 
-The folder must hold what `bertmodel.export_hf` writes, possibly changed by someone else:
-config.json (a BERT this model can represent: absolute positions, the tanh GELU),
-model.safetensors (transformers' BERT names: exactly the tensors of config.json's
-architecture and sizes, nothing missing or left over), and tokenizer.model, this project's
-SentencePiece layout ([PAD] [UNK] [BOS] [EOS] [SEP] [CLS] [MASK] = 0..6) with as many pieces
-as config.json's vocab_size, the one whose sha256 the export recorded in config.json; a
+It must hold config.json (a BERT this model can represent: absolute positions, the exact or
+the tanh GELU), its weights as model.safetensors or pytorch_model.bin (read through PyTorch
+where it is installed), under transformers' BERT names: the encoder, and each of the pooler,
+the MLM head, the next-sentence head and a classifier either whole or not at all, with
+config.json's shapes and nothing else; and its tokenizer (bertdata.tokenizer_files: this
+project's tokenizer.model, or any tokenizer.json) with config.json's vocab_size pieces. A
+tokenizer.model must be the one whose sha256 an export recorded in config.json, and a
 tokenizer.json beside it must hold the same vocabulary. Anything else is an HFFormatError
 naming the file and field.
 """
@@ -15,22 +17,26 @@ naming the file and field.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 from bertcommon.files import BadFile, read_json
+from bertdata.tokenizer_files import SENTENCEPIECE, TokenizerSource, read_tokenizer_source
 from bertmodel.export.hf_weights import HFFormatError
 
-HF_FILES = ("config.json", "model.safetensors", "tokenizer.model")
+log = logging.getLogger("bertmodel.export.hf_import")
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # The key of config.json under which bertmodel.export_hf records the sha256 of the
-# tokenizer.model the weights were trained with (transformers keeps unknown keys as is).
+# tokenizer the weights were trained with (transformers keeps unknown keys as is).
 TOKENIZER_SHA256 = "bertpipe_tokenizer_sha256"
 
 
 def is_hf_folder(path: str) -> bool:
-    """True for a folder laid out as transformers saves a model (config.json with a
-    model_type beside model.safetensors)."""
-    return os.path.isfile(os.path.join(path, "model.safetensors")) and os.path.isfile(
-        os.path.join(path, "config.json"))
+    """True for a folder laid out as transformers saves a model (config.json beside its
+    weights)."""
+    return os.path.isfile(os.path.join(path, "config.json")) and any(
+        os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES)
 
 
 @dataclasses.dataclass
@@ -38,31 +44,34 @@ class HFModel:
     config: object  # BertConfig
     architecture: str
     tensors: dict
-    model_proto: bytes
+    tokenizer: TokenizerSource
     labels: list | None
+    # The parts besides the encoder that the weights hold (hf_weights.present_parts).
+    parts: frozenset = frozenset()
+
+    @property
+    def model_proto(self) -> bytes | None:
+        """The SentencePiece model's bytes (None for a tokenizer.json)."""
+        return self.tokenizer.content if self.tokenizer.kind == SENTENCEPIECE else None
 
 
-def _check_tokenizer(folder: str, proto: bytes, hf: HFConfig) -> None:
-    """tokenizer.model must parse, hold config.json's vocab_size pieces and be the one the
-    export recorded; a tokenizer.json beside it must hold the same vocabulary."""
-    import hashlib
-
-    from bertdata.tokenizer import SentencePieceTokenizer
-
-    path = os.path.join(folder, "tokenizer.model")
+def _check_tokenizer(folder: str, hf: HFConfig) -> TokenizerSource:
+    """The folder's tokenizer: config.json's vocab_size pieces, the one an export recorded;
+    a tokenizer.json beside a tokenizer.model must hold the same vocabulary."""
     try:
-        tokenizer = SentencePieceTokenizer(proto, name=path)
+        source = read_tokenizer_source(folder)
+        tokenizer = source.load(word_cache_size=0)
     except ValueError as e:
         raise HFFormatError(str(e)) from None
     if tokenizer.vocab_size != hf.config.vocab_size:
         raise HFFormatError(f"{folder}/config.json: vocab_size is {hf.config.vocab_size} but "
-                            f"{path} holds {tokenizer.vocab_size} pieces")
-    if hf.tokenizer_sha256 and hashlib.sha256(proto).hexdigest() != hf.tokenizer_sha256:
-        raise HFFormatError(f"{path}: not the tokenizer these weights were trained with "
+                            f"{source.name} holds {tokenizer.vocab_size} pieces")
+    if hf.tokenizer_sha256 and source.sha256 != hf.tokenizer_sha256:
+        raise HFFormatError(f"{source.name}: not the tokenizer these weights were trained with "
                             f"(config.json records {TOKENIZER_SHA256} {hf.tokenizer_sha256})")
     described = os.path.join(folder, "tokenizer.json")
-    if not os.path.isfile(described):
-        return
+    if source.kind != SENTENCEPIECE or not os.path.isfile(described):
+        return source
     try:
         found = read_json(described).get("model")
     except BadFile as e:
@@ -71,8 +80,9 @@ def _check_tokenizer(folder: str, proto: bytes, hf: HFConfig) -> None:
     # The vocabulary, not the merges: tokenizers rewrites those in another notation when a
     # folder is saved again (transformers' save_pretrained), with the same meaning.
     if not isinstance(found, dict) or found.get("vocab") != want:
-        raise HFFormatError(f"{described}: its vocabulary is not {path}'s: another model's "
-                            "tokenizer?")
+        raise HFFormatError(f"{described}: its vocabulary is not {source.name}'s: another "
+                            "model's tokenizer?")
+    return source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,29 +137,61 @@ def _labels(id2label, path: str) -> list[str]:
 def read_hf_folder(folder: str) -> HFModel:
     """The sizes, weights and tokenizer of a Hugging Face BERT folder, read strictly;
     HFFormatError names the file or field that does not fit."""
-    from safetensors.numpy import load_file
+    from bertmodel.export.hf_weights import present_parts
 
-    from bertmodel.export.hf_weights import check_tensors, expected_shapes
-
-    for name in HF_FILES:
-        if not os.path.isfile(os.path.join(folder, name)):
-            raise HFFormatError(f"{folder}: no {name} (a folder written by "
-                                "bertmodel.export_hf?)")
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise HFFormatError(f"{folder}: no config.json (a Hugging Face model folder?)")
     hf = read_hf_config(os.path.join(folder, "config.json"))
-    with open(os.path.join(folder, "tokenizer.model"), "rb") as f:
-        proto = f.read()
-    _check_tokenizer(folder, proto, hf)
-    weights = os.path.join(folder, "model.safetensors")
-    try:
-        tensors = load_file(weights)
-    except Exception as e:  # safetensors raises its own error types for a damaged file
-        raise HFFormatError(f"{weights}: cannot read ({str(e)[:100]})") from None
-    # A BertModel saved on its own has no "bert." prefix; give it one.
+    tokenizer = _check_tokenizer(folder, hf)
+    weights, tensors = read_weights(folder)
+    # A BertModel saved on its own has no "bert." prefix; give it one. Checkpoints converted
+    # from TensorFlow name LayerNorm's weights gamma and beta.
     if not any(k.startswith("bert.") for k in tensors):
-        tensors = {f"bert.{k}": v for k, v in tensors.items()}
-    check_tensors(tensors, expected_shapes(hf.config, hf.architecture, len(hf.labels or ())),
-                  weights)
-    return HFModel(hf.config, hf.architecture, tensors, proto, hf.labels)
+        tensors = {(k if k.startswith(("cls.", "classifier.")) else f"bert.{k}"): v
+                   for k, v in tensors.items()}
+    tensors = {_modern_name(k): v for k, v in tensors.items()}
+    parts = present_parts(tensors, hf.config, len(hf.labels or ()), weights)
+    return HFModel(hf.config, hf.architecture, tensors, tokenizer, hf.labels, parts)
+
+
+def _modern_name(name: str) -> str:
+    if name.endswith(".gamma"):
+        return name[:-len("gamma")] + "weight"
+    if name.endswith(".beta"):
+        return name[:-len("beta")] + "bias"
+    return name
+
+
+def read_weights(folder: str) -> tuple[str, dict]:
+    """(path, tensors by name as numpy arrays) of model.safetensors, else
+    pytorch_model.bin (through PyTorch, loading tensors only, never code)."""
+    path = os.path.join(folder, WEIGHT_FILES[0])
+    if os.path.isfile(path):
+        from safetensors.numpy import load_file
+
+        try:
+            return path, load_file(path)
+        except Exception as e:  # safetensors raises its own error types for a damaged file
+            raise HFFormatError(f"{path}: cannot read ({str(e)[:100]})") from None
+    path = os.path.join(folder, WEIGHT_FILES[1])
+    if not os.path.isfile(path):
+        raise HFFormatError(f"{folder}: no {' or '.join(WEIGHT_FILES)}")
+    try:
+        import torch
+    except ImportError:
+        raise HFFormatError(
+            f"{path}: reading pytorch_model.bin needs PyTorch (pip install torch); or convert "
+            "the folder once where PyTorch is: transformers' AutoModel.from_pretrained(folder)"
+            ".save_pretrained(folder) writes model.safetensors") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged or unsafe file
+        raise HFFormatError(f"{path}: cannot read ({str(e)[:100]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise HFFormatError(f"{path}: not a dict of tensors (a state_dict)")
+    return path, {k: v.float().numpy() if v.is_floating_point() else v.numpy()
+                  for k, v in state.items()}
 
 
 def load_backbone(hf: HFModel):
@@ -159,21 +201,33 @@ def load_backbone(hf: HFModel):
 
     backbone = BertBackbone(hf.config, name="backbone")
     backbone(dummy_inputs(hf.config))
-    load_backbone_tensors(backbone, hf.tensors, "model.safetensors")
+    load_backbone_tensors(backbone, hf.tensors, "model weights")
     return backbone
 
 
 def init_pretrainer(model, hf: HFModel) -> None:
-    """Sets a built BertPretrainer's weights from the folder; heads that the folder lacks
-    (a BertModel or a classifier) keep their fresh initial values."""
-    from bertmodel.export.hf_weights import load_backbone_tensors, load_pretrainer_tensors
+    """Sets a built BertPretrainer's weights from the folder. Parts the folder lacks start
+    as BERT starts them, and one line says which: a fresh pooler, MLM transform and
+    output bias (the decoder is the word embeddings, tied), or next-sentence head."""
+    from bertmodel.export.hf_weights import (
+        MLM_HEAD,
+        NSP_HEAD,
+        POOLER,
+        load_backbone_tensors,
+        load_pretrainer_tensors,
+    )
 
     if model.backbone.config.to_dict() != hf.config.to_dict():
         mine, theirs = model.backbone.config.to_dict(), hf.config.to_dict()
         field = next(k for k in mine if mine[k] != theirs[k])
         raise HFFormatError(f"config.json: {field} is {theirs[field]}, but the model to train "
                             f"has {mine[field]}")
-    if "cls.predictions.bias" in hf.tensors:
-        load_pretrainer_tensors(model, hf.tensors, "model.safetensors")
+    if MLM_HEAD in hf.parts:
+        load_pretrainer_tensors(model, hf.tensors, "model weights")
     else:
-        load_backbone_tensors(model.backbone, hf.tensors, "model.safetensors")
+        load_backbone_tensors(model.backbone, hf.tensors, "model weights")
+    wanted = [POOLER, MLM_HEAD] + ([NSP_HEAD] if model.nsp_head is not None else [])
+    fresh = [part for part in wanted if part not in hf.parts]
+    if fresh:
+        log.info("--init_from: the folder has no %s; %s from fresh weights",
+                 " or ".join(fresh), "it starts" if len(fresh) == 1 else "they start")

@@ -5,7 +5,8 @@ query, key and value projections (its columns are laid out [q | k | v], each hea
 Keras kernels (in, out) are PyTorch Linear weights (out, in) transposed, LayerNorm gamma and
 beta are weight and bias, the MLM decoder is the token embedding (tied, not stored twice)
 with its own bias, and the next-sentence labels agree (0: B follows A). The GELU is the tanh
-approximation, `gelu_pytorch_tanh` in transformers.
+approximation (`gelu_pytorch_tanh` in transformers) for this project's models, or the exact
+one (`gelu`) most published checkpoints use: BertConfig.hidden_act.
 
 Only numpy here: the export needs neither PyTorch nor TensorFlow's model code beyond the
 loaded Keras objects it is handed.
@@ -20,7 +21,9 @@ import numpy as np
 from bertcommon.errors import BertpipeError
 from bertmodel.model.config import BertConfig
 
-HIDDEN_ACT = "gelu_pytorch_tanh"
+# BertConfig.hidden_act <-> transformers' hidden_act; gelu_new is the same tanh formula.
+HF_ACTIVATIONS = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu"}
+HF_ACTIVATION_ALIASES = {"gelu_new": "gelu_tanh"}
 # transformers architectures of what this project trains.
 PRETRAINING = "BertForPreTraining"
 MASKED_LM = "BertForMaskedLM"  # a model pretrained without next-sentence prediction
@@ -33,8 +36,8 @@ class HFFormatError(BertpipeError, ValueError):
     field."""
 
 
-# config.json's values that this model's code fixes (an absolute-position, tanh-GELU BERT).
-HF_FIXED = {"model_type": "bert", "hidden_act": HIDDEN_ACT, "position_embedding_type": "absolute"}
+# config.json's values that this model's code fixes (an absolute-position BERT).
+HF_FIXED = {"model_type": "bert", "position_embedding_type": "absolute"}
 # config.json's keys for BertConfig's fields.
 HF_SIZES = {"vocab_size": "vocab_size", "hidden_size": "hidden_size",
             "num_hidden_layers": "num_layers", "num_attention_heads": "num_heads",
@@ -51,6 +54,7 @@ HF_NUMBERS = {"layer_norm_eps": ("layer_norm_epsilon", 1e-12),
 def hf_config(config: BertConfig, architecture: str, labels=None) -> dict:
     """config.json of a transformers BERT with these sizes."""
     out = {"architectures": [architecture], **HF_FIXED,
+           "hidden_act": HF_ACTIVATIONS[config.hidden_act],
            **{key: getattr(config, field) for key, field in HF_SIZES.items()},
            **{key: getattr(config, field) for key, (field, _) in HF_NUMBERS.items()},
            "pad_token_id": 0, "tie_word_embeddings": True, "dtype": "float32",
@@ -71,7 +75,7 @@ def config_from_hf(hf: dict, source: str) -> BertConfig:
         if hf.get(key, want) != want:
             raise HFFormatError(f"{source}: {key} is {hf.get(key)!r}; this model needs "
                                 f"{want!r}")
-    values = {}
+    values = {"hidden_act": _activation(hf, source)}
     for key, field in HF_SIZES.items():
         value = hf.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -92,14 +96,24 @@ def config_from_hf(hf: dict, source: str) -> BertConfig:
         raise HFFormatError(f"{source}: {message}") from None
 
 
+def _activation(hf: dict, source: str) -> str:
+    """BertConfig.hidden_act of config.json's hidden_act (transformers' default: gelu)."""
+    named = hf.get("hidden_act", "gelu")
+    ours = {theirs: ours for ours, theirs in HF_ACTIVATIONS.items()}
+    ours.update(HF_ACTIVATION_ALIASES)
+    if not isinstance(named, str) or named not in ours:
+        raise HFFormatError(f"{source}: hidden_act is {named!r}; this model has "
+                            f"{', '.join(sorted(ours))}")
+    return ours[named]
+
+
 def expected_shapes(config: BertConfig, architecture: str,
                     num_labels: int = 0) -> dict[str, tuple[int, ...]]:
     """Every tensor a folder of this architecture and these sizes holds, with its shape,
     under transformers' names (the encoder's with "bert.")."""
     h, inner = config.hidden_size, config.intermediate_size
 
-    def dense(name, n_in, n_out):
-        return {f"{name}.weight": (n_out, n_in), f"{name}.bias": (n_out,)}
+    dense = dense_shapes
 
     def norm(name):
         return {f"{name}.weight": (h,), f"{name}.bias": (h,)}
@@ -131,6 +145,44 @@ def expected_shapes(config: BertConfig, architecture: str,
 # older transformers saved, and the MLM decoder, which must then be the tied embeddings.
 OPTIONAL_TENSORS = ("bert.embeddings.position_ids", "cls.predictions.decoder.weight",
                     "cls.predictions.decoder.bias")
+
+
+# What a folder's tensors may hold besides the encoder, each part whole or not at all.
+POOLER, MLM_HEAD, NSP_HEAD, CLASSIFIER_HEAD = "pooler", "MLM head", "next-sentence head", \
+    "classifier"
+
+
+def _part_of(name: str) -> str:
+    if name.startswith("bert.pooler."):
+        return POOLER
+    if name.startswith("cls.predictions."):
+        return MLM_HEAD
+    if name.startswith("cls.seq_relationship."):
+        return NSP_HEAD
+    if name.startswith("classifier."):
+        return CLASSIFIER_HEAD
+    return "encoder"
+
+
+def present_parts(tensors: dict, config: BertConfig, num_labels: int, source: str
+                  ) -> frozenset[str]:
+    """Which parts besides the encoder TENSORS hold (POOLER, MLM_HEAD, ...), each checked
+    whole with config.json's shapes; the encoder must be there. Published folders often
+    hold other heads than their `architectures` names (klue/bert-base names
+    BertForMaskedLM), so the tensors, not that field, say what is there. HFFormatError
+    names a missing, misshapen or unknown tensor."""
+    shapes = expected_shapes(config, PRETRAINING)
+    if num_labels:
+        shapes.update(dense_shapes("classifier", config.hidden_size, num_labels))
+    present = {_part_of(name) for name in tensors if name in shapes}
+    present.add("encoder")
+    check_tensors(tensors, {name: shape for name, shape in shapes.items()
+                            if _part_of(name) in present}, source)
+    return frozenset(present - {"encoder"})
+
+
+def dense_shapes(name: str, n_in: int, n_out: int) -> dict[str, tuple[int, ...]]:
+    return {f"{name}.weight": (n_out, n_in), f"{name}.bias": (n_out,)}
 
 
 def check_tensors(tensors: dict, shapes: dict[str, tuple[int, ...]], source: str) -> None:
@@ -240,7 +292,8 @@ def load_backbone_tensors(backbone, tensors: dict, source: str, prefix: str = "b
         layer.set_weights([_take(tensors, f"{prefix}.embeddings.{name}.weight", table.shape,
                                  source)])
     _set_norm(e.layer_norm, tensors, f"{prefix}.embeddings.LayerNorm", source)
-    _set_dense(backbone.pooler, tensors, f"{prefix}.pooler.dense", source)
+    if f"{prefix}.pooler.dense.weight" in tensors:  # a BertForMaskedLM folder has none
+        _set_dense(backbone.pooler, tensors, f"{prefix}.pooler.dense", source)
     h = c.hidden_size
     for i, block in enumerate(backbone.blocks):
         at = f"{prefix}.encoder.layer.{i}"

@@ -45,7 +45,7 @@ class BertBackbone(keras.Model):
         self.blocks = [
             TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size, c.dropout_rate,
                              c.attention_dropout_rate, c.layer_norm_epsilon,
-                             c.initializer_range, name=f"block_{i}")
+                             c.initializer_range, c.hidden_act, name=f"block_{i}")
             for i in range(c.num_layers)
         ]
         self.pooler = keras.layers.Dense(c.hidden_size, activation="tanh",
@@ -159,7 +159,8 @@ class BertPretrainer(keras.Model):
         self.mlm_loss_weight = float(mlm_loss_weight)
         self.next_sentence = bool(next_sentence)
         self.mlm_head = MaskedLMHead(backbone.token_embedding, c.hidden_size,
-                                     c.layer_norm_epsilon, c.initializer_range, name="mlm_head")
+                                     c.layer_norm_epsilon, c.initializer_range, c.hidden_act,
+                                     name="mlm_head")
         self.nsp_head = keras.layers.Dense(
             2, kernel_initializer=initializer(c.initializer_range),
             name="nsp_head") if self.next_sentence else None

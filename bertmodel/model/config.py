@@ -26,6 +26,9 @@ def _real(value) -> bool:
         and math.isfinite(value)
 
 
+HIDDEN_ACTS = ("gelu_tanh", "gelu")
+
+
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
     """Sizes of a BERT encoder (post-LN, learned positions, tied MLM output)."""
@@ -52,6 +55,10 @@ class BertConfig:
     layer_norm_epsilon: float = 1e-3
     # Stddev of the truncated-normal initializer.
     initializer_range: float = 0.02
+    # The feed-forward and MLM-transform activation: GELU's tanh approximation (this
+    # project's models, and google-research/bert's), or the exact GELU most published
+    # checkpoints use (hidden_act "gelu" in transformers).
+    hidden_act: str = "gelu_tanh"
 
     def __post_init__(self):
         for f in _SIZES:
@@ -66,6 +73,9 @@ class BertConfig:
             value = getattr(self, f)
             if not _real(value) or value <= 0:
                 raise ValueError(f"{f} must be a positive number, got {value!r}")
+        if self.hidden_act not in HIDDEN_ACTS:
+            raise ValueError(f"hidden_act must be one of {', '.join(HIDDEN_ACTS)}, got "
+                             f"{self.hidden_act!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by "
                              f"num_heads {self.num_heads}")

@@ -27,6 +27,15 @@ def gelu_tanh(x):
     return tf.nn.gelu(x, approximate=True)
 
 
+def gelu_exact(x):
+    """GELU with the error function (transformers' "gelu")."""
+    return tf.nn.gelu(x, approximate=False)
+
+
+# BertConfig.hidden_act -> the function.
+ACTIVATIONS = {"gelu_tanh": gelu_tanh, "gelu": gelu_exact}
+
+
 def _u32(value):
     return tf.constant(value, tf.uint32)
 
@@ -142,8 +151,10 @@ class TransformerBlock(keras.layers.Layer):
     """
 
     def __init__(self, hidden_size, num_heads, intermediate_size, dropout_rate,
-                 attention_dropout_rate, layer_norm_epsilon, initializer_range, **kwargs):
+                 attention_dropout_rate, layer_norm_epsilon, initializer_range,
+                 hidden_act="gelu_tanh", **kwargs):
         super().__init__(**kwargs)
+        self.hidden_act = hidden_act
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
@@ -161,7 +172,8 @@ class TransformerBlock(keras.layers.Layer):
                                                     name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, name="attention_layer_norm")
-        self.intermediate = keras.layers.Dense(intermediate_size, activation=gelu_tanh,
+        self.intermediate = keras.layers.Dense(intermediate_size,
+                                               activation=ACTIVATIONS[hidden_act],
                                                kernel_initializer=init(), name="intermediate")
         self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=init(),
                                                name="output")
@@ -220,7 +232,7 @@ class TransformerBlock(keras.layers.Layer):
                 "dropout_rate": self.dropout_rate,
                 "attention_dropout_rate": self.attention_dropout_rate,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
-                "initializer_range": self.initializer_range}
+                "initializer_range": self.initializer_range, "hidden_act": self.hidden_act}
 
 
 def attention_bias(input_mask):
@@ -238,13 +250,14 @@ class MaskedLMHead(keras.layers.Layer):
     """
 
     def __init__(self, token_embedding, hidden_size, layer_norm_epsilon, initializer_range,
-                 **kwargs):
+                 hidden_act="gelu_tanh", **kwargs):
         super().__init__(**kwargs)
+        self.hidden_act = hidden_act
         self.token_embedding = token_embedding
         self.hidden_size = hidden_size
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
-        self.transform = keras.layers.Dense(hidden_size, activation=gelu_tanh,
+        self.transform = keras.layers.Dense(hidden_size, activation=ACTIVATIONS[hidden_act],
                                             kernel_initializer=initializer(initializer_range),
                                             name="transform")
         self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon,
@@ -283,5 +296,5 @@ class MaskedLMHead(keras.layers.Layer):
         # The embedding is shared, not configured; the owning model passes it in again.
         cfg = super().get_config()
         cfg.update(hidden_size=self.hidden_size, layer_norm_epsilon=self.layer_norm_epsilon,
-                   initializer_range=self.initializer_range)
+                   initializer_range=self.initializer_range, hidden_act=self.hidden_act)
         return cfg

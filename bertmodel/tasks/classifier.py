@@ -75,9 +75,14 @@ def _read_encoder(model_dir: str):
     if is_hf_folder(model_dir):
         try:
             hf = read_hf_folder(model_dir)
-            return load_backbone(hf), hf.model_proto
         except HFFormatError as e:
             raise FinetuneError(f"--model_dir: {e}") from None
+        if hf.model_proto is None:
+            # The classifier tokenizes in its graph with tensorflow-text's SentencePiece op.
+            raise FinetuneError(f"--model_dir {model_dir}: fine-tuning reads this project's "
+                                "SentencePiece tokenizer.model; a folder with only a "
+                                "tokenizer.json (WordPiece) is not supported yet")
+        return load_backbone(hf), hf.model_proto
     tokenizer = os.path.join(model_dir, "tokenizer.model")
     if not os.path.isfile(tokenizer):
         raise FinetuneError(f"--model_dir {model_dir} holds no tokenizer.model: is it a "

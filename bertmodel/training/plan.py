@@ -185,7 +185,7 @@ def check_model_dir(config: TrainSettings, plan: Plan) -> None:
     settings = os.path.join(path, "config.json")
     if os.path.exists(settings):
         earlier = _read_run_file(settings).get("model")
-        if earlier is not None and earlier != plan.bert_config.to_dict():
+        if earlier is not None and _model_of(earlier, settings) != plan.bert_config:
             raise TrainError(f"--model_dir {path} holds a run of another model ({settings}); "
                              "use another directory to train this one")
     data = os.path.join(path, DATA_METADATA)
@@ -198,6 +198,17 @@ def check_model_dir(config: TrainSettings, plan: Plan) -> None:
             raise TrainError(f"--model_dir {path} was trained on records with {field} "
                              f"{mine} ({data}); --tfrecords have {theirs}: use another "
                              "directory to train on them")
+
+
+def _model_of(fields, path: str):
+    """The BertConfig a run folder's config.json records (a field it predates takes its
+    default); None when it records no model this version can build."""
+    from bertmodel.model.config import BertConfig
+
+    try:
+        return BertConfig.from_dict(fields, path) if isinstance(fields, dict) else None
+    except ValueError:
+        return None
 
 
 def _read_run_file(path: str) -> dict:

@@ -15,7 +15,7 @@ from safetensors.numpy import load_file, save_file
 from bertdata.tokenizer import train_tokenizer
 from bertmodel import export_hf
 from bertmodel.export.hf_import import TOKENIZER_SHA256, read_hf_config, read_hf_folder
-from bertmodel.export.hf_weights import HFFormatError
+from bertmodel.export.hf_weights import MLM_HEAD, NSP_HEAD, POOLER, HFFormatError
 from bertmodel.model.bert import BertPretrainer, dummy_inputs
 from bertmodel.model.config import PRESETS
 from tests.conftest import SAMPLE
@@ -88,7 +88,6 @@ def test_a_config_field_of_the_wrong_type_or_range_is_named(folder, tmp_path, ch
     ({"max_position_embeddings": 512}, "position_embeddings.weight has shape (64, 32), "
                                        "expected (512, 32)"),
     ({"hidden_size": 64, "num_attention_heads": 2}, "has shape"),
-    ({"architectures": ["BertForMaskedLM"]}, "unexpected tensor 'cls.seq_relationship"),
 ])
 def test_sizes_that_do_not_match_the_weights_are_named(folder, tmp_path, change, named):
     hf = copy(folder, tmp_path)
@@ -105,6 +104,20 @@ def test_a_missing_tensor_is_named(folder, tmp_path):
     hf = copy(folder, tmp_path)
     _edit_tensors(hf, lambda t: {k: v for k, v in t.items() if "layer.1.output.dense" not in k})
     assert "no tensor 'bert.encoder.layer.1.output.dense." in refused(hf)
+
+
+def test_a_head_held_in_part_is_named(folder, tmp_path):
+    hf = copy(folder, tmp_path)
+    _edit_tensors(hf, lambda t: {k: v for k, v in t.items() if k != "cls.seq_relationship.bias"})
+    assert "no tensor 'cls.seq_relationship.bias'" in refused(hf)
+
+
+def test_the_tensors_not_architectures_say_which_heads_a_folder_holds(folder, tmp_path):
+    """Published folders name one head and hold another (klue/bert-base names
+    BertForMaskedLM); what the weights hold is loaded."""
+    hf = copy(folder, tmp_path)
+    edit_json(hf, "config.json", lambda c: {**c, "architectures": ["BertForMaskedLM"]})
+    assert read_hf_folder(str(hf)).parts == {POOLER, MLM_HEAD, NSP_HEAD}
 
 
 def test_an_unknown_tensor_is_named(folder, tmp_path):
