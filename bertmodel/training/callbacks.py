@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import time
 
 import tensorflow as tf
@@ -144,10 +143,11 @@ def encoder_folder(model_dir: str, step: int) -> str:
 
 class KeepEncoders(keras.callbacks.Callback):
     """Every N steps, the encoder as a folder bertmodel.finetune reads (encoder.keras and
-    tokenizer.model), written whole under a temporary name, so that checkpoints can be
-    scored on a task afterwards (bertmodel.score_encoders). Not after a non-finite loss."""
+    the tokenizer's files: TOKENIZER is a bertdata.tokenizer_files.TokenizerSource, or None),
+    written whole under a temporary name, so that checkpoints can be scored on a task
+    afterwards (bertmodel.score_encoders). Not after a non-finite loss."""
 
-    def __init__(self, state, every: int, model_dir: str, tokenizer: str | None):
+    def __init__(self, state, every: int, model_dir: str, tokenizer):
         super().__init__()
         self.state, self.every = state, every
         self.model_dir, self.tokenizer = model_dir, tokenizer
@@ -164,8 +164,8 @@ class KeepEncoders(keras.callbacks.Callback):
         with atomic_path(final) as tmp:
             os.makedirs(tmp)
             self.model.backbone.save(os.path.join(tmp, "encoder.keras"))
-            if self.tokenizer and os.path.isfile(self.tokenizer):
-                shutil.copyfile(self.tokenizer, os.path.join(tmp, "tokenizer.model"))
+            if self.tokenizer is not None:
+                self.tokenizer.write_files(tmp)
 
 
 class StepLogger(keras.callbacks.Callback):

@@ -167,7 +167,7 @@ def make_callbacks(config, plan, setup, state, eval_ds):
     ]
     if config.keep_encoder_every_steps:
         callbacks.append(KeepEncoders(state, config.keep_encoder_every_steps, setup.out_dir,
-                                      os.path.join(setup.out_dir, "tokenizer.model")))
+                                      plan.tokenizer))
     if config.eval_every_steps and eval_ds is not None:
         callbacks.append(EvaluateEvery(eval_ds, plan.eval_steps, config.eval_every_steps,
                                        state, os.path.join(logs_dir, "steps"), checkpointing))

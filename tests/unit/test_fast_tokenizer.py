@@ -195,3 +195,50 @@ def test_any_tokenizer_config_gives_distinct_special_ids_or_one_line(published_t
         return
     ids = list(tok.special.as_dict().values())
     assert len(set(ids)) == len(ids) and tok.is_special[ids].all()
+
+
+def without_mask_token(published_tokenizer, tmp_path):
+    folder = copy_folder(published_tokenizer, tmp_path)
+    (folder / "tokenizer_config.json").unlink()
+
+    def drop(data):
+        data["model"]["vocab"]["[NOMASK]"] = data["model"]["vocab"].pop("[MASK]")
+        data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] != "[MASK]"]
+
+    edit_json(folder / "tokenizer.json", drop)
+    return folder
+
+
+def test_the_data_job_refuses_a_tokenizer_without_a_mask_token_in_one_line(
+        published_tokenizer, tmp_path, sample_corpus, capsys):
+    from beam_jobs import create_pretraining_data as job
+
+    folder = without_mask_token(published_tokenizer, tmp_path)
+    code = job.main([f"--input={sample_corpus}", f"--output_dir={tmp_path / 'out'}",
+                     f"--tokenizer={folder}", "--runner=FnApiRunner"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --tokenizer {folder}/tokenizer.json: the tokenizer has no mask token (none of "
+        "[MASK], <mask> is in its vocabulary, and no tokenizer_config.json beside it names a "
+        "mask_token)")
+
+
+def test_the_data_job_takes_one_tokenizer_flag(published_tokenizer, spm_model, tmp_path,
+                                                sample_corpus, capsys):
+    from beam_jobs import create_pretraining_data as job
+
+    code = job.main([f"--input={sample_corpus}", f"--output_dir={tmp_path / 'out'}",
+                     f"--tokenizer={published_tokenizer('klue')}", f"--spm_model={spm_model}"])
+    assert code == 2
+    assert "give the tokenizer once" in capsys.readouterr().err
+
+
+def test_training_refuses_records_of_another_tokenizer(published_tokenizer, sample_dataset,
+                                                       tmp_path):
+    from bertmodel import train
+
+    data, _ = sample_dataset  # made with the project's SentencePiece model
+    with pytest.raises(train.TrainError, match=r"--tokenizer .*klue0? is not the tokenizer the "
+                                               r"records were made with"):
+        train.train_from_flags([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}",
+                                f"--tokenizer={published_tokenizer('klue')}", "--config=tiny"])
