@@ -66,11 +66,15 @@ def describe(directory: str, num_examples: int = 3, spm_model: str | None = None
         stats = read_json(stats_path, opener=tf.io.gfile.GFile)
     tok = None
     if spm_model:
-        tok = load_tokenizer(spm_model) if os.path.exists(spm_model) else None
-        if tok is None or tok.sha256 != meta.tokenizer.sha256:
-            raise ValueError(f"--spm_model {spm_model}: "
-                             + ("no such file" if tok is None else
-                                "not the tokenizer the records were made with"))
+        if not os.path.exists(spm_model):
+            raise ValueError(f"--spm_model {spm_model}: no such file")
+        try:
+            tok = load_tokenizer(spm_model)
+        except ValueError as e:  # names the file
+            raise ValueError(f"--spm_model {e}") from None
+        if tok.sha256 != meta.tokenizer.sha256:
+            raise ValueError(f"--spm_model {spm_model}: not the tokenizer the records were "
+                             "made with")
     elif meta.tokenizer.path and os.path.exists(meta.tokenizer.path):
         tok = load_tokenizer(meta.tokenizer.path)
     examples = []

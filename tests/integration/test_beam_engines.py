@@ -94,9 +94,10 @@ class SyntheticListing(FileSystem):
 
 
 def test_the_job_description_does_not_grow_with_the_corpus(spm_model, tmp_path):
-    proto, tok = job.load_model(spm_model)
+    source, tok = job.load_tokenizer_source(JobSettings(inputs=("-",), output_dir="-",
+                                                        spm_model=spm_model))
     facts = {"tokenizer_sha256": tok.sha256, "tokenizer_path": spm_model,
-             "vocab_size": tok.vocab_size, "special_ids": tok.special.as_dict(),
+             "vocab_size": tok.vocab_size, "special_ids": tok.special,
              "package_version": "test"}
     sizes = {}
     for files in (1, 1_000_000):
@@ -106,7 +107,7 @@ def test_the_job_description_does_not_grow_with_the_corpus(spm_model, tmp_path):
         options = JobSettings(inputs=("synthetic://corpus/*.txt",),
                              output_dir=str(tmp_path / "out"), spm_model=spm_model)
         p = beam.Pipeline(options=PipelineOptions(FNAPI))
-        job.build_pipeline(p, options, proto, facts, run_id="fixed", started_at=1.0)
+        job.build_pipeline(p, options, source, facts, run_id="fixed", started_at=1.0)
         description = p.to_runner_api()
         sizes[files] = len(description.SerializeToString())
         names = [t.unique_name for t in description.components.transforms.values()]

@@ -40,7 +40,10 @@ def test_a_spm_model_that_did_not_make_the_records_is_one_line(sample_dataset, t
     (tmp_path / "other.txt").write_text("다른 말뭉치의 문장입니다.\n전혀 다른 글.\n" * 40,
                                         encoding="utf-8")
     other = train_tokenizer([str(tmp_path / "other.txt")], str(tmp_path / "other"), 40)
-    for model, why in ((other, "not the tokenizer the records were made with"),
-                       (str(tmp_path), "no such file")):
+    folder = str(tmp_path)  # a folder is a tokenizer path too, when it holds one
+    for model, why in ((other, f"{other}: not the tokenizer the records were made with"),
+                       (f"{tmp_path}/missing.model", f"{tmp_path}/missing.model: no such file"),
+                       (folder, f"{folder}: neither a .model file, a tokenizer.json, nor a "
+                                "folder holding tokenizer.model or tokenizer.json")):
         assert inspect_dataset.main([data, f"--spm_model={model}", "--num_examples=1"]) == 2
-        assert capsys.readouterr().err == f"error: --spm_model {model}: {why}\n"
+        assert capsys.readouterr().err == f"error: --spm_model {why}\n"
