@@ -87,6 +87,11 @@ def load_trained(model_dir: str) -> TrainedModel:
     kind = CLASSIFICATION if os.path.exists(classifier) else PRETRAINING
     path = classifier if kind == CLASSIFICATION else os.path.join(model_dir, "model.keras")
     tokenizer = os.path.join(model_dir, "tokenizer.model")
+    if not os.path.isfile(tokenizer) and os.path.isfile(os.path.join(model_dir,
+                                                                      "tokenizer.json")):
+        raise ExportError(f"--model_dir {model_dir} was trained with a tokenizer.json (a "
+                          "published checkpoint's); exporting such a run is not supported yet "
+                          "(docs/published-models.md)")
     if not os.path.isfile(tokenizer):
         raise ExportError(f"--model_dir {model_dir} holds no tokenizer.model: not a finished "
                           "bertmodel.train or bertmodel.finetune output")

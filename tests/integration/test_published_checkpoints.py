@@ -140,8 +140,8 @@ def test_an_imported_checkpoint_computes_what_transformers_does(
 
 
 def test_continue_pretraining_a_published_checkpoint_then_fill_mask(
-        tmp_path, published_tokenizer, sample_corpus, sample_lines):
-    from bertmodel import fill_mask, train
+        tmp_path, published_tokenizer, sample_corpus, sample_lines, capsys):
+    from bertmodel import export_hf, fill_mask, train
 
     folder, _, _ = published_checkpoint(tmp_path, published_tokenizer, "mbert",
                                         "BertForMaskedLM", "bin", sample_lines[:2])
@@ -154,6 +154,10 @@ def test_continue_pretraining_a_published_checkpoint_then_fill_mask(
                             "--verbose=0"])
     assert (run / "tokenizer.json").read_bytes() == (tmp_path / folder / "tokenizer.json"
                                                      ).read_bytes()
+    capsys.readouterr()
+    # Not built yet (docs/published-models.md): refused in one line, not half done.
+    assert export_hf.main([f"--model_dir={run}", f"--output_dir={tmp_path / 'hf'}"]) == 2
+    assert "was trained with a tokenizer.json" in capsys.readouterr().err
     model, tok = fill_mask.load(str(run))
     answers = fill_mask.fill_mask(model, tok, "대한민국은 민주[MASK]국이다.")
     assert len(answers) == 1 and len(answers[0]) == 5
