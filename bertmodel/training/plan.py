@@ -99,7 +99,7 @@ def records_tokenizer(config: TrainSettings, files, meta: schema.DatasetMetadata
             source = read_tokenizer_source(path)
             source.load(word_cache_size=0)
         except (OSError, ValueError) as e:
-            raise TrainError(f"{flag}: {e}") from None
+            raise TrainError(f"{flag} {e}") from None  # the reader names the file
         if source.sha256 != meta.tokenizer.sha256:
             raise TrainError(f"{flag} {path} is not the tokenizer the records were made with "
                              f"({source.name}; {where}: sha256 {meta.tokenizer.sha256})")
