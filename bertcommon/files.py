@@ -28,10 +28,16 @@ def read_json(path: str, *, expect: type | None = dict, opener=open):
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-        value = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw,
-                           parse_constant=_no_constant)
     except OSError as e:
         raise BadFile(f"{path}: cannot read ({e.strerror or e})") from None
+    return parse_json(raw, path, expect=expect)
+
+
+def parse_json(raw: bytes | str, path: str, *, expect: type | None = dict):
+    """`read_json` of a file's content already read (RAW), named PATH in errors."""
+    try:
+        value = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw,
+                           parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise BadFile(f"{path}: not UTF-8 text") from None
     except (ValueError, RecursionError) as e:
@@ -114,10 +120,15 @@ def check_free_space(folder: str, needed: int) -> None:
                                     f"{needed:,} needed)", folder)
 
 
-def write_text(path: str, text: str) -> None:
+def write_bytes(path: str, data: bytes) -> None:
     """Writes PATH whole (through `atomic_path`): a reader sees the old file or the new one."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def write_text(path: str, text: str) -> None:
+    """`write_bytes` of TEXT in UTF-8."""
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str, value, **dump_options) -> None:

@@ -25,7 +25,7 @@ import hashlib
 import os
 import posixpath
 
-from bertcommon.files import BadFile, read_json
+from bertcommon.files import BadFile, parse_json, write_bytes
 from bertdata.fast_tokenizer import (
     BYTE_LEVEL_SPACE,
     CONTINUATION_PREFIX,
@@ -76,10 +76,9 @@ class TokenizerSource:
                              self.word_boundary)
 
     def write_files(self, folder: str) -> None:
-        """Writes the tokenizer's files into FOLDER (callers publish the folder atomically)."""
+        """Writes the tokenizer's files into FOLDER, each whole."""
         for name, data in self.files:
-            with open(os.path.join(folder, name), "wb") as f:
-                f.write(data)
+            write_bytes(os.path.join(folder, name), data)
 
 
 def _local_open(path: str, mode: str = "rb"):
@@ -125,7 +124,7 @@ def _read_sentencepiece(path: str, opener) -> TokenizerSource:
 
 def _read_fast(path: str, folder: str, opener, exists, join) -> TokenizerSource:
     content = _read_bytes(path, opener)
-    described = read_json(path, opener=lambda *_: _BytesFile(content))
+    described = parse_json(content, path)
     model = described.get("model")
     if not isinstance(model, dict) or model.get("type") not in FAST_MODELS:
         kind = model.get("type") if isinstance(model, dict) else model
@@ -139,31 +138,16 @@ def _read_fast(path: str, folder: str, opener, exists, join) -> TokenizerSource:
             continue
         files.append((name, _read_bytes(side, opener)))
         if name in SPECIAL_TOKEN_FILES:
-            for role, token in _declared_tokens(side, opener).items():
+            for role, token in _declared_tokens(side, files[-1][1]).items():
                 declared.setdefault(role, token)
     return TokenizerSource(FAST, content, path, tuple(sorted(declared.items())),
                            word_boundary(described, path), tuple(files))
 
 
-class _BytesFile:
-    """What read_json's opener returns for bytes already read."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def read(self) -> bytes:
-        return self.data
-
-
-def _declared_tokens(path: str, opener) -> dict[str, str]:
-    """The special tokens tokenizer_config.json or special_tokens_map.json names, by role."""
-    data = read_json(path, opener=opener)
+def _declared_tokens(path: str, content: bytes) -> dict[str, str]:
+    """The special tokens tokenizer_config.json or special_tokens_map.json (PATH, holding
+    CONTENT) names, by role."""
+    data = parse_json(content, path)
     out = {}
     for role in ROLES:
         value = data.get(f"{role}_token")

@@ -145,10 +145,11 @@ def test_an_outputs_manifest_vouches_only_for_whole_outputs(tmp_path, value):
     assert _current_outputs(str(tmp_path), 7) == set()  # no output exists to vouch for
 
 
-# The readers: each file kind is parsed in one place, through bertcommon.files.read_json.
-# Besides it, JSON is parsed only where this project reads what it wrote itself in the same
-# breath: a checkpoint's state variable and gpu_check's child-process protocol.
-JSON_PARSERS = {("bertcommon/files.py", "read_json"),
+# The readers: each file kind is parsed in one place, through bertcommon.files.read_json
+# (whose parse_json also serves readers that hold a file's bytes already). Besides it, JSON
+# is parsed only where this project reads what it wrote itself in the same breath: a
+# checkpoint's state variable and gpu_check's child-process protocol.
+JSON_PARSERS = {("bertcommon/files.py", "parse_json"),
                 ("bertmodel/training/checkpoints.py", "restore"),
                 ("bertmodel/training/gpu_check.py", "run_in_child"),
                 ("bertmodel/training/gpu_check.py", "_child")}
