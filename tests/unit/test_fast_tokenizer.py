@@ -18,6 +18,7 @@ from bertdata import pretraining as pt
 from bertdata.tokenizer_files import FAST, read_tokenizer_source
 from bertdata.vocabulary import SpecialIds
 from tests.example_helpers import one_pass_examples
+from tests.model_helpers import edit_json
 from tests.unit.test_readers import FUZZ, JSON, one_line
 
 TEXT = "대한민국은 민주공화국이다. 모든 국민은 법 앞에 평등하다."
@@ -106,24 +107,23 @@ def copy_folder(published_tokenizer, tmp_path, layout="klue"):
     return folder
 
 
-def edit_json(path, change):
-    data = json.loads(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
-
-
-def test_a_tokenizer_without_a_mask_token_is_one_line(published_tokenizer, tmp_path):
+def without_mask_token(published_tokenizer, tmp_path):
+    """A klue-layout folder whose [MASK] is renamed and named by no side file."""
     folder = copy_folder(published_tokenizer, tmp_path)
     (folder / "tokenizer_config.json").unlink()
 
     def rename_mask(data):
         vocab = data["model"]["vocab"]
         vocab["[NOMASK]"] = vocab.pop("[MASK]")
-        for added in data["added_tokens"]:
-            if added["content"] == "[MASK]":
-                added["content"] = "[NOMASK]"
+        data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] != "[MASK]"]
+        return data
 
-    edit_json(folder / "tokenizer.json", rename_mask)
+    edit_json(folder, "tokenizer.json", rename_mask)
+    return folder
+
+
+def test_a_tokenizer_without_a_mask_token_is_one_line(published_tokenizer, tmp_path):
+    folder = without_mask_token(published_tokenizer, tmp_path)
     with pytest.raises(BadFile) as e:
         load(folder)
     assert one_line(e.value) == (
@@ -134,7 +134,7 @@ def test_a_tokenizer_without_a_mask_token_is_one_line(published_tokenizer, tmp_p
 def test_a_declared_token_missing_from_the_vocabulary_is_one_line(published_tokenizer,
                                                                    tmp_path):
     folder = copy_folder(published_tokenizer, tmp_path)
-    edit_json(folder / "tokenizer_config.json", lambda d: d.update(mask_token="<mask>"))
+    edit_json(folder, "tokenizer_config.json", lambda d: {**d, "mask_token": "<mask>"})
     with pytest.raises(BadFile, match="the mask token '<mask>' that its folder declares "
                                       r"\(mask_token\) is not in its vocabulary"):
         load(folder)
@@ -143,7 +143,7 @@ def test_a_declared_token_missing_from_the_vocabulary_is_one_line(published_toke
 def test_a_declared_token_that_is_not_a_string_names_the_file_and_key(published_tokenizer,
                                                                         tmp_path):
     folder = copy_folder(published_tokenizer, tmp_path)
-    edit_json(folder / "tokenizer_config.json", lambda d: d.update(cls_token=5))
+    edit_json(folder, "tokenizer_config.json", lambda d: {**d, "cls_token": 5})
     with pytest.raises(BadFile, match=f"^{folder}/tokenizer_config.json: cls_token must be"):
         read_tokenizer_source(str(folder))
 
@@ -168,7 +168,7 @@ def test_a_damaged_tokenizer_json_loads_or_is_one_line(published_tokenizer, tmp_
     folder = tmp_path / "fuzz"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(published_tokenizer("klue"), folder)
-    edit_json(folder / "tokenizer.json", lambda d: d.update(change))
+    edit_json(folder, "tokenizer.json", lambda d: {**d, **change})
     try:
         tok = load(folder)
     except BadFile as e:
@@ -195,18 +195,6 @@ def test_any_tokenizer_config_gives_distinct_special_ids_or_one_line(published_t
         return
     ids = list(tok.special.as_dict().values())
     assert len(set(ids)) == len(ids) and tok.is_special[ids].all()
-
-
-def without_mask_token(published_tokenizer, tmp_path):
-    folder = copy_folder(published_tokenizer, tmp_path)
-    (folder / "tokenizer_config.json").unlink()
-
-    def drop(data):
-        data["model"]["vocab"]["[NOMASK]"] = data["model"]["vocab"].pop("[MASK]")
-        data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] != "[MASK]"]
-
-    edit_json(folder / "tokenizer.json", drop)
-    return folder
 
 
 def test_the_data_job_refuses_a_tokenizer_without_a_mask_token_in_one_line(
