@@ -12,7 +12,7 @@ import dataclasses
 from bertcommon import cli
 from bertdata import corpus, pretraining, schema
 from bertdata.schema import Compression
-from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE
+from bertdata.word_cache import DEFAULT_WORD_CACHE_SIZE
 
 # Shards of about this size (before compression). Large enough that cloud storage reads them
 # at full speed and a dataset of Korean Wikipedia's size (about 1 GB of records per pass)

@@ -4,6 +4,8 @@ Usage (the `benchmark` extra installs the peer; build the corpus first, see pros
     python -m benchmarks.prose_corpus --out=runs/bench/ko_prose.txt
     python -m benchmarks.beam_throughput --corpus=runs/bench/ko_prose.txt --repeats=3 \
         [--baseline=../older-checkout] [--memory_sizes_mb=20,200]
+    python -m benchmarks.beam_throughput --corpus=../shared/corpus/nsmc/nsmc_corpus.txt.gz \
+        --corpus_mb=15 --dupe_factors=1 --repeats=3 --wordpiece
 
 Speed: the corpus is real, non-repeated Korean prose. One SentencePiece model (--vocab_size
 learned pieces) serves both tools: the peer gets it as a WordPiece vocab.txt (see
@@ -12,7 +14,12 @@ google_bert_peer.py). Every run is a fresh process pinned to one core (taskset -
     default) and the dupe factor of the row; its NSP draws B from another document;
   * ours, its semantics: --nsp_mode=random_doc --short_seq_prob=0.1, one worker;
   * ours, default mode: swap NSP, short_seq_prob 0;
-  * with --baseline, an older checkout of this project runs the same two configurations.
+  * with --baseline, an older checkout of this project runs the same two configurations;
+  * with --wordpiece, this job runs both configurations again with a WordPiece
+    tokenizer.json of the same vocabulary size (BERT's normalizer and pre-tokenizer, as
+    klue/bert-base ships it), trained on the corpus with the `tokenizers` library: the path
+    of a published checkpoint's tokenizer (docs/published-models.md).
+--corpus_mb takes the corpus's first N MB (plain or .gz), cut where a document ends.
 `examples/s` is examples over seconds of processing: ours from building the pipeline to
 publishing (Beam's start-up, about a second, included), the peer's main() (its TensorFlow
 import left out); `process s` is each process's whole life. Medians of --repeats,
@@ -62,9 +69,12 @@ def peak_rss(proc) -> int:
 
 
 def run_ours(checkout: str, corpus: str, spm_model: str, flags, workdir: str) -> dict:
+    """One run of the data job; FLAGS may name another tokenizer (--tokenizer)."""
     out = tempfile.mkdtemp(dir=workdir)
+    tokenizer = [] if any(f.startswith("--tokenizer=") for f in flags) else \
+        [f"--spm_model={spm_model}"]
     cmd = pinned([sys.executable, "-m", "beam_jobs.create_pretraining_data", f"--input={corpus}",
-                  f"--output_dir={out}/data", f"--spm_model={spm_model}", "--max_seq_length=128",
+                  f"--output_dir={out}/data", *tokenizer, "--max_seq_length=128",
                   "--max_predictions_per_seq=20", "--runner=FnApiRunner", *flags])
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -112,17 +122,42 @@ def novel_word_corpus(corpus: str, path: str, size_mb: int, seed: int = 0) -> No
                 written += len(text.encode())
 
 
-def speed(args, spm_model, workdir) -> None:
+def train_wordpiece(corpus: str, folder: str, vocab_size: int) -> str:
+    """FOLDER with a WordPiece tokenizer.json of VOCAB_SIZE tokens (the five BERT special
+    tokens first), BERT's normalizer (cased) and pre-tokenizer, trained on CORPUS."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers.trainers import WordPieceTrainer
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train([corpus], WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    os.makedirs(folder, exist_ok=True)
+    tok.save(os.path.join(folder, "tokenizer.json"))
+    print(f"WordPiece tokenizer.json: {tok.get_vocab_size()} tokens", flush=True)
+    return folder
+
+
+def speed(args, corpus: str, spm_model: str, workdir: str) -> None:
     configs = {"ours, random_doc": (REPO, PEER_FLAGS), "ours, default": (REPO, [])}
+    if args.wordpiece:
+        import sentencepiece as spm
+
+        size = spm.SentencePieceProcessor(model_file=spm_model).get_piece_size()
+        folder = train_wordpiece(corpus, os.path.join(workdir, "wordpiece"), size)
+        configs["ours, random_doc, WordPiece"] = (REPO, [*PEER_FLAGS, f"--tokenizer={folder}"])
+        configs["ours, default, WordPiece"] = (REPO, [f"--tokenizer={folder}"])
     if args.baseline:
         configs["baseline, random_doc"] = (args.baseline, PEER_FLAGS)
         configs["baseline, default"] = (args.baseline, [])
     for dupe in args.dupe_factors:
         runs = {name: [] for name in ["peer", *configs]}
         for rep in range(args.repeats):
-            runs["peer"].append(run_peer(args.corpus, spm_model, dupe, workdir))
+            runs["peer"].append(run_peer(corpus, spm_model, dupe, workdir))
             for name, (checkout, flags) in configs.items():
-                runs[name].append(run_ours(checkout, args.corpus, spm_model,
+                runs[name].append(run_ours(checkout, corpus, spm_model,
                                            [*flags, f"--dupe_factor={dupe}"], workdir))
             print(f"  dupe {dupe}: run {rep + 1} of {args.repeats} done", flush=True)
         report(dupe, runs)
@@ -147,13 +182,13 @@ def report(dupe: int, runs: dict) -> None:
               f"{med(rows, 'rss') / 2**20:.0f} MiB |")
 
 
-def memory(args, spm_model, workdir) -> None:
+def memory(args, corpus: str, spm_model: str, workdir: str) -> None:
     print("\npeak RSS, largest process, one worker, every word new (worst case for the cache)")
     print("| input | mode | examples | seconds | peak RSS |")
     print("| --- | --- | --- | --- | --- |")
     for size in args.memory_sizes_mb:
         path = os.path.join(workdir, f"novel-{size}.txt")
-        novel_word_corpus(args.corpus, path, size)
+        novel_word_corpus(corpus, path, size)
         for mode, flags in (("default", []), ("random_doc", PEER_FLAGS)):
             r = run_ours(REPO, path, spm_model, flags, workdir)
             print(f"| {size} MB | {mode} | {r['examples']:,} | {r['seconds']:.1f} | "
@@ -163,7 +198,9 @@ def memory(args, spm_model, workdir) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ThroughputSettings(cli.Settings):
-    corpus: str = cli.flag(help="real prose (benchmarks.prose_corpus), plain text")
+    corpus: str = cli.flag(help="real prose (benchmarks.prose_corpus, the NSMC corpus), "
+                                "plain or .gz")
+    corpus_mb: float | None = cli.flag(None, check=cli.positive, help="its first N MB")
     spm_model: str | None = cli.flag(None, help="default: trained on the corpus")
     vocab_size: int = cli.flag(8000, check=cli.at_least(100))
     dupe_factors: tuple[int, ...] = cli.flag((1, 10))
@@ -171,22 +208,26 @@ class ThroughputSettings(cli.Settings):
     baseline: str | None = cli.flag(None, help="an older checkout of this project")
     memory_sizes_mb: tuple[int, ...] = cli.flag((), help="e.g. 20,200")
     skip_speed: bool = cli.flag(False)
+    wordpiece: bool = cli.flag(False, help="also a WordPiece tokenizer.json of --vocab_size")
 
 
 def measure(args: ThroughputSettings) -> int:
+    from benchmarks.common import corpus_slice
+
     with tempfile.TemporaryDirectory(prefix="bertpipe-bench-") as workdir:
+        path = args.corpus if args.corpus_mb is None else \
+            corpus_slice(args.corpus, args.corpus_mb, os.path.join(workdir, "corpus.txt"))
         spm_model = args.spm_model
         if spm_model is None:
             from bertdata.tokenizer import train_tokenizer
 
-            spm_model = train_tokenizer([args.corpus], os.path.join(workdir, "ko"),
-                                        args.vocab_size)
-        print(f"corpus {args.corpus}: {os.path.getsize(args.corpus):,} bytes; "
+            spm_model = train_tokenizer([path], os.path.join(workdir, "ko"), args.vocab_size)
+        print(f"corpus {args.corpus}: {os.path.getsize(path):,} bytes used; "
               f"tokenizer {spm_model}")
         if not args.skip_speed:
-            speed(args, spm_model, workdir)
+            speed(args, path, spm_model, workdir)
         if args.memory_sizes_mb:
-            memory(args, spm_model, workdir)
+            memory(args, path, spm_model, workdir)
     return 0
 
 

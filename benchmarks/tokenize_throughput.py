@@ -26,7 +26,8 @@ import time
 from benchmarks.common import NSMC, corpus_slice
 from bertcommon import cli
 from bertdata import corpus
-from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE, SentencePieceTokenizer, train_tokenizer
+from bertdata.tokenizer import SentencePieceTokenizer, train_tokenizer
+from bertdata.word_cache import DEFAULT_WORD_CACHE_SIZE
 
 
 @dataclasses.dataclass(frozen=True)

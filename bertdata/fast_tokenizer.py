@@ -7,12 +7,18 @@ The special ids come from the tokenizer: the tokens its folder declares
 usual spellings found in its vocabulary. Whole-word masking follows the tokenizer's own
 word boundary: a WordPiece piece without the '##' prefix begins a word; for Metaspace
 (SentencePiece-style) and byte-level BPE, a piece with the '▁' or 'Ġ' marker does.
+
+A tokenizer.json of BERT's own pipeline (WordPiece after BertNormalizer and
+BertPreTokenizer, as published BERTs ship it) never cuts a piece across BERT's white space,
+so the data job encodes it through a word cache (bertdata.word_cache.CachedWords), as this
+project's SentencePiece models; any other goes to the `tokenizers` library line by line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +26,7 @@ import tokenizers
 
 from bertcommon.files import BadFile
 from bertdata.vocabulary import ROLES, SpecialIds, Tokenizer
+from bertdata.word_cache import DEFAULT_WORD_CACHE_SIZE, CachedWords
 
 # How a fast tokenizer marks words: pieces that continue a word carry a prefix (WordPiece's
 # '##'), pieces that begin one carry a marker (Metaspace's '▁', byte-level BPE's 'Ġ'), or
@@ -33,14 +40,25 @@ USUAL_TOKENS = {"pad": ("[PAD]", "<pad>"), "unk": ("[UNK]", "<unk>"),
 # Placeholders that published vocabularies reserve ([unused7] in BERT's): never drawn as a
 # random replacement.
 _RESERVED = re.compile(r"\[unused\d+\]|<unused\d+>")
+# Where the word cache cuts lines: tab, line ends and the space separators (Zs), all white
+# space to BERT's normalizer and pre-tokenizer. Cutting at fewer places than BERT is
+# harmless; Python's str.split() would cut at characters BERT deletes (\x0b, \x1c, ...),
+# which join their neighbours into one word.
+# Words encoded in one text by FastTokenizer._encode_words.
+_WORDS_PER_TEXT = 1000
+_BERT_SPACE = re.compile("[\t\n\r" + "".join(
+    re.escape(chr(c)) for c in range(0x110000) if unicodedata.category(chr(c)) == "Zs") + "]")
 
 
-class FastTokenizer(Tokenizer):
+class FastTokenizer(CachedWords, Tokenizer):
     """A loaded tokenizer.json. CONTENT: its bytes; NAME: its path, for messages;
-    DECLARED: role -> token as the folder names them; BOUNDARY: (kind, marker)."""
+    DECLARED: role -> token as the folder names them; BOUNDARY: (kind, marker);
+    WHITESPACE_WORDS: its pieces never cross BERT's white space (bert_wordpiece in
+    bertdata.tokenizer_files), so a word cache may serve it."""
 
     def __init__(self, content: bytes, name: str, declared: dict[str, str],
-                 boundary: tuple[str, str]):
+                 boundary: tuple[str, str], *, word_cache_size: int = DEFAULT_WORD_CACHE_SIZE,
+                 whitespace_words: bool = False):
         self.name = name
         self.sha256 = hashlib.sha256(content).hexdigest()
         try:
@@ -71,6 +89,9 @@ class FastTokenizer(Tokenizer):
         self._set_vocabulary(pieces, self._special_ids(declared), is_special, word_start,
                              ordinary)
         self.words_encoded = 0
+        self._start_word_cache(
+            lambda word: self._tok.encode(word, add_special_tokens=False).ids,
+            word_cache_size, whitespace_words, encode_words=self._encode_words)
 
     def _special_ids(self, declared: dict[str, str]) -> SpecialIds:
         ids = {}
@@ -96,6 +117,33 @@ class FastTokenizer(Tokenizer):
         """The ids of each line, without special tokens (the data job places those)."""
         return [e.ids for e in self._tok.encode_batch_fast(list(lines),
                                                            add_special_tokens=False)]
+
+    def split_words(self, line: str) -> list[str]:
+        return _BERT_SPACE.split(line)
+
+    def _encode_words(self, words: list[str]) -> list[bytes]:
+        """The int32 ids of each of WORDS, as bytes. The library's cost is mostly per text
+        encoded, so the words go in chunks joined by the [SEP] token, which the library
+        matches before anything else, and the ids are cut at its id. A chunk with a word
+        that holds the [SEP] text itself (more cuts than joins) goes word by word."""
+        sep, joiner = self.special.sep, f" {self.pieces[self.special.sep]} "
+        chunks = [words[at:at + _WORDS_PER_TEXT] for at in range(0, len(words),
+                                                                  _WORDS_PER_TEXT)]
+        encoded = self._tok.encode_batch_fast([joiner.join(c) for c in chunks],
+                                              add_special_tokens=False)
+        out = []
+        for chunk, enc in zip(chunks, encoded, strict=True):
+            ids = np.asarray(enc.ids, np.int32)
+            cuts = np.flatnonzero(ids == sep)
+            if len(cuts) != len(chunk) - 1:
+                out.extend(np.asarray(e.ids, np.int32).tobytes() for e in
+                           self._tok.encode_batch_fast(chunk, add_special_tokens=False))
+                continue
+            data = ids.tobytes()
+            starts = [0, *(4 * (cuts + 1)).tolist()]
+            ends = [*(4 * cuts).tolist(), len(data)]
+            out.extend(data[a:b] for a, b in zip(starts, ends, strict=True))
+        return out
 
     def decode(self, ids) -> str:
         return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)

@@ -26,7 +26,7 @@ import sentencepiece as spm
 from bertcommon import cli
 from bertcommon.errors import BertpipeError
 from bertdata.vocabulary import SpecialIds, Tokenizer
-from bertdata.word_cache import CacheSwitch, WordCache
+from bertdata.word_cache import DEFAULT_WORD_CACHE_SIZE, CachedWords
 
 log = logging.getLogger("bertdata.tokenizer")
 
@@ -36,9 +36,6 @@ SEP, CLS, MASK = "[SEP]", "[CLS]", "[MASK]"
 SPECIAL_PIECES = (PAD, UNK, BOS, EOS, SEP, CLS, MASK)
 NUM_SPECIAL = len(SPECIAL_PIECES)
 WORD_START = "\u2581"  # SentencePiece's '▁', marks a piece that begins a word.
-
-# Distinct words `Tokenizer.encode_flat` remembers (about 40 MB per worker at most).
-DEFAULT_WORD_CACHE_SIZE = 262_144
 
 NORMALIZATIONS = ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity")
 
@@ -170,9 +167,10 @@ def _train(inputs, model_prefix, vocab_size, character_coverage, normalization, 
     )
 
 
-class SentencePieceTokenizer(Tokenizer):
+class SentencePieceTokenizer(CachedWords, Tokenizer):
     """A loaded SentencePiece model of this project's layout (`train_tokenizer`'s), with a
-    word cache in front of the encoder; see `bertdata.vocabulary.Tokenizer`."""
+    word cache in front of the encoder (bertdata.word_cache.CachedWords); see
+    `bertdata.vocabulary.Tokenizer`."""
 
     def __init__(self, model_proto: bytes, name: str = "<memory>", *,
                  word_cache_size: int = DEFAULT_WORD_CACHE_SIZE):
@@ -201,12 +199,12 @@ class SentencePieceTokenizer(Tokenizer):
         self._set_vocabulary(pieces, SPECIAL_IDS, is_special,
                              np.array([p.startswith(WORD_START) for p in pieces], dtype=bool),
                              ordinary)
-        self.word_cache_size = word_cache_size
         self.words_encoded = 0
-        self.words_bypassed = 0
-        self._word_cache = WordCache(self._sp)
-        self.cache_switch = CacheSwitch(word_cache_size > 0 and self._check_word_cache(),
-                                        word_cache_size)
+        # SentencePiece cuts pieces inside whitespace-separated words only (for models
+        # _check_word_cache accepts), so each word's pieces can be looked up.
+        self._start_word_cache(lambda word: self._sp.encode(word, out_type=int),
+                               word_cache_size, word_cache_size > 0 and
+                               self._check_word_cache())
 
     @classmethod
     def load(cls, path: str) -> SentencePieceTokenizer:
@@ -217,58 +215,6 @@ class SentencePieceTokenizer(Tokenizer):
         except OSError as e:
             raise FileNotFoundError(f"cannot read SentencePiece model {path}: {e}") from None
         return cls(proto, name=path)
-
-    def encode_documents(self, documents: Sequence[Sequence[str]]
-                         ) -> list[tuple[np.ndarray, list[int]]]:
-        """`Tokenizer.encode_documents`, through a word cache.
-
-        SentencePiece cuts pieces inside whitespace-separated words only, so the pieces of
-        a line are the concatenation of its words' pieces, and each distinct word is encoded
-        once and then looked up: natural text repeats most of its words, and a dict lookup
-        is several times cheaper than the encoder. The cache holds at most
-        `word_cache_size` words and is emptied when full, so memory stays bounded on any
-        corpus. A model whose pieces span words always uses the encoder.
-
-        When most words are new the cache loses; `cache_switch` (a CacheSwitch) then sends
-        documents straight to the encoder. Documents sent to the encoder go in one call: its
-        cost per call is a third of its work on short lines.
-        """
-        out: list = [None] * len(documents)
-        encoder = []
-        for i, lines in enumerate(documents):
-            if self.cache_switch.use_cache():
-                out[i] = self._encode_cached(lines)
-            else:
-                encoder.append(i)
-        if encoder:
-            before = self.words_encoded
-            encoded = super().encode_documents([documents[i] for i in encoder])
-            self.words_bypassed += self.words_encoded - before
-            for i, doc in zip(encoder, encoded, strict=True):
-                out[i] = doc
-        return out
-
-    def _encode_cached(self, lines: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-        cache = self._word_cache
-        if len(cache) >= self.word_cache_size:
-            cache.clear()
-        misses = cache.misses
-        get = cache.__getitem__
-        words = 0
-        per_line = []
-        for line in lines:
-            parts = line.split(" ")
-            words += len(parts)
-            per_line.append(b"".join(map(get, parts)))  # int32 ids, native byte order
-        self.words_encoded += words
-        self.cache_switch.record(cache.misses - misses, words, len(cache))
-        flat = np.frombuffer(b"".join(per_line), dtype=np.int32)
-        return flat, [len(b) // 4 for b in per_line]
-
-    @property
-    def word_cache_misses(self) -> int:
-        """Words not served from the cache (new words, and words sent to the encoder)."""
-        return self._word_cache.misses + self.words_bypassed
 
     def _check_word_cache(self) -> bool:
         """True when encoding word by word gives exactly the ids of encoding whole lines.

@@ -33,8 +33,9 @@ from bertdata.fast_tokenizer import (
     START_MARKER,
     FastTokenizer,
 )
-from bertdata.tokenizer import DEFAULT_WORD_CACHE_SIZE, SentencePieceTokenizer
+from bertdata.tokenizer import SentencePieceTokenizer
 from bertdata.vocabulary import ROLES, Tokenizer
+from bertdata.word_cache import DEFAULT_WORD_CACHE_SIZE
 
 SENTENCEPIECE, FAST = "sentencepiece", "fast"
 SENTENCEPIECE_FILE, FAST_FILE = "tokenizer.model", "tokenizer.json"
@@ -45,6 +46,25 @@ COMPANION_FILES = (*SPECIAL_TOKEN_FILES, "vocab.txt")
 FAST_MODELS = ("WordPiece", "BPE", "Unigram", "WordLevel")
 
 
+class NotInGraph(ValueError):
+    """The tokenizer has no tensorflow-text counterpart (bertmodel.model.graph_tokenizer);
+    the message names the file and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WordPieceGraphSettings:
+    """What tensorflow-text's FastBertTokenizer needs to give a WordPiece tokenizer.json's
+    ids: the pieces by id, BERT's normalizer's one switch, the added tokens matched in the
+    text before anything else ((content, id) pairs)."""
+
+    pieces: tuple[str, ...]
+    unk_token: str
+    continuation_prefix: str
+    max_chars_per_word: int
+    lowercase: bool
+    added_tokens: tuple[tuple[str, int], ...]
+
+
 @dataclasses.dataclass(frozen=True)
 class TokenizerSource:
     """A tokenizer's bytes and what its side files say: what a Beam worker receives (it is
@@ -53,7 +73,9 @@ class TokenizerSource:
     kind: SENTENCEPIECE or FAST; content: the .model or tokenizer.json bytes; name: the path
     read, for messages; special_tokens: (role, token) pairs the side files declare (FAST);
     word_boundary: (CONTINUATION_PREFIX | START_MARKER | NO_BOUNDARY, the marker) (FAST);
-    files: (file name, bytes) of everything that travels with it.
+    files: (file name, bytes) of everything that travels with it; bert_wordpiece: a
+    tokenizer.json of BERT's own pipeline (WordPiece, BertNormalizer, BertPreTokenizer),
+    whose pieces never cross white space and which runs in the graph.
     """
 
     kind: str
@@ -62,6 +84,7 @@ class TokenizerSource:
     special_tokens: tuple[tuple[str, str], ...] = ()
     word_boundary: tuple[str, str] = (NO_BOUNDARY, "")
     files: tuple[tuple[str, bytes], ...] = ()
+    bert_wordpiece: bool = False
 
     @property
     def sha256(self) -> str:
@@ -69,11 +92,19 @@ class TokenizerSource:
 
     def load(self, *, word_cache_size: int | None = None) -> Tokenizer:
         """The loaded tokenizer; ValueError (a BadFile for tokenizer.json) names the file."""
+        size = DEFAULT_WORD_CACHE_SIZE if word_cache_size is None else word_cache_size
         if self.kind == SENTENCEPIECE:
-            size = DEFAULT_WORD_CACHE_SIZE if word_cache_size is None else word_cache_size
             return SentencePieceTokenizer(self.content, name=self.name, word_cache_size=size)
         return FastTokenizer(self.content, self.name, dict(self.special_tokens),
-                             self.word_boundary)
+                             self.word_boundary, word_cache_size=size,
+                             whitespace_words=self.bert_wordpiece)
+
+    def wordpiece_graph_settings(self) -> WordPieceGraphSettings:
+        """The settings of the graph counterpart of a WordPiece tokenizer.json with BERT's
+        normalizer and pre-tokenizer; NotInGraph for anything else."""
+        if self.kind != FAST:
+            raise NotInGraph(f"{self.name}: not a tokenizer.json")
+        return _wordpiece_graph_settings(parse_json(self.content, self.name), self.name)
 
     def write_files(self, folder: str) -> None:
         """Writes the tokenizer's files into FOLDER, each whole."""
@@ -141,7 +172,8 @@ def _read_fast(path: str, folder: str, opener, exists, join) -> TokenizerSource:
             for role, token in _declared_tokens(side, files[-1][1]).items():
                 declared.setdefault(role, token)
     return TokenizerSource(FAST, content, path, tuple(sorted(declared.items())),
-                           word_boundary(described, path), tuple(files))
+                           word_boundary(described, path), tuple(files),
+                           bert_wordpiece=_not_in_graph_reason(described) is None)
 
 
 def _declared_tokens(path: str, content: bytes) -> dict[str, str]:
@@ -193,3 +225,54 @@ def _steps(pre_tokenizer) -> list[dict]:
         inner = pre_tokenizer.get("pretokenizers")
         return [s for p in inner for s in _steps(p)] if isinstance(inner, list) else []
     return [pre_tokenizer]
+
+
+def _wordpiece_graph_settings(described: dict, path: str) -> WordPieceGraphSettings:
+    why = _not_in_graph_reason(described)
+    if why is not None:
+        raise NotInGraph(f"{path}: {why}; tensorflow-text has no counterpart here")
+    model, normalizer = described["model"], described["normalizer"]
+    entries = described.get("added_tokens") or []
+    if not isinstance(entries, list) or not all(isinstance(t, dict) for t in entries):
+        raise NotInGraph(f"{path}: added_tokens must be a list of objects")
+    added = [(t.get("content"), t.get("id")) for t in entries]
+    by_id = {i: token for token, i in model["vocab"].items()}
+    for token, i in added:
+        if not isinstance(token, str) or not isinstance(i, int) or i < 0:
+            raise NotInGraph(f"{path}: added_tokens holds {token!r} with id {i!r}")
+        by_id.setdefault(i, token)
+    if sorted(by_id) != list(range(len(by_id))):
+        raise NotInGraph(f"{path}: the ids of model.vocab and added_tokens do not run from 0 "
+                         f"to {len(by_id) - 1}")
+    return WordPieceGraphSettings(
+        pieces=tuple(by_id[i] for i in range(len(by_id))),
+        unk_token=model.get("unk_token", "[UNK]"),
+        continuation_prefix=model.get("continuing_subword_prefix", "##"),
+        max_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
+        lowercase=bool(normalizer.get("lowercase", True)), added_tokens=tuple(added))
+
+
+def _not_in_graph_reason(described: dict) -> str | None:
+    """Why a parsed tokenizer.json is not BERT's WordPiece pipeline; None when it is."""
+    model, normalizer, pre_tokenizer = (described.get(k) for k in ("model", "normalizer",
+                                                                    "pre_tokenizer"))
+    if model["type"] != "WordPiece":
+        return f"a {model['type']} model"
+    if not isinstance(normalizer, dict) or normalizer.get("type") != "BertNormalizer" or \
+            not isinstance(pre_tokenizer, dict) or \
+            pre_tokenizer.get("type") != "BertPreTokenizer":
+        return "a normalizer or pre-tokenizer other than BERT's (BertNormalizer, " \
+               "BertPreTokenizer)"
+    strip = normalizer.get("strip_accents")
+    if strip is not None and strip != normalizer.get("lowercase", True):
+        return "accents stripped without lowercasing, or lowercasing that keeps them"
+    if not normalizer.get("clean_text", True) or not normalizer.get("handle_chinese_chars",
+                                                                    True):
+        return "BertNormalizer with clean_text or handle_chinese_chars off"
+    if not isinstance(model.get("vocab"), dict):
+        return "model.vocab is not a token -> id map"
+    for token in described.get("added_tokens") or []:
+        if isinstance(token, dict) and any(token.get(k) for k in ("lstrip", "rstrip",
+                                                                   "single_word")):
+            return f"the added token {token.get('content')!r} strips spaces or must be a word"
+    return None

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from bertcommon.files import BadFile
 from bertdata import pretraining as pt
-from bertdata.tokenizer_files import FAST, read_tokenizer_source
+from bertdata.tokenizer_files import FAST, NotInGraph, read_tokenizer_source
 from bertdata.vocabulary import SpecialIds
 from tests.example_helpers import one_pass_examples
+from tests.korean_stress import stress_lines
 from tests.model_helpers import edit_json
 from tests.unit.test_readers import FUZZ, JSON, one_line
 
@@ -101,6 +102,25 @@ def test_whole_word_masking_takes_every_piece_of_a_wordpiece_word(published_toke
     assert continuations > 20
 
 
+@pytest.mark.parametrize("layout", ["klue", "mbert"])
+def test_the_word_cache_gives_a_wordpiece_tokenizers_own_ids(published_tokenizer,
+                                                             sample_lines, layout):
+    tok = load(published_tokenizer(layout))
+    # Characters BERT deletes (\x0b, \x1c) join their neighbours; the ones it takes for
+    # white space (\u3000, \u00a0, \t) part them; the cache does not split at \u2028.
+    lines = stress_lines(sample_lines) + ["가\x0b나 다\x1c라", "가\u3000나\u00a0다\t라",
+                                          "가\u2028나", "[SEP][SEP] 둘 [SEP]"]
+    flat, lengths = tok.encode_flat(lines)
+    assert tok.cache_switch.enabled and len(tok._word_cache) > 0
+    want = tok.encode(lines)
+    assert lengths == [len(ids) for ids in want]
+    assert flat.tolist() == [i for ids in want for i in ids]
+
+
+def test_a_tokenizer_json_other_than_berts_pipeline_has_no_word_cache(published_tokenizer):
+    assert not load(published_tokenizer("kobert")).cache_switch.enabled
+
+
 def copy_folder(published_tokenizer, tmp_path, layout="klue"):
     folder = tmp_path / layout
     shutil.copytree(published_tokenizer(layout), folder)
@@ -175,6 +195,26 @@ def test_a_damaged_tokenizer_json_loads_or_is_one_line(published_tokenizer, tmp_
         assert one_line(e).startswith(str(folder))
         return
     assert tok.vocab_size == len(tok.pieces) and tok.special.mask < tok.vocab_size
+
+
+@FUZZ
+@given(change=st.dictionaries(st.sampled_from(["model", "normalizer", "pre_tokenizer",
+                                               "added_tokens"]),
+                              JSON, min_size=1, max_size=2))
+def test_a_damaged_tokenizer_json_runs_in_the_graph_with_its_pieces_or_is_one_line(
+        published_tokenizer, tmp_path, change):
+    folder = tmp_path / "fuzz"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(published_tokenizer("klue"), folder)
+    edit_json(folder, "tokenizer.json", lambda d: {**d, **change})
+    try:
+        source = read_tokenizer_source(folder)
+        tok = source.load()
+        settings = source.wordpiece_graph_settings()
+    except (BadFile, NotInGraph) as e:
+        assert one_line(e).startswith(str(folder))
+        return
+    assert settings.pieces == tuple(tok.pieces)
 
 
 @FUZZ
