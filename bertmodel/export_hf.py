@@ -6,11 +6,13 @@ Usage:
 --model_dir is a `bertmodel.train` output (model.keras: exported as BertForPreTraining,
 both heads, or as BertForMaskedLM when it was trained without next-sentence prediction) or
 a `bertmodel.finetune` output (classifier.keras: exported as BertForSequenceClassification
-with the label names in id2label). The folder holds config.json, model.safetensors,
-tokenizer.json (see bertdata.hf_tokenizer), tokenizer_config.json, special_tokens_map.json,
-tokenizer.model (the SentencePiece model itself, which `--init_from`/`--model_dir` read
-back) and README.md, a model card written from the run. It loads with transformers' Auto
-classes and nothing of this package:
+with the label names in id2label). The folder holds config.json, model.safetensors, the
+tokenizer and README.md, a model card written from the run. A run with this project's
+SentencePiece model gets tokenizer.json (see bertdata.hf_tokenizer), tokenizer_config.json,
+special_tokens_map.json and tokenizer.model (the model itself, which `--init_from` and
+`--model_dir` read back); a run that continued a published checkpoint gets that
+checkpoint's tokenizer files unchanged, and config.json its pad token's id. It loads with
+transformers' Auto classes and nothing of this package:
 
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained("runs/sample/hf")
@@ -33,12 +35,9 @@ from bertcommon import cli, logs
 from bertcommon.errors import BertpipeError
 from bertcommon.files import BadFile, atomic_path, read_json
 from bertdata.tokenizer import SPECIAL_PIECES
+from bertdata.tokenizer_files import SENTENCEPIECE, TokenizerSource, read_tokenizer_source
 
 log = logging.getLogger("bertmodel.export_hf")
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "tokenizer.model")
-
 
 class ExportError(BertpipeError):
     """Bad flags or an unusable model directory; one line naming the flag or file."""
@@ -60,7 +59,7 @@ class TrainedModel:
 
     kind: str  # hf_weights.PRETRAINING or hf_weights.CLASSIFICATION
     model: object
-    model_proto: bytes
+    tokenizer: TokenizerSource
     labels: list | None
     facts: dict
 
@@ -86,21 +85,15 @@ def load_trained(model_dir: str) -> TrainedModel:
     classifier = os.path.join(model_dir, "classifier.keras")
     kind = CLASSIFICATION if os.path.exists(classifier) else PRETRAINING
     path = classifier if kind == CLASSIFICATION else os.path.join(model_dir, "model.keras")
-    tokenizer = os.path.join(model_dir, "tokenizer.model")
-    if not os.path.isfile(tokenizer) and os.path.isfile(os.path.join(model_dir,
-                                                                      "tokenizer.json")):
-        raise ExportError(f"--model_dir {model_dir} was trained with a tokenizer.json (a "
-                          "published checkpoint's); exporting such a run is not supported yet "
-                          "(docs/published-models.md)")
-    if not os.path.isfile(tokenizer):
-        raise ExportError(f"--model_dir {model_dir} holds no tokenizer.model: not a finished "
-                          "bertmodel.train or bertmodel.finetune output")
+    try:
+        tokenizer = read_tokenizer_source(model_dir)
+    except BadFile as e:
+        raise ExportError(f"--model_dir {model_dir} holds no usable tokenizer ({e}): not a "
+                          "finished bertmodel.train or bertmodel.finetune output") from None
     try:
         model = bertmodel._load(path, os.path.basename(path))
     except bertmodel.ModelFileError as e:
         raise ExportError(f"--model_dir: {e}") from None
-    with open(tokenizer, "rb") as f:
-        proto = f.read()
     if kind == PRETRAINING and model.nsp_head is None:
         kind = MASKED_LM
     labels = None
@@ -117,7 +110,7 @@ def load_trained(model_dir: str) -> TrainedModel:
              "data": _read_data_metadata(os.path.join(model_dir, DATA_METADATA)),
              "history": _read_json(os.path.join(model_dir, "history.json")),
              "results": _read_json(os.path.join(model_dir, "results.json"))}
-    return TrainedModel(kind, model, proto, labels, facts)
+    return TrainedModel(kind, model, tokenizer, labels, facts)
 
 
 def _read_data_metadata(path: str):
@@ -134,7 +127,8 @@ def _read_data_metadata(path: str):
 
 
 def tokenizer_files(model_proto: bytes, max_length: int) -> dict[str, str | bytes]:
-    """The tokenizer's files: file name -> text (or bytes, for the SentencePiece model)."""
+    """This project's tokenizer's files: file name -> text (or bytes, for the SentencePiece
+    model)."""
     from bertdata.hf_tokenizer import tokenizer_json
 
     names = dict(zip(("pad", "unk", "bos", "eos", "sep", "cls", "mask"), SPECIAL_PIECES,
@@ -165,8 +159,6 @@ def export(settings: ExportSettings) -> dict:
     """Writes the folder; returns a summary. Raises ExportError."""
     _check_output_dir(settings)
     logs.import_tensorflow_quietly()
-    import hashlib
-
     import numpy as np
     from safetensors.numpy import save
 
@@ -181,14 +173,20 @@ def export(settings: ExportSettings) -> dict:
         tensors = hf_weights.classifier_tensors(model)
     else:
         tensors = hf_weights.pretrainer_tensors(model)
-    try:
-        files = tokenizer_files(trained.model_proto, config.max_position_embeddings)
-    except UnsupportedTokenizer as e:
-        raise ExportError(f"{settings.model_dir}/tokenizer.model: {e}") from None
-    hf = hf_weights.hf_config(config, trained.kind, trained.labels)
-    hf[TOKENIZER_SHA256] = hashlib.sha256(trained.model_proto).hexdigest()
+    tokenizer = trained.tokenizer
+    if tokenizer.kind == SENTENCEPIECE:
+        try:
+            files = tokenizer_files(tokenizer.content, config.max_position_embeddings)
+        except UnsupportedTokenizer as e:
+            raise ExportError(f"{tokenizer.name}: {e}") from None
+    else:  # a published checkpoint's tokenizer, as it came
+        files = dict(tokenizer.files)
+    hf = hf_weights.hf_config(config, trained.kind, trained.labels,
+                              pad_token_id=tokenizer.load(word_cache_size=0).special.pad)
+    hf[TOKENIZER_SHA256] = tokenizer.sha256
     files["config.json"] = json.dumps(hf, indent=2, ensure_ascii=False)
-    files["README.md"] = model_card(trained.kind, config, trained.facts, trained.labels)
+    files["README.md"] = model_card(trained.kind, config, trained.facts, trained.labels,
+                                    tokenizer.kind)
     # C order: safetensors writes the buffer as it lies, and a transposed kernel's buffer is
     # column-major. Serialized here and written with the other files, so that a full disk
     # is an OSError like theirs.

@@ -11,8 +11,10 @@ mark is ignored); every line of a file has the same number of columns. Labels ar
 strings; their sorted list is saved with the model. Blank lines are skipped and counted;
 any other malformed line is an error naming the file and line.
 
---model_dir is a bertmodel.train output (encoder.keras, tokenizer.model) or a Hugging Face
-BERT folder with this project's tokenizer (bertmodel.export_hf writes one). --from_scratch
+--model_dir is a bertmodel.train output (encoder.keras and its tokenizer) or a Hugging Face
+BERT folder: one bertmodel.export_hf wrote, or a published checkpoint with a WordPiece
+tokenizer.json (klue/bert-base, multilingual BERT, KcBERT; docs/published-models.md); a
+tokenizer with no in-graph counterpart (BPE, Unigram) is refused in one line. --from_scratch
 trains the same architecture from random weights with the same budget, to see what
 pretraining brought. Text goes through the in-graph preprocessor (bertmodel.model.preprocessing),
 inside the tf.data pipeline. Schedule: linear warm-up over the first 10% of the steps
@@ -22,7 +24,7 @@ stops after --patience epochs without a better one. Beside the results it prints
 bag-of-words baseline on the same split (bertmodel.tasks.bag_of_words: Naive Bayes on character
 n-grams), so a user sees at once whether the BERT is worth its cost.
 
-Writes OUT/classifier.keras, OUT/labels.json, OUT/tokenizer.model, OUT/results.json and
+Writes OUT/classifier.keras, OUT/labels.json, the tokenizer's files, OUT/results.json and
 OUT/export, a SavedModel whose `classify` signature takes `text` strings (`classify_pair`
 takes `text` and `text_b`) and returns `probabilities` (batch x labels) and `label`. Prints
 one line per epoch, then one JSON line with the results. OUT is checked before training (a

@@ -205,14 +205,15 @@ def tiny_run(tmp_path, spm_model, tokenizer, sample_lines):
 
 @pytest.fixture(scope="module")
 def held_back(tmp_path_factory, sample_lines):
-    """A tokenizer trained on 80% of the sample's lines, and the other 20%."""
-    from bertdata.tokenizer import SentencePieceTokenizer, train_tokenizer
+    """A tokenizer trained on 80% of the sample's lines (loaded, and its files), and the
+    other 20%."""
+    from bertdata.tokenizer import train_tokenizer
+    from bertdata.tokenizer_files import read_tokenizer_source
 
     lines = [x for x in sample_lines if x.strip()]
     cut = int(len(lines) * 0.8)
     corpus = tmp_path_factory.mktemp("held") / "train.txt"
     corpus.write_text("\n".join(lines[:cut]) + "\n", encoding="utf-8")
     model = train_tokenizer([str(corpus)], str(corpus.parent / "ko"), 800, num_threads=1)
-    with open(model, "rb") as f:
-        proto = f.read()
-    return SentencePieceTokenizer(proto), proto, lines[cut:]
+    source = read_tokenizer_source(model)
+    return source.load(), source, lines[cut:]

@@ -49,11 +49,6 @@ class HFModel:
     # The parts besides the encoder that the weights hold (hf_weights.present_parts).
     parts: frozenset = frozenset()
 
-    @property
-    def model_proto(self) -> bytes | None:
-        """The SentencePiece model's bytes (None for a tokenizer.json)."""
-        return self.tokenizer.content if self.tokenizer.kind == SENTENCEPIECE else None
-
 
 def _check_tokenizer(folder: str, hf: HFConfig) -> TokenizerSource:
     """The folder's tokenizer: config.json's vocab_size pieces, the one an export recorded;

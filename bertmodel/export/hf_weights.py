@@ -51,13 +51,15 @@ HF_NUMBERS = {"layer_norm_eps": ("layer_norm_epsilon", 1e-12),
               "initializer_range": ("initializer_range", 0.02)}
 
 
-def hf_config(config: BertConfig, architecture: str, labels=None) -> dict:
-    """config.json of a transformers BERT with these sizes."""
+def hf_config(config: BertConfig, architecture: str, labels=None, *,
+              pad_token_id: int = 0) -> dict:
+    """config.json of a transformers BERT with these sizes (PAD_TOKEN_ID: the tokenizer's;
+    this project's is 0)."""
     out = {"architectures": [architecture], **HF_FIXED,
            "hidden_act": HF_ACTIVATIONS[config.hidden_act],
            **{key: getattr(config, field) for key, field in HF_SIZES.items()},
            **{key: getattr(config, field) for key, (field, _) in HF_NUMBERS.items()},
-           "pad_token_id": 0, "tie_word_embeddings": True, "dtype": "float32",
+           "pad_token_id": pad_token_id, "tie_word_embeddings": True, "dtype": "float32",
            "use_cache": False}
     if labels is not None:
         out["id2label"] = {str(i): label for i, label in enumerate(labels)}

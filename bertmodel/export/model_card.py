@@ -5,6 +5,7 @@ results.json)."""
 from __future__ import annotations
 
 from bertdata.schema import DatasetMetadata
+from bertdata.tokenizer_files import SENTENCEPIECE
 from bertmodel.model.config import BertConfig
 
 _LOAD = {
@@ -20,7 +21,7 @@ def _last(history: dict, key: str):
     return values[-1] if values else None
 
 
-def _training_lines(facts: dict) -> list[str]:
+def _training_lines(facts: dict, tokenizer_kind: str) -> list[str]:
     training = facts.get("config", {}).get("training", {})
     data: DatasetMetadata | None = facts.get("data")
     lines = []
@@ -31,7 +32,9 @@ def _training_lines(facts: dict) -> list[str]:
                      f"{data.masking} masking at {data.masked_lm_prob} (at most "
                      f"{data.max_predictions_per_seq} per example), dupe factor "
                      f"{data.dupe_factor}, seed {data.seed}.")
-        lines.append(f"- Tokenizer: SentencePiece BPE, {data.vocab_size} pieces "
+        kind = "SentencePiece BPE" if tokenizer_kind == SENTENCEPIECE else \
+            "the published checkpoint's own tokenizer.json"
+        lines.append(f"- Tokenizer: {kind}, {data.vocab_size} pieces "
                      f"(sha256 {data.tokenizer.sha256[:16]}…).")
     steps = training.get("total_steps")
     batch = training.get("effective_batch_size")
@@ -55,7 +58,11 @@ def _training_lines(facts: dict) -> list[str]:
     return lines
 
 
-def model_card(architecture: str, config: BertConfig, facts: dict, labels=None) -> str:
+def model_card(architecture: str, config: BertConfig, facts: dict, labels=None,
+               tokenizer_kind: str = SENTENCEPIECE) -> str:
+    """The card's Markdown; TOKENIZER_KIND: bertdata.tokenizer_files.SENTENCEPIECE (this
+    project's) or FAST (a published checkpoint's tokenizer.json)."""
+    own = tokenizer_kind == SENTENCEPIECE
     auto, task = _LOAD.get(architecture, ("AutoModel", "feature-extraction"))
     sizes = (f"{config.num_layers} layers, hidden size {config.hidden_size}, "
              f"{config.num_heads} heads, feed-forward {config.intermediate_size}, "
@@ -65,9 +72,12 @@ def model_card(architecture: str, config: BertConfig, facts: dict, labels=None) 
         "---", "language: ko", "library_name: transformers", f"pipeline_tag: {task}",
         "tags: [bert, bertpipe]", "---", "",
         f"# A Korean BERT ({architecture}) trained with bertpipe", "",
-        f"A post-LN BERT ({sizes}) pretrained from scratch with bertpipe (SentencePiece, an "
-        "Apache Beam data job, Keras), exported to transformers' BERT layout.", "",
-        "## How it was made", "", *_training_lines(facts), *label_line, "",
+        f"A post-LN BERT ({sizes}) " + ("pretrained from scratch with bertpipe (SentencePiece, "
+                                         "an Apache Beam data job, Keras)" if own else
+                                         "trained further with bertpipe from a published "
+                                         "checkpoint (an Apache Beam data job, Keras)")
+        + ", exported to transformers' BERT layout.", "",
+        "## How it was made", "", *_training_lines(facts, tokenizer_kind), *label_line, "",
         "## Use it", "", "```python",
         f"from transformers import AutoTokenizer, {auto}, pipeline",
         "tokenizer = AutoTokenizer.from_pretrained(PATH)",
@@ -75,8 +85,10 @@ def model_card(architecture: str, config: BertConfig, facts: dict, labels=None) 
         f'print(pipeline("{task}", model=model, tokenizer=tokenizer)('
         + ('"대한민국은 민주[MASK]국이다."' if task == "fill-mask" else '"좋은 영화였다"') + "))",
         "```", "",
-        "The tokenizer gives the ids of the SentencePiece model it was trained with "
-        "(`tokenizer.model`, also in this folder): bertpipe's tests check it, and the "
-        "model's outputs, against the original in transformers itself. Pairs are laid out "
+        ("The tokenizer gives the ids of the SentencePiece model it was trained with "
+         "(`tokenizer.model`, also in this folder)" if own else
+         "The tokenizer files are the source checkpoint's, unchanged")
+        + ": bertpipe's tests check its ids, and the model's outputs, against bertpipe's "
+        "own in transformers itself. Pairs are laid out "
         "`[CLS] A [SEP] B [SEP]`, segment 0 up to the first [SEP]; next-sentence label 0 "
         "means B follows A.", ""])

@@ -19,11 +19,15 @@ functions share; a classifier export's `logits` is its counterpart.
 
 from __future__ import annotations
 
+import logging
+
 import tensorflow as tf
 
 from bertdata.schema import INPUT_IDS, INPUT_MASK, MASKED_LM_POSITIONS, SEGMENT_IDS
-from bertdata.tokenizer import MASK, NUM_SPECIAL, SPECIAL_IDS
+from bertdata.tokenizer_files import NotInGraph, TokenizerSource
 from bertmodel.model.preprocessing import BertPreprocessor
+
+log = logging.getLogger("bertmodel.export")
 
 DEFAULT_TOP_K = 5
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -59,11 +63,11 @@ def checked_features(features: dict, config) -> dict:
         return {name: tf.identity(value) for name, value in features.items()}
 
 
-def mask_positions(input_ids) -> tf.Tensor:
-    """(B, M) positions of the [MASK] pieces of each row, padded with -1."""
+def mask_positions(input_ids, mask_id: int) -> tf.Tensor:
+    """(B, M) positions of the [MASK] pieces (MASK_ID) of each row, padded with -1."""
     b, n = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
     where = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(n)[None], [b, n]),
-                                   tf.equal(input_ids, SPECIAL_IDS.mask))
+                                   tf.equal(input_ids, mask_id))
     return where.to_tensor(-1)
 
 
@@ -87,10 +91,10 @@ def hold_model(module: tf.Module, model) -> None:
 class PretrainedExport(tf.Module):
     """The pretrainer with its preprocessor, as tf.functions on raw text."""
 
-    def __init__(self, model, model_proto: bytes, max_seq_length: int):
+    def __init__(self, model, preprocessor: BertPreprocessor):
         super().__init__(name="bertpipe_export")
         hold_model(self, model)
-        self.preprocessor = BertPreprocessor(model_proto, max_seq_length)
+        self.preprocessor = preprocessor
 
     # autograph=False throughout: these functions branch on Python values only, and the
     # rewrite only slowed every export down. The text functions call `serve` and
@@ -106,19 +110,22 @@ class PretrainedExport(tf.Module):
         return self.model.backbone(features, training=False)
 
     def _fill_mask(self, text, top_k):
-        ordinary = self.model.backbone.config.vocab_size - NUM_SPECIAL
+        is_special = self.preprocessor.is_special
+        ordinary = len(is_special) - int(is_special.sum())
         check = tf.debugging.assert_equal(
             tf.logical_and(top_k >= 1, top_k <= ordinary), True,
             message=f"top_k must be between 1 and {ordinary} (the ordinary pieces)")
         with tf.control_dependencies([check]):
             top_k = tf.identity(top_k)
         inputs = self.preprocessor(text)
-        positions = mask_positions(inputs[INPUT_IDS])
+        mask_id = self.preprocessor.special.mask
+        positions = mask_positions(inputs[INPUT_IDS], mask_id)
         # A [MASK] that trimming to the model's positions cut off fails the request, as the
         # fill_mask command refuses it, rather than going unanswered. (Written otherwise, as
         # full-width brackets, it becomes a [MASK] only in normalization: never fewer.)
         found = tf.reduce_sum(tf.cast(positions >= 0, tf.int64), axis=1)
-        written = tf.strings.split(text, MASK).row_lengths() - 1
+        written = tf.strings.split(
+            text, self.preprocessor.pieces(mask_id)).row_lengths() - 1
         check = tf.debugging.assert_greater_equal(
             found, written, message=f"a [MASK] lies past the "
                                     f"{self.preprocessor.max_seq_length} positions the model "
@@ -127,8 +134,7 @@ class PretrainedExport(tf.Module):
             positions = tf.identity(positions)
         # Rows with fewer masks look up position 0 ([CLS]); their slots are dropped below.
         out = self.serve({**inputs, MASKED_LM_POSITIONS: tf.maximum(positions, 0)})
-        scores, ids = top_pieces(out["mlm_logits"], top_k,
-                                 tf.range(self.model.backbone.config.vocab_size) < NUM_SPECIAL)
+        scores, ids = top_pieces(out["mlm_logits"], top_k, tf.constant(is_special))
         valid = (positions >= 0)[..., None]
         return {"top_pieces": tf.where(valid, self.preprocessor.pieces(ids), ""),
                 "top_scores": tf.where(valid, scores, 0.0),
@@ -158,11 +164,19 @@ class PretrainedExport(tf.Module):
         return self._encode(text, text_b)
 
 
-def export_saved_model(model, path: str, *, model_proto: bytes | None = None,
+def export_saved_model(model, path: str, *, tokenizer: TokenizerSource | None = None,
                        max_seq_length: int | None = None) -> None:
-    """Writes the SavedModel described in the module docstring. Without a tokenizer
-    (model_proto), only the `serve` signature on feature tensors is written."""
-    if model_proto is None:
+    """Writes the SavedModel described in the module docstring. Without a tokenizer, or
+    with one that has no graph counterpart (said in one line), only the `serve` signature
+    on feature tensors is written."""
+    preprocessor = None
+    if tokenizer is not None:
+        try:
+            preprocessor = BertPreprocessor(
+                tokenizer, max_seq_length or model.backbone.config.max_position_embeddings)
+        except NotInGraph as e:
+            log.warning("%s: the export has the serve signature on feature tensors only", e)
+    if preprocessor is None:
         module = tf.Module()
         hold_model(module, model)
         module.serve = tf.function(lambda features: model(features, training=False),
@@ -170,8 +184,7 @@ def export_saved_model(model, path: str, *, model_proto: bytes | None = None,
         tf.saved_model.save(module, path, signatures={"serving_default": module.serve,
                                                       "serve": module.serve})
         return
-    module = PretrainedExport(model, model_proto,
-                              max_seq_length or model.backbone.config.max_position_embeddings)
+    module = PretrainedExport(model, preprocessor)
     tf.saved_model.save(module, path, signatures={
         "serving_default": module.serve, "serve": module.serve,
         "fill_mask": module.fill_mask, "fill_mask_top_k": module.fill_mask_top_k,
@@ -181,10 +194,10 @@ def export_saved_model(model, path: str, *, model_proto: bytes | None = None,
 class ClassifierExport(tf.Module):
     """A fine-tuned classifier with its preprocessor and label names."""
 
-    def __init__(self, model, model_proto: bytes, max_seq_length: int, labels):
+    def __init__(self, model, preprocessor: BertPreprocessor, labels):
         super().__init__(name="bertpipe_classifier")
         hold_model(self, model)
-        self.preprocessor = BertPreprocessor(model_proto, max_seq_length)
+        self.preprocessor = preprocessor
         self.labels = tf.constant(list(labels))
 
     # The two text functions call `logits`, so the model is traced once.
@@ -206,11 +219,12 @@ class ClassifierExport(tf.Module):
         return self._classify(text, text_b)
 
 
-def export_classifier(model, path: str, *, model_proto: bytes, max_seq_length: int,
+def export_classifier(model, path: str, *, tokenizer: TokenizerSource, max_seq_length: int,
                       labels) -> None:
     """A SavedModel whose `classify` signature takes text (and `classify_pair` text and
-    text_b) strings and returns probabilities (batch x labels) and label (string)."""
-    module = ClassifierExport(model, model_proto, max_seq_length, labels)
+    text_b) strings and returns probabilities (batch x labels) and label (string). The
+    tokenizer must have a graph counterpart (fine-tuning ran with it)."""
+    module = ClassifierExport(model, BertPreprocessor(tokenizer, max_seq_length), labels)
     tf.saved_model.save(module, path, signatures={"serving_default": module.classify,
                                                   "classify": module.classify,
                                                   "classify_pair": module.classify_pair})

@@ -3,8 +3,8 @@
 The preprocessor of fine-tuning, of the served exports and of anyone feeding a pretrained
 encoder strings. It lays text out as the data job does: `[CLS] A [SEP]` for one segment,
 `[CLS] A [SEP] B [SEP]` for a pair, segment ids 0 up to and including the first [SEP] and
-1 after it, ids from the same SentencePiece model (tensorflow-text's SentencepieceTokenizer
-on the model's bytes gives the ids of bertdata.tokenizer.Tokenizer).
+1 after it, ids and special ids from the same tokenizer (bertmodel.model.graph_tokenizer:
+this project's SentencePiece model or a published BERT's WordPiece tokenizer.json).
 
 Trimming rule: what does not fit max_seq_length is cut from the ends of the segments, round
 robin (tensorflow-text's RoundRobinTrimmer): pieces are given out one at a time, A then B,
@@ -23,18 +23,21 @@ from __future__ import annotations
 import tensorflow as tf
 
 from bertdata.schema import INPUT_IDS, INPUT_MASK, SEGMENT_IDS
-from bertdata.tokenizer import SPECIAL_IDS
+from bertdata.tokenizer_files import TokenizerSource
+from bertmodel.model.graph_tokenizer import graph_tokenizer
 
 
 class BertPreprocessor(tf.Module):
     """Strings (one or two segments) -> {input_ids, input_mask, segment_ids}, int32 (B, L).
 
-    Build it from a SentencePiece model's bytes; call it eagerly, in a tf.function, in a
-    tf.data map or inside a SavedModel.
+    Build it from a tokenizer's files (bertdata.tokenizer_files.TokenizerSource; NotInGraph
+    when that tokenizer has no graph counterpart); call it eagerly, in a tf.function, in a
+    tf.data map or inside a SavedModel. `special` (SpecialIds) and `is_special` (a bool per
+    id) describe its vocabulary.
     """
 
-    def __init__(self, model_proto: bytes, max_seq_length: int, *, pad_to_max: bool = False,
-                 name: str = "bert_preprocessor"):
+    def __init__(self, tokenizer: TokenizerSource, max_seq_length: int, *,
+                 pad_to_max: bool = False, name: str = "bert_preprocessor"):
         super().__init__(name=name)
         import tensorflow_text as text
 
@@ -42,7 +45,9 @@ class BertPreprocessor(tf.Module):
             raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
         self.max_seq_length = int(max_seq_length)
         self.pad_to_max = pad_to_max
-        self.tokenizer = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+        self.tokenizer = graph_tokenizer(tokenizer)
+        loaded = tokenizer.load(word_cache_size=0)
+        self.special, self.is_special = loaded.special, loaded.is_special
         self._single = text.RoundRobinTrimmer(self.max_seq_length - 2)
         self._pair = text.RoundRobinTrimmer(self.max_seq_length - 3)
         self._text = text
@@ -68,7 +73,7 @@ class BertPreprocessor(tf.Module):
         trimmer = self._pair if len(segments) == 2 else self._single
         trimmed = trimmer.trim(segments)
         ids, segment_ids = self._text.combine_segments(
-            trimmed, start_of_sequence_id=SPECIAL_IDS.cls, end_of_segment_id=SPECIAL_IDS.sep)
+            trimmed, start_of_sequence_id=self.special.cls, end_of_segment_id=self.special.sep)
         return self.pad(ids, segment_ids)
 
     def pad(self, ids: tf.RaggedTensor, segment_ids: tf.RaggedTensor) -> dict:

@@ -20,7 +20,8 @@ import tensorflow as tf
 
 import bertmodel
 from bertcommon import cli
-from bertcommon.files import atomic_path, output_dir_problem
+from bertcommon.files import BadFile, atomic_path, output_dir_problem
+from bertdata.tokenizer_files import NotInGraph, TokenizerSource, read_tokenizer_source
 from bertmodel.export.hf_import import HFFormatError, is_hf_folder, load_backbone, read_hf_folder
 from bertmodel.export.saved_model import export_classifier
 from bertmodel.model.bert import BertBackbone, BertClassifier, dummy_inputs
@@ -70,40 +71,35 @@ class FinetuneSettings(cli.Settings):
     verbose: int = cli.flag(0, choices=(0, 1, 2), help="Keras progress bar")
 
 
-def _read_encoder(model_dir: str):
-    """(backbone, tokenizer bytes) of a bertmodel.train output or a Hugging Face folder."""
+def _read_encoder(model_dir: str) -> tuple[BertBackbone, TokenizerSource]:
+    """(backbone, tokenizer) of a bertmodel.train output or a Hugging Face folder."""
     if is_hf_folder(model_dir):
         try:
             hf = read_hf_folder(model_dir)
         except HFFormatError as e:
             raise FinetuneError(f"--model_dir: {e}") from None
-        if hf.model_proto is None:
-            # The classifier tokenizes in its graph with tensorflow-text's SentencePiece op.
-            raise FinetuneError(f"--model_dir {model_dir}: fine-tuning reads this project's "
-                                "SentencePiece tokenizer.model; a folder with only a "
-                                "tokenizer.json (WordPiece) is not supported yet")
-        return load_backbone(hf), hf.model_proto
-    tokenizer = os.path.join(model_dir, "tokenizer.model")
-    if not os.path.isfile(tokenizer):
-        raise FinetuneError(f"--model_dir {model_dir} holds no tokenizer.model: is it a "
-                            "bertmodel.train output directory or a Hugging Face folder?")
-    with open(tokenizer, "rb") as f:
-        proto = f.read()
+        return load_backbone(hf), hf.tokenizer
     try:
-        return bertmodel.load_encoder(os.path.join(model_dir, "encoder.keras")), proto
+        tokenizer = read_tokenizer_source(model_dir)
+    except BadFile:
+        raise FinetuneError(f"--model_dir {model_dir} holds no tokenizer: is it a "
+                            "bertmodel.train output directory or a Hugging Face folder?"
+                            ) from None
+    try:
+        return bertmodel.load_encoder(os.path.join(model_dir, "encoder.keras")), tokenizer
     except bertmodel.ModelFileError as e:
         raise FinetuneError(f"--model_dir: {e}") from None
 
 
 def encoder_for_finetuning(model_dir: str, from_scratch: bool, seed: int):
-    """(backbone, tokenizer bytes): the pretrained encoder, or the same architecture with
-    fresh random weights."""
-    encoder, proto = _read_encoder(model_dir)
+    """(backbone, tokenizer): the pretrained encoder, or the same architecture with fresh
+    random weights."""
+    encoder, tokenizer = _read_encoder(model_dir)
     if from_scratch:
         tf.keras.utils.set_random_seed(seed)
         encoder = BertBackbone(encoder.config, name="backbone")
         encoder(dummy_inputs(encoder.config))
-    return encoder, proto
+    return encoder, tokenizer
 
 
 def labelled_text_dataset(examples: Examples, labels, preprocessor, batch_size, *, training, seed):
@@ -165,12 +161,16 @@ def finetune(config: FinetuneSettings) -> dict:
         test = read_tsv(config.test, "--test")
         label_list(train, test, "--train", config.test)
     tf.keras.utils.set_random_seed(config.seed)
-    encoder, proto = encoder_for_finetuning(config.model_dir, config.from_scratch, config.seed)
+    encoder, tokenizer = encoder_for_finetuning(config.model_dir, config.from_scratch,
+                                                config.seed)
     positions = encoder.config.max_position_embeddings
     if config.max_seq_length > positions:
         log.warning("--max_seq_length %d is more than the model's %d positions: texts are cut "
                     "to %d pieces", config.max_seq_length, positions, positions)
-    preprocessor = BertPreprocessor(proto, min(config.max_seq_length, positions))
+    try:
+        preprocessor = BertPreprocessor(tokenizer, min(config.max_seq_length, positions))
+    except NotInGraph as e:
+        raise FinetuneError(f"--model_dir: {e}") from None
     train_ds = labelled_text_dataset(train, labels, preprocessor, config.batch_size, training=True,
                             seed=config.seed)
     eval_ds = labelled_text_dataset(evaluation, labels, preprocessor, config.batch_size,
@@ -210,7 +210,7 @@ def finetune(config: FinetuneSettings) -> dict:
                    header_rows_skipped=int(train.header is not None) + int(
                        evaluation.header is not None),
                    from_scratch=config.from_scratch)
-    write_outputs(config, model, proto, labels, {**results, "epochs": scorer.scores})
+    write_outputs(config, model, tokenizer, labels, {**results, "epochs": scorer.scores})
     return results
 
 
@@ -221,7 +221,7 @@ def _check_output_dir(config: FinetuneSettings) -> None:
         raise FinetuneError(problem)
 
 
-def write_outputs(config, model, proto, labels, results) -> None:
+def write_outputs(config, model, tokenizer: TokenizerSource, labels, results) -> None:
     """The whole folder under a temporary name, renamed when complete (replacing an old one
     only then), so a kill or a full disk never leaves a partial folder under its name."""
     try:
@@ -230,10 +230,9 @@ def write_outputs(config, model, proto, labels, results) -> None:
             model.save(os.path.join(tmp, "classifier.keras"))
             with open(os.path.join(tmp, "labels.json"), "w", encoding="utf-8") as f:
                 json.dump(labels, f, ensure_ascii=False)
-            with open(os.path.join(tmp, "tokenizer.model"), "wb") as f:
-                f.write(proto)
+            tokenizer.write_files(tmp)
             if config.export:
-                export_classifier(model, os.path.join(tmp, "export"), model_proto=proto,
+                export_classifier(model, os.path.join(tmp, "export"), tokenizer=tokenizer,
                                   max_seq_length=results["max_seq_length"], labels=labels)
             with open(os.path.join(tmp, "results.json"), "w") as f:
                 json.dump(results, f, indent=2)

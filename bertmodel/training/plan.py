@@ -39,10 +39,19 @@ class Plan:
     eval_steps: int | None = None
     # The records' tokenizer, when one was given or found (see records_tokenizer).
     tokenizer: TokenizerSource | None = None
+    # --init_from's folder, read once (bertmodel.export.hf_import.HFModel); see
+    # take_init_checkpoint.
+    init_checkpoint: object | None = None
 
     @property
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.epochs
+
+    def take_init_checkpoint(self):
+        """The --init_from checkpoint (None without one), handed over once, so that its
+        tensors are not held for the whole run once the model has them."""
+        checkpoint, self.init_checkpoint = self.init_checkpoint, None
+        return checkpoint
 
 
 def _dataset(pattern, flag: str, split: str):
@@ -85,21 +94,25 @@ def check_data(config: TrainSettings):
     return files, meta, eval_files, eval_meta
 
 
-def records_tokenizer(config: TrainSettings, files, meta: schema.DatasetMetadata
-                      ) -> TokenizerSource | None:
-    """The records' tokenizer: --tokenizer (or --spm_model) and --init_from's, which must be
-    it, else the one metadata.json names where that path still holds it. None where none is
-    found: only unmasked records (--masking=dynamic) need one."""
+def records_tokenizer(config: TrainSettings, files, meta: schema.DatasetMetadata,
+                      init_tokenizer: TokenizerSource | None = None) -> TokenizerSource | None:
+    """The records' tokenizer: --tokenizer (or --spm_model) and --init_from's
+    (INIT_TOKENIZER, read with its folder), which must be it, else the one metadata.json
+    names where that path still holds it. None where none is found: only unmasked records
+    (--masking=dynamic) need one."""
     where = schema.metadata_path(files)
     given = [(flag, path) for flag, path in ((config.tokenizer_flag, config.tokenizer_path),
                                              ("--init_from", config.init_from)) if path]
     found = None
     for flag, path in given:
-        try:
-            source = read_tokenizer_source(path)
-            source.load(word_cache_size=0)
-        except (OSError, ValueError) as e:
-            raise TrainError(f"{flag} {e}") from None  # the reader names the file
+        if flag == "--init_from" and init_tokenizer is not None:
+            source = init_tokenizer
+        else:
+            try:
+                source = read_tokenizer_source(path)
+                source.load(word_cache_size=0)
+            except (OSError, ValueError) as e:
+                raise TrainError(f"{flag} {e}") from None  # the reader names the file
         if source.sha256 != meta.tokenizer.sha256:
             raise TrainError(f"{flag} {path} is not the tokenizer the records were made with "
                              f"({source.name}; {where}: sha256 {meta.tokenizer.sha256})")
@@ -123,9 +136,11 @@ def plan_run(config: TrainSettings) -> Plan:
     from bertmodel.model.config import PRESETS, default_learning_rate, load_config
 
     files, meta, eval_files, eval_meta = check_data(config)
-    tokenizer = records_tokenizer(config, files, meta)
-    if config.init_from:
-        bert = _init_from_config(config.init_from, meta)
+    checkpoint = _read_init_from(config.init_from) if config.init_from else None
+    tokenizer = records_tokenizer(config, files, meta,
+                                  checkpoint.tokenizer if checkpoint else None)
+    if checkpoint is not None:
+        bert = checkpoint.config
     else:
         try:
             bert = load_config(config.config)
@@ -163,18 +178,18 @@ def plan_run(config: TrainSettings) -> Plan:
         eval_steps = math.ceil(count / config.batch_size) if count else None
     return Plan(files, meta, bert, steps_per_epoch, epochs, warmup,
                 config.learning_rate or default_learning_rate(bert), eval_files, eval_steps,
-                tokenizer)
+                tokenizer, checkpoint)
 
 
-def _init_from_config(folder: str, meta: schema.DatasetMetadata):
-    """The sizes of an --init_from folder (its tokenizer is checked by records_tokenizer)."""
+def _read_init_from(folder: str):
+    """The --init_from folder, read whole and checked (its tokenizer against the records by
+    records_tokenizer)."""
     from bertmodel.export.hf_import import HFFormatError, read_hf_folder
 
     try:
-        hf = read_hf_folder(folder)
+        return read_hf_folder(folder)
     except HFFormatError as e:
         raise TrainError(f"--init_from: {e}") from None
-    return hf.config
 
 
 def check_model_dir(config: TrainSettings, plan: Plan) -> None:

@@ -111,10 +111,11 @@ def build_model(config, plan, setup):
                                next_sentence=plan.meta.has_next_sentence,
                                name="bert_pretrainer")
         model(dummy_inputs(plan.bert_config))
-        if config.init_from:  # a resumed run's checkpoint overrides these afterwards
-            from bertmodel.export.hf_import import init_pretrainer, read_hf_folder
+        checkpoint = plan.take_init_checkpoint()
+        if checkpoint is not None:  # a resumed run's checkpoint overrides these afterwards
+            from bertmodel.export.hf_import import init_pretrainer
 
-            init_pretrainer(model, read_hf_folder(config.init_from))
+            init_pretrainer(model, checkpoint)
         # The schedule counts optimizer updates: one per `accumulate` batches.
         schedule = WarmupCosine(plan.learning_rate, plan.warmup_steps // accumulate,
                                 max(1, plan.total_steps // accumulate))
@@ -229,7 +230,7 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     OUTPUTS_MANIFEST (the step they belong to and their sizes), last. With only_missing
     (nothing was trained now), only the outputs that the manifest does not vouch for. The
     best weights are restored before (as the reference keeps them). The export takes raw
-    text when the tokenizer was copied into the run's folder; it trims to the model's
+    text when the run has a tokenizer with a graph counterpart; it trims to the model's
     positions, as the fill_mask command does."""
     from bertmodel.export.saved_model import export_saved_model
     from bertmodel.model.layers import KERAS3
@@ -240,11 +241,6 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     current = _current_outputs(out, step) if only_missing else set()
     remove(os.path.join(out, OUTPUTS_MANIFEST))  # no manifest while outputs change
     remove_leftovers(out)  # a killed run's half-written or replaced output
-    tokenizer = os.path.join(out, "tokenizer.model")
-    proto = None
-    if os.path.isfile(tokenizer):
-        with open(tokenizer, "rb") as f:
-            proto = f.read()
     if os.path.exists(state.best_weights) and (KERAS3 or setup.replicas == 1):
         # (tf-keras cannot assign loaded weights to multi-worker variables.)
         with setup.strategy.scope():
@@ -252,7 +248,8 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     writers = {"model.keras": model.save, "encoder.keras": model.backbone.save,
                # Texts up to the model's positions, as `python -m bertmodel.fill_mask` reads
                # them, so the two give the same answers on any text.
-               "export": lambda path: export_saved_model(model, path, model_proto=proto),
+               "export": lambda path: export_saved_model(model, path,
+                                                              tokenizer=plan.tokenizer),
                "plots.png": lambda path: save_plots(state.progress.history, path)}
     for name in OUTPUTS:
         if name in current:

@@ -16,6 +16,7 @@ from bertdata import schema
 from bertdata.hf_tokenizer import syllable_then_final_jamo
 from bertdata.tfdata import dataset_files
 from bertdata.tokenizer import NORMALIZATIONS, SPECIAL_IDS, SentencePieceTokenizer, train_tokenizer
+from bertdata.tokenizer_files import read_tokenizer_source
 from bertmodel import export_hf
 from bertmodel.export.saved_model import PretrainedExport
 from bertmodel.fill_mask import fill_mask
@@ -218,8 +219,8 @@ def test_truncation_keeps_what_the_preprocessor_keeps_except_the_odd_piece(consu
     except that when both segments are cut and the budget is odd, transformers gives the
     odd piece to the longer segment (B on a tie) and round robin to A (README)."""
     request, result = consumer
-    with open(os.path.join(request["pretrained"], "tokenizer.model"), "rb") as f:
-        pre = BertPreprocessor(f.read(), MAX_LENGTH)
+    pre = BertPreprocessor(read_tokenizer_source(os.path.join(request["pretrained"],
+                                                              "tokenizer.model")), MAX_LENGTH)
     got = result["tokenizers"][request["pretrained"]]
     ours = pre(tf.constant(request["truncate_texts"]))
     for i, ids in enumerate(got["truncated_singles"]):
@@ -297,8 +298,8 @@ def test_automodel_outputs_equal_the_encoder(consumer, exported):
 def test_encode_signature_on_raw_text_equals_tokenizer_plus_automodel(consumer, exported,
                                                                       spm_model):
     request, result = consumer
-    with open(spm_model, "rb") as f:
-        export = PretrainedExport(exported["pretrainer"], f.read(), 64)
+    export = PretrainedExport(exported["pretrainer"],
+                              BertPreprocessor(read_tokenizer_source(spm_model), 64))
     ours = export.encode(tf.constant(request["encode"]))["pooled_output"].numpy()
     np.testing.assert_allclose(result["encode_pooled_output"], ours, atol=1e-4)
 
@@ -314,8 +315,8 @@ def test_exported_classifier_gives_the_classify_labels(consumer, exported, spm_m
     from bertmodel.export.saved_model import ClassifierExport
 
     request, result = consumer
-    with open(spm_model, "rb") as f:
-        export = ClassifierExport(exported["classifier"], f.read(), MAX_LENGTH, LABELS)
+    export = ClassifierExport(exported["classifier"], BertPreprocessor(
+        read_tokenizer_source(spm_model), MAX_LENGTH), LABELS)
     ours = export.classify(tf.constant(request["classify"]))
     assert result["classify"]["architecture"] == "BertForSequenceClassification"
     assert result["classify"]["labels"] == [x.decode() for x in ours["label"].numpy()]

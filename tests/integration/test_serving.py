@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import bertdata
 from bertdata.tokenizer import SPECIAL_IDS, SentencePieceTokenizer
+from bertdata.tokenizer_files import read_tokenizer_source
 from bertmodel.model.preprocessing import BertPreprocessor
 from tests.serving_helpers import CLS, SEP
 
@@ -20,8 +21,8 @@ def test_the_preprocessor_feeds_fit_from_inside_a_tf_data_map(held_back):
     from bertmodel.model.bert import BertClassifier, dummy_inputs
     from bertmodel.model.config import PRESETS
 
-    tok, proto, lines = held_back
-    pre = BertPreprocessor(proto, max_seq_length=48)
+    tok, source, lines = held_back
+    pre = BertPreprocessor(source, max_seq_length=48)
     labels = np.arange(len(lines)) % 2
     ds = tf.data.Dataset.from_tensor_slices((lines, labels)).batch(8).map(
         lambda text, y: (pre(text), y))
@@ -179,14 +180,13 @@ def tiny_exports(tmp_path_factory, spm_model, tokenizer):
 
     folder = tmp_path_factory.mktemp("tiny_exports")
     config = dataclasses.replace(PRESETS["tiny"], vocab_size=tokenizer.vocab_size)
-    with open(spm_model, "rb") as f:
-        proto = f.read()
+    source = read_tokenizer_source(spm_model)
     pretrainer = BertPretrainer(config=config)
     pretrainer(dummy_inputs(config))
-    export_saved_model(pretrainer, str(folder / "export"), model_proto=proto)
+    export_saved_model(pretrainer, str(folder / "export"), tokenizer=source)
     classifier = BertClassifier(num_labels=2, config=config)
     classifier(dummy_inputs(config))
-    export_classifier(classifier, str(folder / "classifier"), model_proto=proto,
+    export_classifier(classifier, str(folder / "classifier"), tokenizer=source,
                       max_seq_length=64, labels=["a", "b"])
     return folder / "export", folder / "classifier"
 

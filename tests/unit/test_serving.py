@@ -8,8 +8,8 @@ from tests.serving_helpers import CLS, SEP
 
 
 def test_the_preprocessor_gives_the_tokenizers_ids_on_held_back_lines(held_back):
-    tok, proto, lines = held_back
-    pre = BertPreprocessor(proto, max_seq_length=512)
+    tok, source, lines = held_back
+    pre = BertPreprocessor(source, max_seq_length=512)
     out = pre(tf.constant(lines))
     for i, line in enumerate(lines):
         want = [CLS] + tok.encode_line(line) + [SEP]
@@ -19,8 +19,8 @@ def test_the_preprocessor_gives_the_tokenizers_ids_on_held_back_lines(held_back)
 
 
 def test_pairs_are_laid_out_as_the_data_job_lays_them_out(held_back):
-    tok, proto, lines = held_back
-    pre = BertPreprocessor(proto, max_seq_length=512)
+    tok, source, lines = held_back
+    pre = BertPreprocessor(source, max_seq_length=512)
     out = pre(tf.constant(lines[:20]), tf.constant(lines[20:40]))
     for i in range(20):
         a, b = tok.encode_line(lines[i]), tok.encode_line(lines[20 + i])
@@ -33,10 +33,10 @@ def test_pairs_are_laid_out_as_the_data_job_lays_them_out(held_back):
 
 
 def test_pairs_are_trimmed_round_robin_keeping_each_segments_start(held_back):
-    tok, proto, lines = held_back
+    tok, source, lines = held_back
     long_a = " ".join(lines[:8])
     short_b = lines[9]
-    pre = BertPreprocessor(proto, max_seq_length=32)
+    pre = BertPreprocessor(source, max_seq_length=32)
     out = pre(tf.constant([long_a, short_b]), tf.constant([short_b, long_a]))
     a, b = tok.encode_line(long_a), tok.encode_line(short_b)
     assert len(a) > 40 and len(b) < 14
@@ -52,6 +52,7 @@ def short_export(spm_model, tokenizer):
     """A tiny pretrainer's text functions, trimming to 16 positions (not saved)."""
     import dataclasses
 
+    from bertdata.tokenizer_files import read_tokenizer_source
     from bertmodel.export.saved_model import PretrainedExport
     from bertmodel.model.bert import BertPretrainer, dummy_inputs
     from bertmodel.model.config import PRESETS
@@ -60,8 +61,7 @@ def short_export(spm_model, tokenizer):
                                  max_position_embeddings=16)
     model = BertPretrainer(config=config)
     model(dummy_inputs(config))
-    with open(spm_model, "rb") as f:
-        return PretrainedExport(model, f.read(), 16)
+    return PretrainedExport(model, BertPreprocessor(read_tokenizer_source(spm_model), 16))
 
 
 def test_fill_mask_answers_a_mask_within_the_positions(short_export):
