@@ -10,7 +10,7 @@ import time
 
 import tensorflow as tf
 
-from bertcommon.files import atomic_path, remove_leftovers
+from bertcommon.files import atomic_path, remove_leftovers, write_json
 from bertmodel.training import flops
 
 keras = tf.keras
@@ -70,7 +70,7 @@ class Checkpointing(keras.callbacks.Callback):
         self.consider_best((logs or {}).get(self.monitor))
         self._epoch_ended = True
         self._save()
-        write_history(self.state.progress.history, self.history_dir)
+        write_history(self.state.progress, self.history_dir)
 
     def on_train_end(self, logs=None):
         if self.model.stop_training:  # stopped on a non-finite loss
@@ -110,14 +110,29 @@ class RestoreEpochMetrics(keras.callbacks.Callback):
         self.metric_states = {}
 
 
-def write_history(history: dict, directory: str) -> None:
-    """history.json and history.csv (one row per epoch), each replaced atomically."""
+def write_history(progress, directory: str) -> None:
+    """history.json and history.csv (one row per epoch) of a run's Progress, and, where it
+    evaluated within epochs, eval_steps.json and eval_steps.csv (one row per evaluation);
+    each replaced atomically."""
+    history = progress.history
     epochs = len(history.get("loss", []))
     keys = sorted(history)
     for name, write in (("history.json", _write_json), ("history.csv", _write_csv)):
         path = os.path.join(directory, name)
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             write(f, history, keys, epochs)
+    if progress.evaluations:
+        _write_evaluations(progress.evaluations, directory)
+
+
+def _write_evaluations(rows: list[dict], directory: str) -> None:
+    keys = ["step", *sorted({k for row in rows for k in row} - {"step"})]
+    write_json(os.path.join(directory, "eval_steps.json"), rows, sort_keys=True)
+    with atomic_path(os.path.join(directory, "eval_steps.csv")) as tmp, \
+            open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(keys)
+        writer.writerows([row.get(k, "") for k in keys] for row in rows)
 
 
 def _write_json(f, history, keys, epochs):
@@ -230,7 +245,10 @@ def read_step_scalars(log_dir: str, tag: str) -> list[list[tuple[int, float]]]:
 
 class EvaluateEvery(keras.callbacks.Callback):
     """Evaluates every N steps within epochs, without disturbing the epoch's running train
-    metrics (Keras resets all metrics when it evaluates; they are saved and put back)."""
+    metrics (Keras resets all metrics when it evaluates; they are saved and put back). The
+    figures go to TensorBoard (val_<metric> at the step) and to the run's Progress, which
+    the checkpoints carry and write_history writes out (eval_steps.csv); it runs before
+    Checkpointing, so that a checkpoint at the same step holds its evaluation."""
 
     def __init__(self, dataset, steps: int | None, every: int, state, log_dir: str,
                  checkpointing: Checkpointing):
@@ -238,6 +256,7 @@ class EvaluateEvery(keras.callbacks.Callback):
         self.dataset, self.steps, self.every, self.state = dataset, steps, every, state
         self.writer = tf.summary.create_file_writer(log_dir)
         self.checkpointing = checkpointing
+        self.history_dir = checkpointing.history_dir
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.state.progress.step
@@ -252,6 +271,10 @@ class EvaluateEvery(keras.callbacks.Callback):
         with self.writer.as_default(step=step):
             for name, value in result.items():
                 tf.summary.scalar(f"val_{name}", float(value))
+        evaluations = self.state.progress.evaluations
+        evaluations[:] = [row for row in evaluations if row["step"] < step]  # a redone step
+        evaluations.append({"step": step, **{f"val_{k}": float(v) for k, v in result.items()}})
+        write_history(self.state.progress, self.history_dir)
         monitor = self.checkpointing.monitor
         if monitor.startswith("val_"):
             self.checkpointing.consider_best(result.get(monitor[len("val_"):]))

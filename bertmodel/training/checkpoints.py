@@ -40,6 +40,8 @@ class Progress:
     # Mid-epoch: each metric's variables (its running sums), so that a resumed epoch
     # reports the mean over all of its steps; None at an epoch's end.
     metric_states: dict | None = None
+    # The held-out figures of --eval_every_steps: {"step": N, "val_<metric>": value, ...}.
+    evaluations: list = dataclasses.field(default_factory=list)
 
     @property
     def epochs_done(self) -> int:

@@ -156,8 +156,13 @@ def make_callbacks(config, plan, setup, state, eval_ds):
     if peak is None and tf.config.list_physical_devices("GPU"):
         peak = flops.device_peak(setup.precision)[0]
     logs_dir = os.path.join(setup.out_dir, "logs")
+    every = []
+    if config.eval_every_steps and eval_ds is not None:  # before checkpointing (its doc)
+        every = [EvaluateEvery(eval_ds, plan.eval_steps, config.eval_every_steps, state,
+                               os.path.join(logs_dir, "steps"), checkpointing)]
     callbacks = [
         StepCounter(state),  # first: the callbacks after it read the step it counts
+        *every,
         checkpointing,
         StepLogger(os.path.join(logs_dir, "steps"), config.log_every_steps, state,
                    global_batch=config.batch_size, bert_config=plan.bert_config,
@@ -169,9 +174,6 @@ def make_callbacks(config, plan, setup, state, eval_ds):
     if config.keep_encoder_every_steps:
         callbacks.append(KeepEncoders(state, config.keep_encoder_every_steps, setup.out_dir,
                                       plan.tokenizer))
-    if config.eval_every_steps and eval_ds is not None:
-        callbacks.append(EvaluateEvery(eval_ds, plan.eval_steps, config.eval_every_steps,
-                                       state, os.path.join(logs_dir, "steps"), checkpointing))
     return callbacks
 
 
@@ -256,7 +258,7 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
             continue
         with atomic_path(os.path.join(out, name)) as tmp:
             writers[name](tmp)
-    write_history(state.progress.history, out)
+    write_history(state.progress, out)
     _write_json(os.path.join(out, OUTPUTS_MANIFEST), {
         "step": step, "sizes": {name: _size(os.path.join(out, name)) for name in OUTPUTS}})
 

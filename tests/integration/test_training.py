@@ -1,5 +1,6 @@
 """The trainer: step-level checkpoints and exact resume, outputs, checked inputs, errors."""
 
+import csv
 import json
 import os
 import shutil
@@ -283,3 +284,20 @@ def test_two_workers_train_together_on_loopback(tmp_path, sample_dataset):
     losses = [[line.split("- loss: ")[1].split(" ")[0] for line in out.splitlines()
                if "- loss: " in line] for out in logs]
     assert len(losses[0]) == 2 and losses[0] == losses[1]
+
+
+def test_evaluations_within_epochs_go_to_the_history_and_survive_a_resume(tmp_path,
+                                                                         sample_dataset):
+    data, _ = sample_dataset
+    model_dir = tmp_path / "m"
+    flags = [f"--tfrecords={data}/train-*", f"--eval_tfrecords={data}/eval-*",
+             f"--model_dir={model_dir}", *TINY, "--steps_per_epoch=4", "--eval_every_steps=3"]
+    train.train_from_flags([*flags, "--epochs=1"])
+    train.train_from_flags([*flags, "--epochs=2"])  # resumed: steps 5 to 8
+    with open(model_dir / "eval_steps.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["step"]) for row in rows] == [3, 6]
+    logged = read_step_scalars(str(model_dir / "logs" / "steps"), "val_mlm_loss")
+    assert [float(row["val_mlm_loss"]) for row in rows] == \
+        pytest.approx([value for run in logged for _, value in run], rel=1e-6)
+    assert json.loads((model_dir / "eval_steps.json").read_text())[1]["step"] == 6
