@@ -244,11 +244,17 @@ def _wordpiece_graph_settings(described: dict, path: str) -> WordPieceGraphSetti
     if sorted(by_id) != list(range(len(by_id))):
         raise NotInGraph(f"{path}: the ids of model.vocab and added_tokens do not run from 0 "
                          f"to {len(by_id) - 1}")
+    unk, prefix, longest = (model.get(k, default) for k, default in (
+        ("unk_token", "[UNK]"), ("continuing_subword_prefix", "##"),
+        ("max_input_chars_per_word", 100)))
+    if not isinstance(unk, str) or not isinstance(prefix, str) or \
+            not isinstance(longest, int) or isinstance(longest, bool) or longest < 1:
+        raise NotInGraph(f"{path}: model.unk_token, continuing_subword_prefix or "
+                         f"max_input_chars_per_word is not a token, a prefix and a positive "
+                         f"integer ({unk!r}, {prefix!r}, {longest!r})")
     return WordPieceGraphSettings(
-        pieces=tuple(by_id[i] for i in range(len(by_id))),
-        unk_token=model.get("unk_token", "[UNK]"),
-        continuation_prefix=model.get("continuing_subword_prefix", "##"),
-        max_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
+        pieces=tuple(by_id[i] for i in range(len(by_id))), unk_token=unk,
+        continuation_prefix=prefix, max_chars_per_word=longest,
         lowercase=bool(normalizer.get("lowercase", True)), added_tokens=tuple(added))
 
 
@@ -271,7 +277,10 @@ def _not_in_graph_reason(described: dict) -> str | None:
         return "BertNormalizer with clean_text or handle_chinese_chars off"
     if not isinstance(model.get("vocab"), dict):
         return "model.vocab is not a token -> id map"
-    for token in described.get("added_tokens") or []:
+    added = described.get("added_tokens") or []
+    if not isinstance(added, list):
+        return "added_tokens is not a list"
+    for token in added:
         if isinstance(token, dict) and any(token.get(k) for k in ("lstrip", "rstrip",
                                                                    "single_word")):
             return f"the added token {token.get('content')!r} strips spaces or must be a word"

@@ -136,9 +136,9 @@ def test_classifier_round_trips_and_reads_only_real_positions(tmp_path, pooling)
 
 def test_presets_and_json_configs_get_a_learning_rate_for_their_width():
     assert [default_learning_rate(PRESETS[n]) for n in ("tiny", "mini", "seed", "base")] \
-        == [1e-3, 1e-3, 2.5e-4, 1e-4]
+        == [2e-3, 1e-3, 2.5e-4, 1e-4]
     assert default_learning_rate(BertConfig(hidden_size=512, num_heads=8)) == 2.5e-4
-    assert default_learning_rate(BertConfig(hidden_size=16, num_heads=2)) == 1e-3
+    assert default_learning_rate(BertConfig(hidden_size=16, num_heads=2)) == 2e-3
 
 
 def test_fine_tuning_gets_the_rate_measured_for_its_width():
