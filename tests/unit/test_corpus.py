@@ -57,9 +57,12 @@ def test_huge_line_without_newline_is_skipped_and_counted():
     assert counts[corpus.LINES_TOO_LONG] == 1
 
 
-def test_bom_is_removed_and_long_documents_are_cut():
-    data = "\ufeffone\ntwo\nthree\nfour\nfive\n".encode()
-    docs, counts = read_all(data, max_document_lines=2)
+def test_a_byte_order_mark_is_removed():
+    assert read_all("\ufeffone\ntwo\n".encode())[0] == [["one", "two"]]
+
+
+def test_long_documents_are_cut_and_counted():
+    docs, counts = read_all(b"one\ntwo\nthree\nfour\nfive\n", max_document_lines=2)
     assert docs == [["one", "two"], ["three", "four"], ["five"]]
     assert counts[corpus.DOCUMENTS_SPLIT] == 2
 

@@ -171,9 +171,12 @@ def test_metadata_mismatch_names_both_values(tmp_path):
         bertdata.make_dataset(d, 2, tokenizer_sha256="zzz")
 
 
-def test_empty_pattern_and_wrong_features(tmp_path):
+def test_a_pattern_that_matches_no_file_names_it(tmp_path):
     with pytest.raises(ValueError, match="nothing-\\*.*matches no file"):
         bertdata.make_dataset(str(tmp_path / "nothing-*"), 2)
+
+
+def test_records_without_the_input_features_name_the_missing_feature(tmp_path):
     wrong = wire_format.encode_example({"token_ids": [5, 4, 4], "next_sentence_labels": [0]})
     d = write(tmp_path / "w", [wrong])
     with pytest.raises(tf.errors.InvalidArgumentError, match="input_ids"):
@@ -186,7 +189,8 @@ def write_gzip(path, records):
             w.write(r)
 
 
-def test_corrupt_gzip_file_names_the_file_and_concatenated_streams_are_fine(tmp_path):
+def gzip_dataset(tmp_path):
+    """A GZIP dataset of 300 records whose second shard is two gzip streams back to back."""
     recs = [wire_format.serialize_compact([5, 7, 4, i, 4], [], [], 0) for i in range(300)]
     d = tmp_path / "z"
     write(d, [], name="unused", compression=schema.Compression.GZIP, splits={"train": split(300)})
@@ -197,9 +201,17 @@ def test_corrupt_gzip_file_names_the_file_and_concatenated_streams_are_fine(tmp_
     write_gzip(tmp_path / "b.gz", recs[200:])
     (d / "train-00001-of-00002.tfrecord.gz").write_bytes(
         (tmp_path / "a.gz").read_bytes() + (tmp_path / "b.gz").read_bytes())
-    ds = bertdata.make_dataset(str(d), 10, is_training=False)
+    return d
+
+
+def test_concatenated_gzip_streams_read_whole(tmp_path):
+    ds = bertdata.make_dataset(str(gzip_dataset(tmp_path)), 10, is_training=False)
     got = sorted(int(x) for f, _ in ds for x in f["input_ids"][:, 3].numpy())
     assert got == list(range(300))
+
+
+def test_a_corrupt_gzip_file_is_named_or_skipped(tmp_path):
+    d = gzip_dataset(tmp_path)
     bad = d / "train-00001-of-00002.tfrecord.gz"
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 3])  # truncated inside the first stream

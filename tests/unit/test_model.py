@@ -18,7 +18,7 @@ from bertmodel.training.schedule import WarmupCosine, default_warmup_steps
 from tests.model_helpers import TINY, batch
 
 
-def test_shapes_and_config_round_trip():
+def test_the_pretrainer_and_its_backbone_give_their_shapes():
     model = BertPretrainer(config=TINY)
     x, _ = batch(TINY)
     out = model(x)
@@ -28,6 +28,10 @@ def test_shapes_and_config_round_trip():
     backbone_out = model.backbone(x)
     assert backbone_out["sequence_output"].shape == (3, 12, TINY.hidden_size)
     assert backbone_out["pooled_output"].shape == (3, TINY.hidden_size)
+
+
+def test_a_pretrainers_config_rebuilds_it():
+    model = BertPretrainer(config=TINY)
     clone = BertPretrainer.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert BertBackbone.from_config(model.backbone.get_config()).config == TINY
@@ -119,7 +123,7 @@ def test_loss_is_the_weighted_global_mean():
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_classifier_round_trips_and_reads_only_real_positions(tmp_path, pooling):
+def test_a_saved_classifier_loads_with_its_outputs(tmp_path, pooling):
     model = BertClassifier(config=TINY, num_labels=3, pooling=pooling)
     x, _ = batch(TINY, b=1, s=8)
     want = model(x, training=False).numpy()
@@ -128,6 +132,13 @@ def test_classifier_round_trips_and_reads_only_real_positions(tmp_path, pooling)
     loaded = tf.keras.models.load_model(tmp_path / "c.keras")
     assert loaded.get_config() == model.get_config()
     np.testing.assert_allclose(loaded(x, training=False).numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_a_classifier_reads_only_real_positions(pooling):
+    model = BertClassifier(config=TINY, num_labels=3, pooling=pooling)
+    x, _ = batch(TINY, b=1, s=8)
+    want = model(x, training=False).numpy()
     # Padding added after the real positions changes nothing.
     padded = {k: np.pad(v, [(0, 0), (0, 4)]) for k, v in x.items()}
     np.testing.assert_allclose(model(padded, training=False).numpy(), want, rtol=1e-4,

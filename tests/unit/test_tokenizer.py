@@ -8,21 +8,27 @@ import pytest
 from bertdata.tokenizer import NUM_SPECIAL, SPECIAL_PIECES, SentencePieceTokenizer, train_tokenizer
 
 
-def test_layout_and_special_ids(tokenizer):
+def test_the_special_pieces_come_first_with_their_ids(tokenizer):
     assert tokenizer.vocab_size == 1000 + 7
     assert tokenizer.pieces[:7] == ["[PAD]", "[UNK]", "[BOS]", "[EOS]", "[SEP]", "[CLS]",
                                     "[MASK]"]
     s = tokenizer.special
     assert (s.pad, s.unk, s.bos, s.eos, s.sep, s.cls, s.mask) == (0, 1, 2, 3, 4, 5, 6)
+
+
+def test_a_special_piece_written_in_text_is_one_id(tokenizer):
     # The special pieces are atomic when they appear in text: one id, after the word-start
     # piece SentencePiece puts before a word that begins with it.
     pieces = [tokenizer.id_to_piece(i) for i in tokenizer.encode_line("가 [MASK] 나")]
     assert pieces[1:] == ["▁", "[MASK]", "▁나"] and tokenizer.encode_line("[MASK]")[1:] == [6]
 
 
-def test_replacement_ids_and_word_starts(tokenizer):
+def test_replacements_are_every_ordinary_piece(tokenizer):
     ids = tokenizer.replacement_ids
     assert ids.min() >= NUM_SPECIAL and len(ids) == tokenizer.vocab_size - NUM_SPECIAL
+
+
+def test_a_piece_starts_a_word_when_it_carries_the_marker(tokenizer):
     for i in range(tokenizer.vocab_size):
         assert tokenizer.word_start[i] == tokenizer.pieces[i].startswith("\u2581")
 
