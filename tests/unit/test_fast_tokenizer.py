@@ -180,15 +180,21 @@ def test_a_folder_without_a_tokenizer_is_one_line(tmp_path):
         read_tokenizer_source(str(tmp_path))
 
 
+def damaged_copy(published_tokenizer, tmp_path, change: dict):
+    """A fresh copy of the klue-layout folder whose tokenizer.json has CHANGE's keys."""
+    folder = tmp_path / "fuzz"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(published_tokenizer("klue"), folder)
+    edit_json(folder, "tokenizer.json", lambda d: {**d, **change})
+    return folder
+
+
 @FUZZ
 @given(change=st.dictionaries(st.sampled_from(["model", "normalizer", "pre_tokenizer",
                                                "added_tokens", "post_processor", "decoder"]),
                               JSON, min_size=1, max_size=2))
 def test_a_damaged_tokenizer_json_loads_or_is_one_line(published_tokenizer, tmp_path, change):
-    folder = tmp_path / "fuzz"
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(published_tokenizer("klue"), folder)
-    edit_json(folder, "tokenizer.json", lambda d: {**d, **change})
+    folder = damaged_copy(published_tokenizer, tmp_path, change)
     try:
         tok = load(folder)
     except BadFile as e:
@@ -203,10 +209,7 @@ def test_a_damaged_tokenizer_json_loads_or_is_one_line(published_tokenizer, tmp_
                               JSON, min_size=1, max_size=2))
 def test_a_damaged_tokenizer_json_runs_in_the_graph_with_its_pieces_or_is_one_line(
         published_tokenizer, tmp_path, change):
-    folder = tmp_path / "fuzz"
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(published_tokenizer("klue"), folder)
-    edit_json(folder, "tokenizer.json", lambda d: {**d, **change})
+    folder = damaged_copy(published_tokenizer, tmp_path, change)
     try:
         source = read_tokenizer_source(folder)
         tok = source.load()
