@@ -60,6 +60,7 @@ class TrainedModel:
     kind: str  # hf_weights.PRETRAINING or hf_weights.CLASSIFICATION
     model: object
     tokenizer: TokenizerSource
+    pad_token_id: int
     labels: list | None
     facts: dict
 
@@ -87,7 +88,8 @@ def load_trained(model_dir: str) -> TrainedModel:
     path = classifier if kind == CLASSIFICATION else os.path.join(model_dir, "model.keras")
     try:
         tokenizer = read_tokenizer_source(model_dir)
-    except BadFile as e:
+        pad_token_id = tokenizer.load(word_cache_size=0).special.pad
+    except ValueError as e:  # the reader's BadFile, or a model that does not load
         raise ExportError(f"--model_dir {model_dir} holds no usable tokenizer ({e}): not a "
                           "finished bertmodel.train or bertmodel.finetune output") from None
     try:
@@ -110,7 +112,7 @@ def load_trained(model_dir: str) -> TrainedModel:
              "data": _read_data_metadata(os.path.join(model_dir, DATA_METADATA)),
              "history": _read_json(os.path.join(model_dir, "history.json")),
              "results": _read_json(os.path.join(model_dir, "results.json"))}
-    return TrainedModel(kind, model, tokenizer, labels, facts)
+    return TrainedModel(kind, model, tokenizer, pad_token_id, labels, facts)
 
 
 def _read_data_metadata(path: str):
@@ -182,7 +184,7 @@ def export(settings: ExportSettings) -> dict:
     else:  # a published checkpoint's tokenizer, as it came
         files = dict(tokenizer.files)
     hf = hf_weights.hf_config(config, trained.kind, trained.labels,
-                              pad_token_id=tokenizer.load(word_cache_size=0).special.pad)
+                              pad_token_id=trained.pad_token_id)
     hf[TOKENIZER_SHA256] = tokenizer.sha256
     files["config.json"] = json.dumps(hf, indent=2, ensure_ascii=False)
     files["README.md"] = model_card(trained.kind, config, trained.facts, trained.labels,

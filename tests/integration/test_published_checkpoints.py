@@ -222,9 +222,13 @@ def test_a_step_at_rate_zero_exports_the_source_bit_for_bit(tmp_path, published_
     assert theirs["export_ids"] == theirs["source_ids"]
     assert theirs["missing"] == [] and theirs["unexpected"] == []
     model, tok = fill_mask.load(run)
-    for text, proposed in zip(texts, theirs["fill_mask"], strict=True):
-        ours = {tok.pieces.index(piece): score
-                for piece, score in fill_mask.fill_mask(model, tok, text)[0]}
+    served = tf.saved_model.load(os.path.join(run, "export"))  # held while its functions run
+    top_pieces = served.fill_mask(tf.constant(texts))["top_pieces"].numpy()
+    for text, proposed, in_graph in zip(texts, theirs["fill_mask"], top_pieces, strict=True):
+        answers = fill_mask.fill_mask(model, tok, text)[0]
+        # The run's SavedModel tokenizes in the graph, and answers as the command does.
+        assert [p.decode() for p in in_graph[0]] == [piece for piece, _ in answers], text
+        ours = {tok.pieces.index(piece): score for piece, score in answers}
         # The same five; their order may differ only where their scores tie within 1e-5.
         assert sorted(map(int, proposed)) == sorted(ours), text
         for i, score in ours.items():

@@ -171,3 +171,17 @@ def test_damaged_weights_are_named(folder, tmp_path, raw):
     hf = copy(folder, tmp_path)
     (hf / "model.safetensors").write_bytes(raw)
     assert "model.safetensors: cannot read" in refused(hf)
+
+
+def test_exporting_a_run_with_a_damaged_tokenizer_is_one_line(tmp_path, spm_model, tokenizer,
+                                                              capsys):
+    config = dataclasses.replace(PRESETS["tiny"], vocab_size=tokenizer.vocab_size)
+    model = BertPretrainer(config=config)
+    model(dummy_inputs(config))
+    run = trained_folder(tmp_path, spm_model, model, "run")
+    (run / "tokenizer.model").write_bytes(b"not a SentencePiece model")
+    capsys.readouterr()
+    assert export_hf.main([f"--model_dir={run}", f"--output_dir={tmp_path / 'hf'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no usable tokenizer" in err[0] and "tokenizer.model" in err[0]
+    assert not (tmp_path / "hf").exists()
