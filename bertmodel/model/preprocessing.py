@@ -45,9 +45,9 @@ class BertPreprocessor(tf.Module):
             raise ValueError(f"max_seq_length must be at least 3, got {max_seq_length}")
         self.max_seq_length = int(max_seq_length)
         self.pad_to_max = pad_to_max
-        self.tokenizer = graph_tokenizer(tokenizer)
-        loaded = tokenizer.load(word_cache_size=0)
+        loaded = tokenizer.load(word_cache_size=0)  # first: its errors name the file
         self.special, self.is_special = loaded.special, loaded.is_special
+        self.tokenizer = graph_tokenizer(tokenizer)
         self._single = text.RoundRobinTrimmer(self.max_seq_length - 2)
         self._pair = text.RoundRobinTrimmer(self.max_seq_length - 3)
         self._text = text

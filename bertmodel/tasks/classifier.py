@@ -21,7 +21,7 @@ import tensorflow as tf
 import bertmodel
 from bertcommon import cli
 from bertcommon.files import BadFile, atomic_path, output_dir_problem
-from bertdata.tokenizer_files import NotInGraph, TokenizerSource, read_tokenizer_source
+from bertdata.tokenizer_files import TokenizerSource, read_tokenizer_source
 from bertmodel.export.hf_import import HFFormatError, is_hf_folder, load_backbone, read_hf_folder
 from bertmodel.export.saved_model import export_classifier
 from bertmodel.model.bert import BertBackbone, BertClassifier, dummy_inputs
@@ -169,7 +169,7 @@ def finetune(config: FinetuneSettings) -> dict:
                     "to %d pieces", config.max_seq_length, positions, positions)
     try:
         preprocessor = BertPreprocessor(tokenizer, min(config.max_seq_length, positions))
-    except NotInGraph as e:
+    except ValueError as e:  # NotInGraph, or a tokenizer that does not load
         raise FinetuneError(f"--model_dir: {e}") from None
     train_ds = labelled_text_dataset(train, labels, preprocessor, config.batch_size, training=True,
                             seed=config.seed)

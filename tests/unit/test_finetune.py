@@ -78,3 +78,11 @@ def test_a_file_as_output_dir_is_refused_before_training(tiny_run, tmp_path, cap
     assert finetune_tiny_run(run, tsv, tmp_path / "file") == 2
     err = capsys.readouterr().err.strip()
     assert "is a file" in err and len(err.splitlines()) == 1 and "epoch" not in err
+
+
+def test_a_run_with_a_damaged_tokenizer_is_refused_in_one_line(tiny_run, tmp_path, capsys):
+    run, tsv = tiny_run
+    (run / "tokenizer.model").write_bytes(b"not a SentencePiece model")
+    assert finetune_tiny_run(run, tsv, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "tokenizer.model" in err and "epoch" not in err
