@@ -86,16 +86,16 @@ def load_trained(model_dir: str) -> TrainedModel:
     classifier = os.path.join(model_dir, "classifier.keras")
     kind = CLASSIFICATION if os.path.exists(classifier) else PRETRAINING
     path = classifier if kind == CLASSIFICATION else os.path.join(model_dir, "model.keras")
+    try:  # the model first: a folder without one is not a finished run, whatever else it has
+        model = bertmodel._load(path, os.path.basename(path))
+    except bertmodel.ModelFileError as e:
+        raise ExportError(f"--model_dir: {e}") from None
     try:
         tokenizer = read_tokenizer_source(model_dir)
         pad_token_id = tokenizer.load(word_cache_size=0).special.pad
     except ValueError as e:  # the reader's BadFile, or a model that does not load
         raise ExportError(f"--model_dir {model_dir} holds no usable tokenizer ({e}): not a "
                           "finished bertmodel.train or bertmodel.finetune output") from None
-    try:
-        model = bertmodel._load(path, os.path.basename(path))
-    except bertmodel.ModelFileError as e:
-        raise ExportError(f"--model_dir: {e}") from None
     if kind == PRETRAINING and model.nsp_head is None:
         kind = MASKED_LM
     labels = None
