@@ -22,7 +22,18 @@ import os
 
 from bertcommon.files import BadFile, read_json
 from bertdata.tokenizer_files import SENTENCEPIECE, TokenizerSource, read_tokenizer_source
-from bertmodel.export.hf_weights import HFFormatError
+from bertmodel.export.hf_weights import (
+    ARCHITECTURES,
+    CLASSIFICATION,
+    MLM_HEAD,
+    NSP_HEAD,
+    POOLER,
+    HFFormatError,
+    config_from_hf,
+    load_backbone_tensors,
+    load_pretrainer_tensors,
+    present_parts,
+)
 
 log = logging.getLogger("bertmodel.export.hf_import")
 
@@ -94,8 +105,6 @@ class HFConfig:
 def read_hf_config(path: str) -> HFConfig:
     """config.json of a Hugging Face BERT folder, every field this project reads checked;
     HFFormatError names the file and field."""
-    from bertmodel.export.hf_weights import ARCHITECTURES, CLASSIFICATION, config_from_hf
-
     try:
         hf = read_json(path)
     except BadFile as e:
@@ -132,8 +141,6 @@ def _labels(id2label, path: str) -> list[str]:
 def read_hf_folder(folder: str) -> HFModel:
     """The sizes, weights and tokenizer of a Hugging Face BERT folder, read strictly;
     HFFormatError names the file or field that does not fit."""
-    from bertmodel.export.hf_weights import present_parts
-
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise HFFormatError(f"{folder}: no config.json (a Hugging Face model folder?)")
     hf = read_hf_config(os.path.join(folder, "config.json"))
@@ -191,7 +198,6 @@ def read_weights(folder: str) -> tuple[str, dict]:
 
 def load_backbone(hf: HFModel):
     """A BertBackbone holding the folder's encoder weights."""
-    from bertmodel.export.hf_weights import load_backbone_tensors
     from bertmodel.model.bert import BertBackbone, dummy_inputs
 
     backbone = BertBackbone(hf.config, name="backbone")
@@ -204,14 +210,6 @@ def init_pretrainer(model, hf: HFModel) -> None:
     """Sets a built BertPretrainer's weights from the folder. Parts the folder lacks start
     as BERT starts them, and one line says which: a fresh pooler, MLM transform and
     output bias (the decoder is the word embeddings, tied), or next-sentence head."""
-    from bertmodel.export.hf_weights import (
-        MLM_HEAD,
-        NSP_HEAD,
-        POOLER,
-        load_backbone_tensors,
-        load_pretrainer_tensors,
-    )
-
     if model.backbone.config.to_dict() != hf.config.to_dict():
         mine, theirs = model.backbone.config.to_dict(), hf.config.to_dict()
         field = next(k for k in mine if mine[k] != theirs[k])

@@ -17,6 +17,7 @@ import shutil
 
 import tensorflow as tf
 
+import bertdata
 from bertcommon.files import (
     BadFile,
     atomic_path,
@@ -26,6 +27,11 @@ from bertcommon.files import (
     run_lock,
     write_json,
 )
+from bertdata.tfdata import dynamic_masking
+from bertmodel.export.hf_import import init_pretrainer
+from bertmodel.export.saved_model import export_saved_model
+from bertmodel.model.bert import BertPretrainer, dummy_inputs
+from bertmodel.model.layers import KERAS3
 from bertmodel.training import devices, flops
 from bertmodel.training.callbacks import (
     Checkpointing,
@@ -38,6 +44,8 @@ from bertmodel.training.callbacks import (
 )
 from bertmodel.training.checkpoints import RunState
 from bertmodel.training.plan import DATA_METADATA, Plan, TrainError
+from bertmodel.training.plots import save_plots
+from bertmodel.training.schedule import WarmupCosine, make_optimizer
 from bertmodel.training.settings import TrainSettings
 
 log = logging.getLogger("bertmodel.train")
@@ -80,8 +88,6 @@ def set_up_devices(config: TrainSettings) -> Setup:
 
 def make_datasets(config, plan, setup):
     """(train_from, eval_ds): train_from(step) is the training data from that step on."""
-    import bertdata
-    from bertdata.tfdata import dynamic_masking
 
     masking = (dynamic_masking.masking_options(plan.tokenizer.load(word_cache_size=0))
                if plan.meta.masking == "dynamic" else None)
@@ -102,8 +108,6 @@ def make_datasets(config, plan, setup):
 
 
 def build_model(config, plan, setup):
-    from bertmodel.model.bert import BertPretrainer, dummy_inputs
-    from bertmodel.training.schedule import WarmupCosine, make_optimizer
 
     accumulate = config.gradient_accumulation_steps
     with setup.strategy.scope():
@@ -113,8 +117,6 @@ def build_model(config, plan, setup):
         model(dummy_inputs(plan.bert_config))
         checkpoint = plan.take_init_checkpoint()
         if checkpoint is not None:  # a resumed run's checkpoint overrides these afterwards
-            from bertmodel.export.hf_import import init_pretrainer
-
             init_pretrainer(model, checkpoint)
         # The schedule counts optimizer updates: one per `accumulate` batches.
         schedule = WarmupCosine(plan.learning_rate, plan.warmup_steps // accumulate,
@@ -234,9 +236,6 @@ def write_outputs(model, plan, setup, state, only_missing: bool) -> None:
     best weights are restored before (as the reference keeps them). The export takes raw
     text when the run has a tokenizer with a graph counterpart; it trims to the model's
     positions, as the fill_mask command does."""
-    from bertmodel.export.saved_model import export_saved_model
-    from bertmodel.model.layers import KERAS3
-    from bertmodel.training.plots import save_plots
 
     out = setup.out_dir
     step = state.progress.step
