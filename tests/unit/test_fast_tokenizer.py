@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import unicodedata
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from bertcommon.files import BadFile
 from bertdata import pretraining as pt
+from bertdata.fast_tokenizer import BERT_SPACE_CHARACTERS
 from bertdata.tokenizer_files import FAST, NotInGraph, read_tokenizer_source
 from bertdata.vocabulary import SpecialIds
 from tests.example_helpers import one_pass_examples
@@ -273,3 +275,8 @@ def test_training_refuses_records_of_another_tokenizer(published_tokenizer, samp
                                                r"records were made with"):
         train.train_from_flags([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}",
                                 f"--tokenizer={published_tokenizer('klue')}", "--config=tiny"])
+
+
+def test_the_word_cache_cuts_at_tab_line_ends_and_every_space_separator():
+    spaces = {chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Zs"}
+    assert set(BERT_SPACE_CHARACTERS) == spaces | {"\t", "\n", "\r"}
