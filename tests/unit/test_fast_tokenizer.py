@@ -22,7 +22,7 @@ from bertdata.vocabulary import SpecialIds
 from tests.example_helpers import one_pass_examples
 from tests.korean_stress import stress_lines
 from tests.model_helpers import edit_json
-from tests.unit.test_readers import FUZZ, JSON, one_line
+from tests.unit.test_readers import FUZZ, JSON, REFUSED, one_line, read_or_refused
 
 TEXT = "대한민국은 민주공화국이다. 모든 국민은 법 앞에 평등하다."
 
@@ -182,11 +182,17 @@ def test_a_folder_without_a_tokenizer_is_one_line(tmp_path):
         read_tokenizer_source(str(tmp_path))
 
 
-def damaged_copy(published_tokenizer, tmp_path, change: dict):
-    """A fresh copy of the klue-layout folder whose tokenizer.json has CHANGE's keys."""
+def fuzz_copy(published_tokenizer, tmp_path):
+    """A fresh copy of the klue-layout folder (one per example: tmp_path is the test's)."""
     folder = tmp_path / "fuzz"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(published_tokenizer("klue"), folder)
+    return folder
+
+
+def damaged_copy(published_tokenizer, tmp_path, change: dict):
+    """fuzz_copy whose tokenizer.json has CHANGE's keys."""
+    folder = fuzz_copy(published_tokenizer, tmp_path)
     edit_json(folder, "tokenizer.json", lambda d: {**d, **change})
     return folder
 
@@ -197,10 +203,8 @@ def damaged_copy(published_tokenizer, tmp_path, change: dict):
                               JSON, min_size=1, max_size=2))
 def test_a_damaged_tokenizer_json_loads_or_is_one_line(published_tokenizer, tmp_path, change):
     folder = damaged_copy(published_tokenizer, tmp_path, change)
-    try:
-        tok = load(folder)
-    except BadFile as e:
-        assert one_line(e).startswith(str(folder))
+    tok = read_or_refused(lambda: load(folder), BadFile, str(folder))
+    if tok is REFUSED:
         return
     assert tok.vocab_size == len(tok.pieces) and tok.special.mask < tok.vocab_size
 
@@ -212,13 +216,15 @@ def test_a_damaged_tokenizer_json_loads_or_is_one_line(published_tokenizer, tmp_
 def test_a_damaged_tokenizer_json_runs_in_the_graph_with_its_pieces_or_is_one_line(
         published_tokenizer, tmp_path, change):
     folder = damaged_copy(published_tokenizer, tmp_path, change)
-    try:
+
+    def tokenizer_and_graph_settings():
         source = read_tokenizer_source(folder)
-        tok = source.load()
-        settings = source.wordpiece_graph_settings()
-    except (BadFile, NotInGraph) as e:
-        assert one_line(e).startswith(str(folder))
+        return source.load(), source.wordpiece_graph_settings()
+
+    both = read_or_refused(tokenizer_and_graph_settings, (BadFile, NotInGraph), str(folder))
+    if both is REFUSED:
         return
+    tok, settings = both
     assert settings.pieces == tuple(tok.pieces)
 
 
@@ -229,14 +235,10 @@ def test_a_damaged_tokenizer_json_runs_in_the_graph_with_its_pieces_or_is_one_li
                               max_size=3))
 def test_any_tokenizer_config_gives_distinct_special_ids_or_one_line(published_tokenizer,
                                                                      tmp_path, config):
-    folder = tmp_path / "fuzz"
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(published_tokenizer("klue"), folder)
+    folder = fuzz_copy(published_tokenizer, tmp_path)
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    try:
-        tok = load(folder)
-    except BadFile as e:
-        assert one_line(e).startswith(str(folder))
+    tok = read_or_refused(lambda: load(folder), BadFile, str(folder))
+    if tok is REFUSED:
         return
     ids = list(tok.special.as_dict().values())
     assert len(set(ids)) == len(ids) and tok.is_special[ids].all()

@@ -36,6 +36,19 @@ def one_line(error: Exception) -> str:
     return message
 
 
+REFUSED = object()
+
+
+def read_or_refused(read, errors, prefix: str):
+    """READ()'s value, or REFUSED where it raised one of ERRORS with one line that starts
+    with PREFIX (the file or flag it names): what every fuzzed reader must do."""
+    try:
+        return read()
+    except errors as e:
+        assert one_line(e).startswith(prefix)
+        return REFUSED
+
+
 def mutated(valid: dict):
     """VALID with some keys given any JSON value, some removed and some added."""
     keys = sorted(valid)
@@ -50,10 +63,8 @@ def mutated(valid: dict):
 def test_read_json_gives_a_value_or_names_the_file(tmp_path, raw):
     path = tmp_path / "f.json"
     path.write_bytes(raw)
-    try:
-        value = read_json(str(path), expect=None)
-    except BadFile as e:
-        assert one_line(e).startswith(str(path))
+    value = read_or_refused(lambda: read_json(str(path), expect=None), BadFile, str(path))
+    if value is REFUSED:
         return
     assert value == json.loads(raw.decode("utf-8"))
 
@@ -63,10 +74,8 @@ def test_read_json_gives_a_value_or_names_the_file(tmp_path, raw):
 def test_a_config_file_is_a_bert_config_or_one_line(tmp_path, data):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(data))
-    try:
-        config = load_config(str(path))
-    except ValueError as e:
-        assert one_line(e).startswith(f"--config {path}")
+    config = read_or_refused(lambda: load_config(str(path)), ValueError, f"--config {path}")
+    if config is REFUSED:
         return
     assert config.to_dict() == {**BertConfig().to_dict(), **data}
 
@@ -74,10 +83,9 @@ def test_a_config_file_is_a_bert_config_or_one_line(tmp_path, data):
 @FUZZ
 @given(data=mutated(hf_config(PRESETS["tiny"], "BertForPreTraining")))
 def test_a_hugging_face_config_is_a_bert_config_or_names_the_field(data):
-    try:
-        config = config_from_hf(data, "config.json")
-    except HFFormatError as e:
-        assert one_line(e).startswith("config.json: ")
+    config = read_or_refused(lambda: config_from_hf(data, "config.json"), HFFormatError,
+                             "config.json: ")
+    if config is REFUSED:
         return
     assert (config.hidden_size, config.num_layers) == (data["hidden_size"],
                                                         data["num_hidden_layers"])
@@ -90,10 +98,8 @@ def test_a_hugging_face_config_is_a_bert_config_or_names_the_field(data):
 def test_a_classifiers_config_file_reads_or_names_the_field(tmp_path, data):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(data))
-    try:
-        hf = read_hf_config(str(path))
-    except HFFormatError as e:
-        assert one_line(e).startswith(str(path))
+    hf = read_or_refused(lambda: read_hf_config(str(path)), HFFormatError, str(path))
+    if hf is REFUSED:
         return
     assert hf.architecture in ("BertForSequenceClassification", "BertForPreTraining",
                                "BertForMaskedLM", "BertModel")
@@ -105,10 +111,9 @@ def test_a_classifiers_config_file_reads_or_names_the_field(tmp_path, data):
 @given(data=mutated(metadata(splits={"train": {"train-00000-of-00001.tfrecord": 3}})
                     .to_json()))
 def test_dataset_metadata_is_read_whole_or_refused_in_one_line(data):
-    try:
-        meta = schema.DatasetMetadata.from_json(data, "metadata.json")
-    except ValueError as e:
-        assert one_line(e).startswith("metadata.json: ")
+    meta = read_or_refused(lambda: schema.DatasetMetadata.from_json(data, "metadata.json"),
+                           ValueError, "metadata.json: ")
+    if meta is REFUSED:
         return
     assert meta.max_seq_length == data["max_seq_length"]
 
