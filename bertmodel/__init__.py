@@ -22,6 +22,7 @@ except ImportError as _e:  # the data-side install
 
 from bertmodel.model.bert import BertBackbone, BertClassifier, BertPretrainer  # noqa: E402
 from bertmodel.model.config import PRESETS, BertConfig, load_config  # noqa: E402
+from bertmodel.model.electra import ElectraPretrainer  # noqa: E402
 
 
 class ModelFileError(ValueError):
@@ -50,10 +51,11 @@ def load_encoder(path: str) -> BertBackbone:
     return _load(path, "encoder.keras")
 
 
-def load_pretrainer(path: str) -> BertPretrainer:
-    """The pretraining model (model.keras), with its MLM and NSP heads."""
+def load_pretrainer(path: str) -> BertPretrainer | ElectraPretrainer:
+    """The pretraining model (model.keras): a BertPretrainer with its MLM (and NSP) heads,
+    or an ElectraPretrainer with its generator."""
     return _load(path, "model.keras")
 
 
-__all__ = ["BertBackbone", "BertClassifier", "BertConfig", "BertPretrainer", "ModelFileError",
-           "PRESETS", "load_config", "load_encoder", "load_pretrainer"]
+__all__ = ["BertBackbone", "BertClassifier", "BertConfig", "BertPretrainer", "ElectraPretrainer",
+           "ModelFileError", "PRESETS", "load_config", "load_encoder", "load_pretrainer"]

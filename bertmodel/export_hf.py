@@ -4,7 +4,9 @@ Usage:
     python -m bertmodel.export_hf --model_dir=runs/sample/model --output_dir=runs/sample/hf
 
 --model_dir is a `bertmodel.train` output (model.keras: exported as BertForPreTraining,
-both heads, or as BertForMaskedLM when it was trained without next-sentence prediction) or
+both heads, or as BertForMaskedLM when it was trained without next-sentence prediction; an
+ELECTRA run's as ElectraForPreTraining, the discriminator, with its generator as
+ElectraForMaskedLM in the subfolder generator/, a whole folder of its own) or
 a `bertmodel.finetune` output (classifier.keras: exported as BertForSequenceClassification
 with the label names in id2label). The folder holds config.json, model.safetensors, the
 tokenizer and README.md, a model card written from the run. A run with this project's
@@ -57,7 +59,7 @@ DESCRIPTION = "Export a trained model as a Hugging Face folder."
 class TrainedModel:
     """What a run's folder holds, loaded: the Keras model and its facts for the card."""
 
-    kind: str  # hf_weights.PRETRAINING or hf_weights.CLASSIFICATION
+    kind: str  # an architecture of hf_weights (BERT) or hf_electra.DISCRIMINATOR
     model: object
     tokenizer: TokenizerSource
     pad_token_id: int
@@ -78,6 +80,7 @@ def _read_json(path: str, expect: type = dict):
 def load_trained(model_dir: str) -> TrainedModel:
     """The finished model of a bertmodel.train or bertmodel.finetune output folder."""
     import bertmodel
+    from bertmodel.export.hf_electra import DISCRIMINATOR
     from bertmodel.export.hf_weights import CLASSIFICATION, MASKED_LM, PRETRAINING
     from bertmodel.training.plan import DATA_METADATA
 
@@ -96,7 +99,9 @@ def load_trained(model_dir: str) -> TrainedModel:
     except ValueError as e:  # the reader's BadFile, or a model that does not load
         raise ExportError(f"--model_dir {model_dir} holds no usable tokenizer ({e}): not a "
                           "finished bertmodel.train or bertmodel.finetune output") from None
-    if kind == PRETRAINING and model.nsp_head is None:
+    if isinstance(model, bertmodel.ElectraPretrainer):
+        kind = DISCRIMINATOR
+    elif kind == PRETRAINING and model.nsp_head is None:
         kind = MASKED_LM
     labels = None
     if kind == CLASSIFICATION:
@@ -165,46 +170,69 @@ def export(settings: ExportSettings) -> dict:
     from safetensors.numpy import save
 
     from bertdata.hf_tokenizer import UnsupportedTokenizer
-    from bertmodel.export import hf_weights
     from bertmodel.export.hf_import import TOKENIZER_SHA256
     from bertmodel.export.model_card import model_card
 
     trained = load_trained(settings.model_dir)
-    model, config = trained.model, trained.model.backbone.config
+    tokenizer = trained.tokenizer
+    max_length = trained.model.backbone.config.max_position_embeddings
+    if tokenizer.kind == SENTENCEPIECE:
+        try:
+            tokenizer_texts = tokenizer_files(tokenizer.content, max_length)
+        except UnsupportedTokenizer as e:
+            raise ExportError(f"{tokenizer.name}: {e}") from None
+    else:  # a published checkpoint's tokenizer, as it came
+        tokenizer_texts = dict(tokenizer.files)
+    parts = _model_folders(trained)
+    folders = {}
+    for sub, (config, hf, tensors) in parts.items():
+        architecture = hf["architectures"][0]
+        hf[TOKENIZER_SHA256] = tokenizer.sha256
+        # C order: safetensors writes the buffer as it lies, and a transposed kernel's
+        # buffer is column-major. Serialized here and written with the other files, so that
+        # a full disk is an OSError like theirs.
+        folders[sub] = {**tokenizer_texts,
+                        "config.json": json.dumps(hf, indent=2, ensure_ascii=False),
+                        "README.md": model_card(architecture, config, trained.facts,
+                                                trained.labels, tokenizer.kind),
+                        "model.safetensors": save({k: np.ascontiguousarray(v, np.float32)
+                                                   for k, v in tensors.items()},
+                                                  metadata={"format": "pt"})}
+    try:
+        with atomic_path(settings.output_dir) as tmp:
+            for sub, files in folders.items():
+                os.makedirs(os.path.join(tmp, sub), exist_ok=True)
+                write_files(os.path.join(tmp, sub), files)
+    except OSError as e:
+        raise ExportError(f"--output_dir {settings.output_dir}: cannot write ({e.strerror or e})"
+                          ) from None
+    tensors = parts[""][2]
+    log.info("wrote %s: %s, %d tensors", settings.output_dir, trained.kind, len(tensors))
+    summary = {"output_dir": settings.output_dir, "architecture": trained.kind,
+               "tensors": len(tensors),
+               "parameters": int(sum(v.size for v in tensors.values()))}
+    if len(parts) > 1:
+        summary["subfolders"] = sorted(sub for sub in parts if sub)
+    return summary
+
+
+def _model_folders(trained: TrainedModel) -> dict[str, tuple[object, dict, dict]]:
+    """{subfolder ("" for the top): (the sizes for the card, config.json, tensors)}."""
+    from bertmodel.export import hf_electra, hf_weights
+
+    model = trained.model
+    if trained.kind == hf_electra.DISCRIMINATOR:
+        configs = {"": model.backbone.config,
+                   hf_electra.GENERATOR_FOLDER: model.generator.config}
+        return {sub: (configs[sub], hf, tensors) for sub, (hf, tensors) in
+                hf_electra.electra_folders(model, trained.pad_token_id).items()}
     if trained.kind == hf_weights.CLASSIFICATION:
         tensors = hf_weights.classifier_tensors(model)
     else:
         tensors = hf_weights.pretrainer_tensors(model)
-    tokenizer = trained.tokenizer
-    if tokenizer.kind == SENTENCEPIECE:
-        try:
-            files = tokenizer_files(tokenizer.content, config.max_position_embeddings)
-        except UnsupportedTokenizer as e:
-            raise ExportError(f"{tokenizer.name}: {e}") from None
-    else:  # a published checkpoint's tokenizer, as it came
-        files = dict(tokenizer.files)
-    hf = hf_weights.hf_config(config, trained.kind, trained.labels,
+    hf = hf_weights.hf_config(model.backbone.config, trained.kind, trained.labels,
                               pad_token_id=trained.pad_token_id)
-    hf[TOKENIZER_SHA256] = tokenizer.sha256
-    files["config.json"] = json.dumps(hf, indent=2, ensure_ascii=False)
-    files["README.md"] = model_card(trained.kind, config, trained.facts, trained.labels,
-                                    tokenizer.kind)
-    # C order: safetensors writes the buffer as it lies, and a transposed kernel's buffer is
-    # column-major. Serialized here and written with the other files, so that a full disk
-    # is an OSError like theirs.
-    files["model.safetensors"] = save(
-        {k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()},
-        metadata={"format": "pt"})
-    try:
-        with atomic_path(settings.output_dir) as tmp:
-            os.makedirs(tmp)
-            write_files(tmp, files)
-    except OSError as e:
-        raise ExportError(f"--output_dir {settings.output_dir}: cannot write ({e.strerror or e})"
-                          ) from None
-    log.info("wrote %s: %s, %d tensors", settings.output_dir, trained.kind, len(tensors))
-    return {"output_dir": settings.output_dir, "architecture": trained.kind,
-            "tensors": len(tensors), "parameters": int(sum(v.size for v in tensors.values()))}
+    return {"": (model.backbone.config, hf, tensors)}
 
 
 def _check_output_dir(settings: ExportSettings) -> None:

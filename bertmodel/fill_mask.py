@@ -62,7 +62,7 @@ def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[st
         "segment_ids": tf.zeros([1, len(ids)], tf.int32),
         "masked_lm_positions": tf.constant([positions], tf.int32),
     }
-    logits = model(inputs, training=False)["mlm_logits"]  # (1, masks, vocab)
+    logits = model.serving_outputs(inputs)["mlm_logits"]  # (1, masks, vocab)
     scores, best = top_pieces(logits, top_k, tf.constant(tokenizer.is_special))
     return [[(tokenizer.id_to_piece(i), float(p)) for i, p in zip(row_ids, row_scores,
                                                                  strict=True)]

@@ -107,6 +107,36 @@ def classify(folder, request) -> dict:
             "architecture": type(model).__name__}
 
 
+def run_electra(request) -> dict:
+    """An ELECTRA export: the discriminator (the folder) on the replaced input with the
+    replaced labels, the generator (its subfolder) on the masked input with MLM labels,
+    each loss computed by transformers' own model classes."""
+    masked = tensors(request["batch"])
+    replaced = tensors({**request["batch"], "input_ids": request["replaced_ids"]})
+    out = {}
+    with torch.no_grad():
+        disc, info = transformers.AutoModelForPreTraining.from_pretrained(
+            request["folder"], output_loading_info=True)
+        res = disc.eval()(**replaced, labels=torch.tensor(request["replaced_labels"]))
+        out.update(discriminator_class=type(disc).__name__,
+                   discriminator_missing=sorted(info["missing_keys"]),
+                   rtd_loss=float(res.loss), rtd_logits=res.logits.numpy())
+        gen, info = transformers.AutoModelForMaskedLM.from_pretrained(
+            request["generator"], output_loading_info=True)
+        res = gen.eval()(**masked, labels=torch.tensor(request["mlm_labels"]))
+        out.update(generator_class=type(gen).__name__,
+                   generator_missing=sorted(info["missing_keys"]),
+                   mlm_loss=float(res.loss), mlm_logits=res.logits.numpy())
+        out["model_class"] = type(transformers.AutoModel.from_pretrained(request["folder"])
+                                  ).__name__
+        cls, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+            request["folder"], num_labels=2, output_loading_info=True)
+        out["classifier_class"] = type(cls).__name__
+        out["classifier_new_keys"] = sorted(info["missing_keys"])
+    out["fill_mask"] = fill_mask(request["generator"], request)
+    return out
+
+
 def main(request_path, result_path):
     with open(request_path, encoding="utf-8") as f:
         request = json.load(f)
@@ -128,6 +158,8 @@ def main(request_path, result_path):
                               "logits": logits.numpy()}
     if "classifier" in request:
         result["classify"] = classify(request["classifier"], request)
+    if "electra" in request:
+        result["electra"] = run_electra(request["electra"])
     save(result, result_path)
 
 

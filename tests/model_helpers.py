@@ -49,3 +49,27 @@ def edit_json(folder, name, edit):
 
     path = folder / name
     path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+def randomize_weights(model, seed, mlm_head=None):
+    """Every weight of MODEL random (LayerNorm scales around 1, biases non-zero), so a
+    swapped or transposed tensor cannot go unnoticed; the special pieces' bias in MLM_HEAD
+    (default: the model's own, if any) low, as training makes it, so that neither side
+    proposes them."""
+    import tensorflow as tf
+
+    from bertdata.tokenizer import SPECIAL_IDS
+
+    rng = np.random.default_rng(seed)
+    for var in model.weights:
+        if var.dtype != tf.float32:
+            continue
+        value = rng.normal(0.0, 0.2, var.shape).astype("float32")
+        if "gamma" in var.path:
+            value += 1.0
+        var.assign(value)
+    head = mlm_head or getattr(model, "mlm_head", None)
+    if head is not None:
+        bias = head.output_bias.numpy()
+        bias[:len(SPECIAL_IDS.as_dict())] = -30.0
+        head.output_bias.assign(bias)

@@ -209,12 +209,21 @@ def load_backbone(hf: HFModel):
 def init_pretrainer(model, hf: HFModel) -> None:
     """Sets a built BertPretrainer's weights from the folder. Parts the folder lacks start
     as BERT starts them, and one line says which: a fresh pooler, MLM transform and
-    output bias (the decoder is the word embeddings, tied), or next-sentence head."""
+    output bias (the decoder is the word embeddings, tied), or next-sentence head. An
+    ElectraPretrainer's discriminator takes the folder's encoder; its generator, narrower
+    than any BERT folder's encoder, starts fresh."""
     if model.backbone.config.to_dict() != hf.config.to_dict():
         mine, theirs = model.backbone.config.to_dict(), hf.config.to_dict()
         field = next(k for k in mine if mine[k] != theirs[k])
         raise HFFormatError(f"config.json: {field} is {theirs[field]}, but the model to train "
                             f"has {mine[field]}")
+    from bertmodel.model.electra import ElectraPretrainer  # (this module loads without TF)
+
+    if isinstance(model, ElectraPretrainer):
+        load_backbone_tensors(model.backbone, hf.tensors, "model weights")
+        log.info("--init_from: the discriminator starts from the folder's encoder; the "
+                 "generator and the detection head start from fresh weights")
+        return
     if MLM_HEAD in hf.parts:
         load_pretrainer_tensors(model, hf.tensors, "model weights")
     else:

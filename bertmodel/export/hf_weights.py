@@ -205,59 +205,68 @@ def check_tensors(tensors: dict, shapes: dict[str, tuple[int, ...]], source: str
             raise HFFormatError(f"{source}: {name} differs from {twin}; this model ties them")
 
 
-def _dense(prefix: str, layer) -> dict:
+def dense_tensors(prefix: str, layer) -> dict:
     kernel, bias = (np.asarray(w) for w in layer.get_weights())
     return {f"{prefix}.weight": kernel.T, f"{prefix}.bias": bias}
 
 
-def _norm(prefix: str, layer) -> dict:
+def norm_tensors(prefix: str, layer) -> dict:
     gamma, beta = (np.asarray(w) for w in layer.get_weights())
     return {f"{prefix}.weight": gamma, f"{prefix}.bias": beta}
 
 
-def backbone_tensors(backbone, prefix: str = "bert") -> dict[str, np.ndarray]:
-    """The encoder's weights under transformers' BertModel names (with `prefix.`)."""
-    c = backbone.config
-    e = backbone.embeddings
-    out = {
+def embedding_tensors(embeddings, prefix: str) -> dict[str, np.ndarray]:
+    """BertEmbeddings' weights under transformers' names (with `prefix.embeddings.`)."""
+    e = embeddings
+    return {
         f"{prefix}.embeddings.word_embeddings.weight": e.token_embedding.get_weights()[0],
         f"{prefix}.embeddings.position_embeddings.weight":
             e.position_embedding.get_weights()[0],
         f"{prefix}.embeddings.token_type_embeddings.weight":
             e.segment_embedding.get_weights()[0],
-        **_norm(f"{prefix}.embeddings.LayerNorm", e.layer_norm),
-        **_dense(f"{prefix}.pooler.dense", backbone.pooler),
-    }
-    for i, block in enumerate(backbone.blocks):
+        **norm_tensors(f"{prefix}.embeddings.LayerNorm", e.layer_norm)}
+
+
+def block_tensors(blocks, prefix: str) -> dict[str, np.ndarray]:
+    """Encoder blocks' weights under transformers' names (`prefix.encoder.layer.N.`)."""
+    out = {}
+    for i, block in enumerate(blocks):
         at = f"{prefix}.encoder.layer.{i}"
         kernel, bias = (np.asarray(w) for w in block.qkv.get_weights())
         for j, name in enumerate(("query", "key", "value")):
-            cols = slice(j * c.hidden_size, (j + 1) * c.hidden_size)
+            cols = slice(j * block.hidden_size, (j + 1) * block.hidden_size)
             out[f"{at}.attention.self.{name}.weight"] = kernel[:, cols].T
             out[f"{at}.attention.self.{name}.bias"] = bias[cols]
-        out.update(_dense(f"{at}.attention.output.dense", block.attention_output))
-        out.update(_norm(f"{at}.attention.output.LayerNorm", block.attention_layer_norm))
-        out.update(_dense(f"{at}.intermediate.dense", block.intermediate))
-        out.update(_dense(f"{at}.output.dense", block.output_dense))
-        out.update(_norm(f"{at}.output.LayerNorm", block.output_layer_norm))
+        out.update(dense_tensors(f"{at}.attention.output.dense", block.attention_output))
+        out.update(norm_tensors(f"{at}.attention.output.LayerNorm", block.attention_layer_norm))
+        out.update(dense_tensors(f"{at}.intermediate.dense", block.intermediate))
+        out.update(dense_tensors(f"{at}.output.dense", block.output_dense))
+        out.update(norm_tensors(f"{at}.output.LayerNorm", block.output_layer_norm))
     return out
+
+
+def backbone_tensors(backbone, prefix: str = "bert") -> dict[str, np.ndarray]:
+    """The encoder's weights under transformers' BertModel names (with `prefix.`)."""
+    return {**embedding_tensors(backbone.embeddings, prefix),
+            **dense_tensors(f"{prefix}.pooler.dense", backbone.pooler),
+            **block_tensors(backbone.blocks, prefix)}
 
 
 def pretrainer_tensors(model) -> dict[str, np.ndarray]:
     """BertForPreTraining's weights (the decoder is tied to the word embeddings)."""
     head = model.mlm_head
     out = {**backbone_tensors(model.backbone),
-           **_dense("cls.predictions.transform.dense", head.transform),
-           **_norm("cls.predictions.transform.LayerNorm", head.layer_norm),
+           **dense_tensors("cls.predictions.transform.dense", head.transform),
+           **norm_tensors("cls.predictions.transform.LayerNorm", head.layer_norm),
            "cls.predictions.bias": np.asarray(head.output_bias)}
     if getattr(model, "nsp_head", None) is not None:
-        out.update(_dense("cls.seq_relationship", model.nsp_head))
+        out.update(dense_tensors("cls.seq_relationship", model.nsp_head))
     return out
 
 
 def classifier_tensors(model) -> dict[str, np.ndarray]:
     """BertForSequenceClassification's weights."""
-    return {**backbone_tensors(model.backbone), **_dense("classifier", model.classifier)}
+    return {**backbone_tensors(model.backbone), **dense_tensors("classifier", model.classifier)}
 
 
 def _take(tensors: dict, name: str, shape, source: str) -> np.ndarray:

@@ -13,6 +13,8 @@ _LOAD = {
     "BertForMaskedLM": ("AutoModelForMaskedLM", "fill-mask"),
     "BertForSequenceClassification": ("AutoModelForSequenceClassification",
                                       "text-classification"),
+    "ElectraForPreTraining": ("AutoModel", "feature-extraction"),
+    "ElectraForMaskedLM": ("AutoModelForMaskedLM", "fill-mask"),
 }
 
 
@@ -68,15 +70,16 @@ def model_card(architecture: str, config: BertConfig, facts: dict, labels=None,
              f"{config.num_heads} heads, feed-forward {config.intermediate_size}, "
              f"{config.max_position_embeddings} positions, {config.vocab_size} pieces")
     label_line = [f"- Labels: {', '.join(map(str, labels))}."] if labels else []
+    family = "ELECTRA" if architecture.startswith("Electra") else "BERT"
     return "\n".join([
         "---", "language: ko", "library_name: transformers", f"pipeline_tag: {task}",
-        "tags: [bert, bertpipe]", "---", "",
-        f"# A Korean BERT ({architecture}) trained with bertpipe", "",
-        f"A post-LN BERT ({sizes}) " + ("pretrained from scratch with bertpipe (SentencePiece, "
+        f"tags: [{family.lower()}, bertpipe]", "---", "",
+        f"# A Korean {family} ({architecture}) trained with bertpipe", "",
+        f"A post-LN {family} ({sizes}) " + ("pretrained from scratch with bertpipe (SentencePiece, "
                                          "an Apache Beam data job, Keras)" if own else
                                          "trained further with bertpipe from a published "
                                          "checkpoint (an Apache Beam data job, Keras)")
-        + ", exported to transformers' BERT layout.", "",
+        + f", exported to transformers' {family} layout.", "",
         "## How it was made", "", *_training_lines(facts, tokenizer_kind), *label_line, "",
         "## Use it", "", "```python",
         f"from transformers import AutoTokenizer, {auto}, pipeline",

@@ -1,7 +1,9 @@
 """SavedModel exports of a pretrained model, for TF Serving or `tf.saved_model.load`.
 
 A SavedModel written here needs only `tensorflow` and `tensorflow_text` to load. Signatures:
-  serve / serving_default: the four int32 feature tensors -> mlm_logits, nsp_logits;
+  serve / serving_default: the four int32 feature tensors -> mlm_logits, and nsp_logits
+    (a BERT with next-sentence prediction) or rtd_logits (an ELECTRA's discriminator: is
+    each piece a replacement?);
   fill_mask: text (string, batch) -> top_pieces (string, batch x masks x k),
     top_scores (float32, same shape, probabilities among ordinary pieces, special pieces
     never proposed) and mask_positions (int32, batch x masks; -1 where a text has fewer
@@ -102,8 +104,8 @@ class PretrainedExport(tf.Module):
     # (its trace is most of an export's time, and grows with the layers).
     @tf.function(input_signature=[FEATURE_SPEC], autograph=False)
     def serve(self, features):
-        return self.model(checked_features(features, self.model.backbone.config),
-                          training=False)
+        return self.model.serving_outputs(checked_features(features,
+                                                           self.model.backbone.config))
 
     @tf.function(input_signature=[ENCODER_FEATURE_SPEC], autograph=False)
     def encoder(self, features):
@@ -179,7 +181,7 @@ def export_saved_model(model, path: str, *, tokenizer: TokenizerSource | None = 
     if preprocessor is None:
         module = tf.Module()
         hold_model(module, model)
-        module.serve = tf.function(lambda features: model(features, training=False),
+        module.serve = tf.function(model.serving_outputs,
                                    input_signature=[FEATURE_SPEC], autograph=False)
         tf.saved_model.save(module, path, signatures={"serving_default": module.serve,
                                                       "serve": module.serve})

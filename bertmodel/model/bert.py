@@ -82,7 +82,7 @@ class BertBackbone(keras.Model):
         return cls(**config)
 
 
-class _Perplexity(keras.metrics.Metric):
+class Perplexity(keras.metrics.Metric):
     """exp(mean MLM cross-entropy over real masked positions)."""
 
     def __init__(self, name="mlm_perplexity", **kwargs):
@@ -102,7 +102,7 @@ class _Perplexity(keras.metrics.Metric):
         self.count.assign(0.0)
 
 
-class _TokenCounter(keras.metrics.Metric):
+class TokenCounter(keras.metrics.Metric):
     """Tokens trained on: real (the input mask's ones) and padded (batch x length).
 
     A metric for its replica-safe sums, but kept out of the model's `metrics`, so Keras
@@ -128,12 +128,19 @@ class _TokenCounter(keras.metrics.Metric):
         self.padded.assign(0.0)
 
 
-def _global_sum(value):
+def global_sum(value):
     """Sum of a per-replica value over all replicas (identity on one replica)."""
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def without_pooler(weights, backbone):
+    """WEIGHTS less the pooler's. A pretraining objective that reads no [CLS] vector leaves
+    the pooler for fine-tuning to train (an optimizer given it would warn of no gradients)."""
+    pooler = {id(w) for w in backbone.pooler.trainable_weights}
+    return [w for w in weights if id(w) not in pooler]
 
 
 @keras.utils.register_keras_serializable(package="bertpipe")
@@ -168,8 +175,8 @@ class BertPretrainer(keras.Model):
         self.nsp_loss_tracker = keras.metrics.Mean(name="nsp_loss")
         self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
         self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
-        self.mlm_perplexity = _Perplexity()
-        self.token_counter = _TokenCounter()
+        self.mlm_perplexity = Perplexity()
+        self.token_counter = TokenCounter()
         # Keras 3 tracks the returned loss itself; tf-keras only tracks compiled losses.
         self.legacy_loss_tracker = None if KERAS3 else keras.metrics.Mean(name="loss")
 
@@ -186,15 +193,17 @@ class BertPretrainer(keras.Model):
         nsp_logits = tf.cast(self.nsp_head(out["pooled_output"]), tf.float32)
         return {"mlm_logits": mlm_logits, "nsp_logits": nsp_logits}
 
+    def serving_outputs(self, features):
+        """What a SavedModel's `serve` and the fill_mask command read: the outputs for
+        these features, in inference mode."""
+        return self(features, training=False)
+
     @property
     def trainable_weights(self):
         weights = super().trainable_weights
         if self.nsp_head is not None:
             return weights
-        # Without the next-sentence head nothing reads the pooler while pretraining; it is
-        # left for fine-tuning to train (an optimizer given it would warn of no gradients).
-        pooler = {id(w) for w in self.backbone.pooler.trainable_weights}
-        return [w for w in weights if id(w) not in pooler]
+        return without_pooler(weights, self.backbone)
 
     def _loss_sums(self, y, y_pred):
         ids = tf.cast(y[MASKED_LM_IDS], tf.int32)
@@ -217,7 +226,7 @@ class BertPretrainer(keras.Model):
             self.token_counter.update_state(x[INPUT_MASK])
         # This replica's share of the global means: summing over replicas gives the loss of
         # the whole global batch (Keras sums replica gradients).
-        mlm = mlm_sum / tf.maximum(_global_sum(weight_sum), 1.0)
+        mlm = mlm_sum / tf.maximum(global_sum(weight_sum), 1.0)
         # Trackers weighted by their own counts: exact means over batches and replicas (an
         # empty padding batch at the end of an eval set adds nothing).
         self.mlm_loss_tracker.update_state(tf.math.divide_no_nan(mlm_sum, weight_sum),
@@ -225,7 +234,7 @@ class BertPretrainer(keras.Model):
         self.mlm_perplexity.update_state(mlm_sum, weight_sum)
         total = self.mlm_loss_weight * mlm
         if nsp_sum is not None:
-            total += nsp_sum / tf.maximum(_global_sum(examples), 1.0)
+            total += nsp_sum / tf.maximum(global_sum(examples), 1.0)
             self.nsp_loss_tracker.update_state(tf.math.divide_no_nan(nsp_sum, examples),
                                                sample_weight=examples)
         if self.legacy_loss_tracker is not None:

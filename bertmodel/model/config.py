@@ -97,6 +97,12 @@ class BertConfig:
 
 # The MLM loss is multiplied by this against the NSP loss, as the reference did.
 DEFAULT_MLM_LOSS_WEIGHT = 20.0
+# ELECTRA (bertmodel.model.electra): the generator's MLM loss counts once, the
+# discriminator's replaced-token detection 50 times (Clark et al. 2020's λ), and the
+# generator is a quarter of the discriminator's width (the paper's best at small sizes).
+ELECTRA_MLM_LOSS_WEIGHT = 1.0
+DEFAULT_RTD_LOSS_WEIGHT = 50.0
+DEFAULT_GENERATOR_SIZE = 0.25
 
 PRESETS = {
     # For tests: a few thousand parameters, trains in seconds.

@@ -36,32 +36,28 @@ def gelu_exact(x):
 ACTIVATIONS = {"gelu_tanh": gelu_tanh, "gelu": gelu_exact}
 
 
-def _u32(value):
+def u32(value):
     return tf.constant(value, tf.uint32)
 
 
-def _fmix32(h):
+def fmix32(h):
     """MurmurHash3's 32-bit finalizer: a cheap, well-mixed counter-based random source."""
     xor, shift = tf.bitwise.bitwise_xor, tf.bitwise.right_shift
-    h = xor(h, shift(h, _u32(16))) * _u32(0x85EBCA6B)
-    h = xor(h, shift(h, _u32(13))) * _u32(0xC2B2AE35)
-    return xor(h, shift(h, _u32(16)))
+    h = xor(h, shift(h, u32(16))) * u32(0x85EBCA6B)
+    h = xor(h, shift(h, u32(13))) * u32(0xC2B2AE35)
+    return xor(h, shift(h, u32(16)))
 
 
-@keras.utils.register_keras_serializable(package="bertpipe")
-class FastDropout(keras.layers.Layer):
-    """Inverted dropout whose mask is a hash of (element index, call counter, salt).
+class HashedRandom(keras.layers.Layer):
+    """A layer that draws random bits as a hash of (element index, call counter, salt).
 
-    Same semantics as keras.layers.Dropout, but the random bits cost five integer ops per
-    element, which XLA fuses into the multiply: on CPU, Keras' dropout under XLA made an
-    encoder block about 4.5x slower (1.23 s against 0.27 s for a seed-size block), and
-    without XLA this is still the faster of the two. Each call draws a new mask (a counter
-    variable is incremented); replicas mix in their replica id so their masks differ.
+    The counter is a weight, so a checkpoint carries it and a resumed run draws what the
+    uninterrupted run would have drawn; replicas mix in their replica id so their draws
+    differ. The bits cost five integer ops per element, which XLA fuses into their use.
     """
 
-    def __init__(self, rate, salt=None, **kwargs):
+    def __init__(self, salt=None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = float(rate)
         # Drawn from Python's RNG, so keras.utils.set_random_seed makes it reproducible.
         self.salt = int(salt if salt is not None else random.getrandbits(32))
 
@@ -73,23 +69,48 @@ class FastDropout(keras.layers.Layer):
                                        aggregation=aggregation)
         super().build(input_shape)
 
+    def random_bits(self, shape, step=None):
+        """uint32 bits of SHAPE. STEP (a uint32 scalar) seeds them; by default the counter,
+        incremented, so each call draws anew."""
+        if not self.built:
+            self.build()
+        if step is None:
+            step = tf.bitcast(self.counter.assign_add(1), tf.uint32)
+        ctx = tf.distribute.get_replica_context()
+        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
+        seed = (step * u32(0x9E3779B9) + tf.cast(replica, tf.uint32) * u32(0x632BE5AB)
+                + u32(self.salt))
+        index = tf.bitcast(tf.range(tf.reduce_prod(shape)), tf.uint32)
+        bits = fmix32(tf.bitwise.bitwise_xor(index * u32(0x27D4EB2F), seed))
+        return tf.reshape(bits, shape)
+
+    def get_config(self):
+        return {**super().get_config(), "salt": self.salt}
+
+
+@keras.utils.register_keras_serializable(package="bertpipe")
+class FastDropout(HashedRandom):
+    """Inverted dropout whose mask comes from HashedRandom's bits.
+
+    Same semantics as keras.layers.Dropout, but the random bits are cheap: on CPU, Keras'
+    dropout under XLA made an encoder block about 4.5x slower (1.23 s against 0.27 s for a
+    seed-size block), and without XLA this is still the faster of the two. Each call
+    draws a new mask.
+    """
+
+    def __init__(self, rate, salt=None, **kwargs):
+        super().__init__(salt=salt, **kwargs)
+        self.rate = float(rate)
+
     def call(self, x, training=None):
         if not training or self.rate <= 0.0:
             return x
-        if not self.built:
-            self.build(x.shape)
-        step = self.counter.assign_add(1)
-        ctx = tf.distribute.get_replica_context()
-        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
-        seed = (tf.bitcast(step, tf.uint32) * _u32(0x9E3779B9)
-                + tf.cast(replica, tf.uint32) * _u32(0x632BE5AB) + _u32(self.salt))
-        index = tf.bitcast(tf.range(tf.size(x)), tf.uint32)
-        bits = _fmix32(tf.bitwise.bitwise_xor(index * _u32(0x27D4EB2F), seed))
-        keep = tf.reshape(bits >= _u32(min(int(self.rate * 2.0**32), 2**32 - 1)), tf.shape(x))
+        bits = self.random_bits(tf.shape(x))
+        keep = bits >= u32(min(int(self.rate * 2.0**32), 2**32 - 1))
         return tf.where(keep, x * tf.cast(1.0 / (1.0 - self.rate), x.dtype), tf.zeros_like(x))
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "salt": self.salt}
+        return {**super().get_config(), "rate": self.rate}
 
 
 @keras.utils.register_keras_serializable(package="bertpipe")
@@ -250,11 +271,14 @@ class MaskedLMHead(keras.layers.Layer):
     """
 
     def __init__(self, token_embedding, hidden_size, layer_norm_epsilon, initializer_range,
-                 hidden_act="gelu_tanh", **kwargs):
+                 hidden_act="gelu_tanh", input_size=None, **kwargs):
         super().__init__(**kwargs)
         self.hidden_act = hidden_act
         self.token_embedding = token_embedding
+        # hidden_size: the embeddings' width, which the transform maps to; input_size: the
+        # width of the encoder output it reads (narrower in an ELECTRA generator).
         self.hidden_size = hidden_size
+        self.input_size = input_size or hidden_size
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
         self.transform = keras.layers.Dense(hidden_size, activation=ACTIVATIONS[hidden_act],
@@ -264,7 +288,7 @@ class MaskedLMHead(keras.layers.Layer):
                                                           name="layer_norm")
 
     def build(self, input_shape):
-        self.transform.build([None, None, self.hidden_size])
+        self.transform.build([None, None, self.input_size])
         self.layer_norm.build([None, None, self.hidden_size])
         vocab = self.token_embedding.input_dim
         self.output_bias = self.add_weight(name="output_bias", shape=(vocab,),
@@ -296,5 +320,6 @@ class MaskedLMHead(keras.layers.Layer):
         # The embedding is shared, not configured; the owning model passes it in again.
         cfg = super().get_config()
         cfg.update(hidden_size=self.hidden_size, layer_norm_epsilon=self.layer_norm_epsilon,
-                   initializer_range=self.initializer_range, hidden_act=self.hidden_act)
+                   initializer_range=self.initializer_range, hidden_act=self.hidden_act,
+                   input_size=self.input_size)
         return cfg

@@ -11,7 +11,6 @@ import time
 import tensorflow as tf
 
 from bertcommon.files import atomic_path, remove_leftovers, write_json
-from bertmodel.training import flops
 
 keras = tf.keras
 
@@ -188,13 +187,14 @@ class StepLogger(keras.callbacks.Callback):
     accuracies, the learning rate, examples/s, tokens/s (real, unpadded tokens) and, where
     the device's peak is known, the model FLOPs utilisation of the padded tokens."""
 
-    def __init__(self, log_dir: str, every: int, state, *, global_batch: int, bert_config,
-                 predictions: int, peak_flops: float | None):
+    def __init__(self, log_dir: str, every: int, state, *, global_batch: int,
+                 flops_per_sequence, peak_flops: float | None):
+        """flops_per_sequence(padded length): a training step's FLOPs per sequence."""
         super().__init__()
         self.writer = tf.summary.create_file_writer(log_dir)
         self.every, self.state = every, state
-        self.global_batch, self.bert_config = global_batch, bert_config
-        self.predictions, self.peak_flops = predictions, peak_flops
+        self.global_batch, self.flops_per_sequence = global_batch, flops_per_sequence
+        self.peak_flops = peak_flops
         self._last = None
 
     def _counts(self):
@@ -219,7 +219,7 @@ class StepLogger(keras.callbacks.Callback):
         sequences = steps * self.global_batch
         if self.peak_flops and sequences:
             length = padded / sequences
-            executed = flops.flops_per_sequence(self.bert_config, length, self.predictions)
+            executed = self.flops_per_sequence(length)
             scalars["mfu"] = executed * sequences / seconds / self.peak_flops
         with self.writer.as_default(step=step):
             for name, value in scalars.items():

@@ -39,6 +39,19 @@ def flops_per_sequence(cfg, seq: float, preds: float) -> float:
     return 6 * n_enc * seq + 12 * n_layers * d * seq * seq + 6 * (d * d + d * v) * preds
 
 
+def electra_flops_per_sequence(cfg, generator, seq: float, preds: float) -> float:
+    """ELECTRA's step: the discriminator (CFG) and its detection head at every position,
+    and the generator (GENERATOR's sizes, reading the CFG-wide embeddings through a
+    projection) with its MLM head at the masked positions."""
+    d, g = cfg.hidden_size, generator.hidden_size
+    discriminator = flops_per_sequence(cfg, seq, 0) + 6 * (d * d + d) * seq
+    body = encoder_params(g, generator.num_layers, generator.intermediate_size)
+    projection = 6 * d * g * seq if g != d else 0
+    generating = (6 * body * seq + 12 * generator.num_layers * g * seq * seq + projection
+                  + 6 * (g * d + d * cfg.vocab_size) * preds)
+    return discriminator + generating
+
+
 def skipped_flops_per_sequence(cfg, seq: float, preds: float) -> float:
     """FLOPs of the formula that the pretrainer does not execute.
 

@@ -14,7 +14,7 @@ from bertcommon.files import BadFile, read_json
 from bertdata import schema
 from bertdata.tfdata import dataset_files
 from bertdata.tokenizer_files import TokenizerSource, read_tokenizer_source
-from bertmodel.training.settings import TrainSettings
+from bertmodel.training.settings import ELECTRA, MLM, TrainSettings
 
 # The run folder's copy of its dataset's metadata.json: what the folder was made from.
 DATA_METADATA = "data_metadata.json"
@@ -199,9 +199,15 @@ def check_model_dir(config: TrainSettings, plan: Plan) -> None:
         raise TrainError(f"--model_dir {path} is a file, not a directory")
     settings = os.path.join(path, "config.json")
     if os.path.exists(settings):
-        earlier = _read_run_file(settings).get("model")
+        recorded = _read_run_file(settings)
+        earlier = recorded.get("model")
         if earlier is not None and _model_of(earlier, settings) != plan.bert_config:
             raise TrainError(f"--model_dir {path} holds a run of another model ({settings}); "
+                             "use another directory to train this one")
+        objective = _objective_of(recorded.get("training"))
+        if objective != _objective_of(dataclasses.asdict(config)):
+            raise TrainError(f"--model_dir {path} holds a run of another objective "
+                             f"({objective[0]}, generator size {objective[1]}; {settings}): "
                              "use another directory to train this one")
     data = os.path.join(path, DATA_METADATA)
     if os.path.exists(data):
@@ -213,6 +219,14 @@ def check_model_dir(config: TrainSettings, plan: Plan) -> None:
             raise TrainError(f"--model_dir {path} was trained on records with {field} "
                              f"{mine} ({data}); --tfrecords have {theirs}: use another "
                              "directory to train on them")
+
+
+def _objective_of(training) -> tuple:
+    """(objective, generator size or None) of a run's recorded training settings (a run
+    from before ELECTRA trained BERT's MLM)."""
+    training = training if isinstance(training, dict) else {}
+    objective = training.get("objective", MLM)
+    return objective, training.get("generator_size") if objective == ELECTRA else None
 
 
 def _model_of(fields, path: str):

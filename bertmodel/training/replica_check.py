@@ -6,9 +6,9 @@ from __future__ import annotations
 
 
 def one_step_losses(strategy, config, features: dict, labels: dict,
-                    learning_rate: float = 0.01) -> tuple[float, float]:
+                    learning_rate: float = 0.01, objective: str = "mlm") -> tuple[float, float]:
     """(the loss fit reports, the loss after the step) for one SGD step on the whole batch
-    under STRATEGY, from the weights of seed 3.
+    under STRATEGY, from the weights of seed 3, for OBJECTIVE (mlm or electra).
 
     A strategy with several replicas gets the batch distributed, each replica its share:
     fit's own splitting of an undistributed dataset gave replicas batches of different
@@ -18,11 +18,12 @@ def one_step_losses(strategy, config, features: dict, labels: dict,
     import tensorflow as tf
 
     from bertmodel.model.bert import BertPretrainer, dummy_inputs
+    from bertmodel.model.electra import ElectraPretrainer
 
     data = tf.data.Dataset.from_tensors((features, labels))
     with strategy.scope():
         tf.keras.utils.set_random_seed(3)
-        model = BertPretrainer(config=config)
+        model = (ElectraPretrainer if objective == "electra" else BertPretrainer)(config=config)
         model(dummy_inputs(config))
         model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate), jit_compile=False)
         model.optimizer.build(model.trainable_variables)  # or fit would trace twice

@@ -31,6 +31,7 @@ from bertdata.tfdata import dynamic_masking
 from bertmodel.export.hf_import import init_pretrainer
 from bertmodel.export.saved_model import export_saved_model
 from bertmodel.model.bert import BertPretrainer, dummy_inputs
+from bertmodel.model.electra import ElectraPretrainer, generator_config
 from bertmodel.model.layers import KERAS3
 from bertmodel.training import devices, flops
 from bertmodel.training.callbacks import (
@@ -46,7 +47,7 @@ from bertmodel.training.checkpoints import RunState
 from bertmodel.training.plan import DATA_METADATA, Plan, TrainError
 from bertmodel.training.plots import save_plots
 from bertmodel.training.schedule import WarmupCosine, make_optimizer
-from bertmodel.training.settings import TrainSettings
+from bertmodel.training.settings import ELECTRA, TrainSettings
 
 log = logging.getLogger("bertmodel.train")
 
@@ -107,13 +108,22 @@ def make_datasets(config, plan, setup):
     return (lambda step: distributed(plan.files, True, skip=step)), eval_ds
 
 
+def make_pretrainer(config: TrainSettings, plan: Plan):
+    """The objective's model, unbuilt."""
+    if config.objective == ELECTRA:
+        return ElectraPretrainer(config=plan.bert_config, generator_size=config.generator_size,
+                                 mlm_loss_weight=config.mlm_weight,
+                                 rtd_loss_weight=config.rtd_loss_weight,
+                                 name="electra_pretrainer")
+    return BertPretrainer(config=plan.bert_config, mlm_loss_weight=config.mlm_weight,
+                          next_sentence=plan.meta.has_next_sentence, name="bert_pretrainer")
+
+
 def build_model(config, plan, setup):
 
     accumulate = config.gradient_accumulation_steps
     with setup.strategy.scope():
-        model = BertPretrainer(config=plan.bert_config, mlm_loss_weight=config.mlm_loss_weight,
-                               next_sentence=plan.meta.has_next_sentence,
-                               name="bert_pretrainer")
+        model = make_pretrainer(config, plan)
         model(dummy_inputs(plan.bert_config))
         checkpoint = plan.take_init_checkpoint()
         if checkpoint is not None:  # a resumed run's checkpoint overrides these afterwards
@@ -134,7 +144,8 @@ def build_model(config, plan, setup):
 def write_settings(config, plan, setup) -> None:
     os.makedirs(setup.out_dir, exist_ok=True)
     settings = {"model": plan.bert_config.to_dict(), "training": {
-        **dataclasses.asdict(config), "steps_per_epoch": plan.steps_per_epoch,
+        **dataclasses.asdict(config), "mlm_loss_weight": config.mlm_weight,
+        "steps_per_epoch": plan.steps_per_epoch,
         "epochs": plan.epochs, "total_steps": plan.total_steps,
         "warmup_steps": plan.warmup_steps, "learning_rate": plan.learning_rate,
         "effective_batch_size": config.batch_size * config.gradient_accumulation_steps,
@@ -148,6 +159,15 @@ def write_settings(config, plan, setup) -> None:
 
 def _write_json(path, obj):
     write_json(path, obj, sort_keys=True, default=str)
+
+
+def step_flops(config: TrainSettings, plan: Plan):
+    """A training step's FLOPs per sequence of a padded length, for the objective."""
+    cfg, preds = plan.bert_config, plan.meta.max_predictions_per_seq
+    if config.objective == ELECTRA:
+        generator = generator_config(cfg, config.generator_size)
+        return lambda length: flops.electra_flops_per_sequence(cfg, generator, length, preds)
+    return lambda length: flops.flops_per_sequence(cfg, length, preds)
 
 
 def make_callbacks(config, plan, setup, state, eval_ds):
@@ -167,8 +187,8 @@ def make_callbacks(config, plan, setup, state, eval_ds):
         *every,
         checkpointing,
         StepLogger(os.path.join(logs_dir, "steps"), config.log_every_steps, state,
-                   global_batch=config.batch_size, bert_config=plan.bert_config,
-                   predictions=plan.meta.max_predictions_per_seq,
+                   global_batch=config.batch_size,
+                   flops_per_sequence=step_flops(config, plan),
                    peak_flops=peak * setup.replicas if peak else None),
         tf.keras.callbacks.TensorBoard(logs_dir),
         tf.keras.callbacks.TerminateOnNaN(),

@@ -16,11 +16,19 @@ import dataclasses
 
 from bertcommon import cli
 from bertdata.schema import PAD_MODES
-from bertmodel.model.config import DEFAULT_MLM_LOSS_WEIGHT
+from bertmodel.model.config import (
+    DEFAULT_GENERATOR_SIZE,
+    DEFAULT_MLM_LOSS_WEIGHT,
+    DEFAULT_RTD_LOSS_WEIGHT,
+    ELECTRA_MLM_LOSS_WEIGHT,
+)
 from bertmodel.training.devices import PRECISIONS, STRATEGIES
 
 OPTIMIZERS = ("adam", "adamw", "lamb")
-DESCRIPTION = "Pretrain BERT (masked LM, and next-sentence prediction if the records have it)."
+MLM, ELECTRA = "mlm", "electra"
+OBJECTIVES = (MLM, ELECTRA)
+DESCRIPTION = ("Pretrain BERT: masked LM (and next-sentence prediction if the records have "
+               "it), or ELECTRA's replaced-token detection.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +66,21 @@ class TrainSettings(cli.Settings):
                                   help="the second-moment decay of adam, adamw and lamb")
     gradient_accumulation_steps: int = cli.flag(1, check=cli.positive,
                                                 help="batches per optimizer update")
-    mlm_loss_weight: float = cli.flag(DEFAULT_MLM_LOSS_WEIGHT, check=cli.positive,
-                                      help="weight of the MLM loss against the NSP loss")
+    objective: str = cli.flag(
+        MLM, choices=OBJECTIVES,
+        help="mlm: BERT's masked LM; electra: a small generator fills the masked positions "
+             "and the model learns to tell every replaced piece (docs/training.md)")
+    mlm_loss_weight: float | None = cli.flag(
+        None, check=cli.positive,
+        help=f"weight of the (generator's) MLM loss; default {DEFAULT_MLM_LOSS_WEIGHT:g} "
+             f"against NSP for mlm, {ELECTRA_MLM_LOSS_WEIGHT:g} for electra")
+    generator_size: float = cli.flag(
+        DEFAULT_GENERATOR_SIZE, check=cli.Check(lambda v: 0 < v <= 1, "in (0, 1]"),
+        help="electra: the generator's width, heads and feed-forward as a fraction of the "
+             "model's")
+    rtd_loss_weight: float = cli.flag(
+        DEFAULT_RTD_LOSS_WEIGHT, check=cli.positive,
+        help="electra: weight of replaced-token detection against the generator's MLM loss")
     mixed_precision: str = cli.flag("auto", choices=PRECISIONS)
     strategy: str = cli.flag("auto", choices=STRATEGIES)
     jit_compile: str = cli.flag("auto", choices=("auto", "true", "false"))
@@ -100,6 +121,13 @@ class TrainSettings(cli.Settings):
                    "for runs that only measure throughput)")
 
     @property
+    def mlm_weight(self) -> float:
+        """--mlm_loss_weight, or the objective's default."""
+        if self.mlm_loss_weight is not None:
+            return self.mlm_loss_weight
+        return ELECTRA_MLM_LOSS_WEIGHT if self.objective == ELECTRA else DEFAULT_MLM_LOSS_WEIGHT
+
+    @property
     def tokenizer_flag(self) -> str:
         """The flag naming the tokenizer, for messages."""
         return "--spm_model" if self.spm_model else "--tokenizer"
@@ -111,6 +139,9 @@ class TrainSettings(cli.Settings):
     def problems(self):
         if self.tokenizer and self.spm_model:
             yield "give the tokenizer once: --tokenizer (or the older --spm_model), not both"
+        if self.objective != ELECTRA and (self.generator_size != DEFAULT_GENERATOR_SIZE or
+                                          self.rtd_loss_weight != DEFAULT_RTD_LOSS_WEIGHT):
+            yield "--generator_size and --rtd_loss_weight apply to --objective=electra only"
 
 
 def make_parser():

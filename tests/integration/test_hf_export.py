@@ -4,8 +4,6 @@ give our tokenizer's ids and our model's outputs (tests/hf_consumer.py does the 
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import unicodedata
 
 import numpy as np
@@ -23,10 +21,10 @@ from bertmodel.fill_mask import fill_mask
 from bertmodel.model.bert import BertClassifier, BertPretrainer, dummy_inputs
 from bertmodel.model.config import PRESETS
 from bertmodel.model.preprocessing import BertPreprocessor
-from tests.conftest import REPO
 from tests.example_helpers import metadata
+from tests.hf_helpers import run_consumer
 from tests.korean_stress import stress_lines, stress_pairs
-from tests.model_helpers import edit_json, trained_folder
+from tests.model_helpers import edit_json, randomize_weights, trained_folder
 
 pytest.importorskip("transformers", reason="the hf extra (transformers, torch) is missing")
 pytestmark = [pytest.mark.slow, pytest.mark.hf, pytest.mark.xdist_group("hf_export")]
@@ -40,24 +38,6 @@ SYLLABLE_PLUS_FINAL_JAMO = "하\u11ab"
 NAMED_SPECIALS = "[PAD] [UNK]"
 DOCUMENTED = {SPECIAL_ALONE, SYLLABLE_PLUS_FINAL_JAMO, NAMED_SPECIALS}
 LABELS = ["긍정", "부정", "중립"]
-
-
-def _randomize(model, seed):
-    """Every weight random (LayerNorm scales around 1, biases non-zero), so a swapped or
-    transposed tensor cannot go unnoticed; the special pieces' MLM bias low, as training
-    makes it, so that neither side proposes them."""
-    rng = np.random.default_rng(seed)
-    for var in model.weights:
-        if var.dtype != tf.float32:
-            continue
-        value = rng.normal(0.0, 0.2, var.shape).astype("float32")
-        if "gamma" in var.path:
-            value += 1.0
-        var.assign(value)
-    bias = model.mlm_head.output_bias.numpy() if hasattr(model, "mlm_head") else None
-    if bias is not None:
-        bias[:len(SPECIAL_IDS.as_dict())] = -30.0
-        model.mlm_head.output_bias.assign(bias)
 
 
 def _stress(sample_lines):
@@ -96,10 +76,10 @@ def exported(tmp_path_factory, spm_model, tokenizer):
                                  max_position_embeddings=64, layer_norm_epsilon=1e-3)
     pretrainer = BertPretrainer(config=config)
     pretrainer(dummy_inputs(config))
-    _randomize(pretrainer, 1)
+    randomize_weights(pretrainer, 1)
     classifier = BertClassifier(num_labels=len(LABELS), config=config)
     classifier(dummy_inputs(config))
-    _randomize(classifier, 2)
+    randomize_weights(classifier, 2)
     out = {"pretrainer": pretrainer, "classifier": classifier}
     for name, model, labels in (("pretrained", pretrainer, None),
                                 ("classifier", classifier, LABELS)):
@@ -170,28 +150,8 @@ def consumer(tmp_path_factory, tokenizer_folders, exported, mlm_only, sample_lin
         "classify": held_back + ["", "ㅋㅋㅋ"],
         "encode": held_back[:6] + ["ㅋㅋ 진짜 웃기다 👍", "大韓民國", "짧다"],
     }
-    folder = tmp_path_factory.mktemp("consumer")
-    (folder / "request.json").write_text(json.dumps(request, ensure_ascii=False))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "hf_consumer.py"),
-                           str(folder / "request.json"), str(folder / "result.json")],
-                          cwd=str(folder), env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return request, _read_result(folder / "result.json")
-
-
-def _read_result(path):
-    """What hf_consumer.save wrote: the JSON with its arrays put back at their key paths."""
-    result = json.loads(path.read_text())
-    with np.load(f"{path}.npz") as arrays:
-        for key in arrays.files:
-            *parents, leaf = key.split("/")
-            node = result
-            for parent in parents:
-                node = node[parent]
-            node[leaf] = arrays[key]
-    return result
+    result = run_consumer(request, tmp_path_factory.mktemp("consumer"))
+    return request, result
 
 
 def test_autotokenizer_gives_sentencepieces_ids_for_every_normalization(consumer,
@@ -505,7 +465,7 @@ def _keras_hub_difference(tmp_path, spm_model, tokenizer, epsilon):
                                  max_position_embeddings=64, layer_norm_epsilon=epsilon)
     model = BertPretrainer(config=config)
     model(dummy_inputs(config))
-    _randomize(model, 4)
+    randomize_weights(model, 4)
     run = trained_folder(tmp_path, spm_model, model, "run")
     assert export_hf.main([f"--model_dir={run}", f"--output_dir={tmp_path / 'hf'}"]) == 0
     theirs = keras_hub.models.BertBackbone.from_preset(str(tmp_path / "hf"))

@@ -115,6 +115,10 @@ def test_eval_records_of_another_tokenizer_are_refused(tmp_path, sample_dataset,
     ("--warmup_steps=1000", "--warmup_steps 1000 is more than the 10 steps of the run"),
     ("--gradient_accumulation_steps=11", "the optimizer would never update the model"),
     ("--strategy=tpu", "--strategy=tpu: no TPU found here"),
+    ("--objective=gpt", "--objective"),
+    ("--generator_size=0", "--generator_size must be in (0, 1], got 0.0"),
+    ("--generator_size=1.5", "--generator_size must be in (0, 1], got 1.5"),
+    ("--rtd_loss_weight=10", "--rtd_loss_weight apply to --objective=electra only"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, sample_dataset, capsys, flag, message):
     data, _ = sample_dataset
@@ -163,6 +167,24 @@ def test_a_model_dir_that_is_a_file_or_another_models_is_refused(tmp_path, sampl
     (tmp_path / "m" / "config.json").write_text(json.dumps({"model": {"hidden_size": 999}}))
     with pytest.raises(train.TrainError, match="holds a run of another model"):
         train.train_from_flags([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY])
+
+
+def test_a_model_dir_of_another_objective_is_refused(tmp_path, sample_dataset):
+    data, _ = sample_dataset
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps(
+        {"training": {"objective": "electra", "generator_size": 0.25}}))
+    with pytest.raises(train.TrainError, match="holds a run of another objective"):
+        train.train_from_flags([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY])
+
+
+def test_the_mlm_loss_weight_defaults_by_objective():
+    from bertmodel.training.settings import TrainSettings
+
+    common = {"tfrecords": "d", "model_dir": "m"}
+    assert TrainSettings(**common).mlm_weight == 20.0
+    assert TrainSettings(**common, objective="electra").mlm_weight == 1.0
+    assert TrainSettings(**common, objective="electra", mlm_loss_weight=3.0).mlm_weight == 3.0
 
 
 def test_a_dataset_without_examples_is_refused(tmp_path, sample_dataset):
