@@ -4,10 +4,8 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 
 import numpy as np
@@ -17,7 +15,7 @@ from bertmodel import train
 from bertmodel.training import devices
 from bertmodel.training.callbacks import read_step_scalars
 from tests.conftest import REPO
-from tests.training_helpers import TINY, cut_shard
+from tests.training_helpers import TINY, cut_shard, run_until, saved_step
 
 
 def tensorboard_scalars(log_dir, tag):
@@ -58,20 +56,6 @@ def test_tokens_per_second_count_real_tokens(pipeline_run):
                          for (_, e), (_, t) in zip(speed, tokens, strict=True))
 
 
-def _run_until(cmd, condition, seconds=180):
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + seconds
-        while time.time() < deadline and not condition():
-            if proc.poll() is not None:
-                pytest.fail(f"training exited early: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        assert condition(), "no checkpoint in time"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_at_its_step_with_a_clean_console(tmp_path,
                                                                         sample_dataset):
@@ -83,14 +67,8 @@ def test_a_run_killed_mid_epoch_resumes_at_its_step_with_a_clean_console(tmp_pat
            "--steps_per_epoch=12", "--learning_rate=1e-2", "--warmup_steps=0",
            "--checkpoint_every_steps=4", "--log_every_steps=2", "--no-save_outputs",
            f"--eval_tfrecords={data}/eval-*"]
-    index = model_dir / "checkpoints" / "last" / "checkpoint"
-
-    def saved_step():
-        text = index.read_text() if index.exists() else ""
-        return int(text.split("ckpt-")[1].split('"')[0]) if "ckpt-" in text else 0
-
-    _run_until(cmd, lambda: saved_step() >= 4)
-    killed_at = saved_step()
+    run_until(cmd, lambda: saved_step(model_dir) >= 4)
+    killed_at = saved_step(model_dir)
     assert killed_at in (4, 8) and not (model_dir / "history.json").exists()
     resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
