@@ -232,7 +232,7 @@ class ElectraPretrainer(keras.Model):
     def trainable_weights(self):
         return without_pooler(super().trainable_weights, self.backbone)
 
-    def _replaced_labels(self, x, y, y_pred):
+    def replaced_labels(self, x, y, y_pred):
         """(batch, seq) float32: 1 where the discriminator's input differs from the
         original text (a sampled piece equal to the original is not a replacement)."""
         positions = tf.cast(x[MASKED_LM_POSITIONS], tf.int32)
@@ -249,7 +249,7 @@ class ElectraPretrainer(keras.Model):
         mlm_sum, weight_sum = tf.reduce_sum(ce * weights), tf.reduce_sum(weights)
         tokens = tf.cast(x[INPUT_MASK], tf.float32)
         rtd_ce = tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=self._replaced_labels(x, y, y_pred), logits=y_pred["rtd_logits"])
+            labels=self.replaced_labels(x, y, y_pred), logits=y_pred["rtd_logits"])
         rtd_sum, token_sum = tf.reduce_sum(rtd_ce * tokens), tf.reduce_sum(tokens)
         if training:
             self.token_counter.update_state(x[INPUT_MASK])
@@ -268,7 +268,7 @@ class ElectraPretrainer(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.mlm_accuracy.update_state(y[MASKED_LM_IDS], y_pred["mlm_logits"],
                                        sample_weight=y[MASKED_LM_WEIGHTS])
-        labels = self._replaced_labels(x, y, y_pred)
+        labels = self.replaced_labels(x, y, y_pred)
         probabilities = tf.sigmoid(y_pred["rtd_logits"])
         tokens = x[INPUT_MASK]
         for metric in (self.rtd_accuracy, self.rtd_precision, self.rtd_recall):

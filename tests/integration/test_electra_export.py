@@ -60,7 +60,7 @@ def _our_figures(model, x, y) -> dict:
     return {"mlm_loss": float(model.mlm_loss_tracker.result()),
             "rtd_loss": float(model.rtd_loss_tracker.result()),
             "replaced_ids": place(out["sampled_ids"], positions, x["input_ids"]).numpy(),
-            "replaced_labels": model._replaced_labels(x, y, out).numpy(),
+            "replaced_labels": model.replaced_labels(x, y, out).numpy(),
             "mlm_logits": out["mlm_logits"].numpy(), "rtd_logits": out["rtd_logits"].numpy()}
 
 

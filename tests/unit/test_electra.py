@@ -82,7 +82,7 @@ def test_a_sampled_piece_equal_to_the_original_is_not_a_replacement():
     model, x, y = _model_and_batch()
     sampled = y["masked_lm_ids"].copy()
     sampled[:, 1] += 1  # the second masked piece of every example differs, the others not
-    labels = model._replaced_labels(x, y, {"sampled_ids": tf.constant(sampled)}).numpy()
+    labels = model.replaced_labels(x, y, {"sampled_ids": tf.constant(sampled)}).numpy()
     expected = np.zeros_like(labels)
     expected[:, 3] = 1  # the second slot's position
     np.testing.assert_array_equal(labels, expected)
@@ -92,7 +92,7 @@ def test_the_loss_is_mlm_plus_lambda_times_detection_over_real_tokens():
     model, x, y = _model_and_batch(rtd_loss_weight=50.0)
     out = model(x, training=False)
     total = float(model.compute_loss(x, y, out, training=False))
-    labels = model._replaced_labels(x, y, out).numpy()
+    labels = model.replaced_labels(x, y, out).numpy()
     logits = out["rtd_logits"].numpy()
     bce = np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
     real = x["input_mask"].astype(bool)
