@@ -3,7 +3,7 @@
 Usage:
     python -m benchmarks.train_throughput --config=seed --batch_size=64 --seq_length=128 \
         --max_predictions=20 --steps=12 --repeats=3 [--mixed_precision=auto|fp32|bf16|fp16]
-        [--jit_compile=auto|true|false]
+        [--jit_compile=auto|true|false] [--electra]
 
 --jit_compile=auto applies the trainer's rule to the project's model; keras-hub keeps Keras'
 own default (no XLA on a CPU-only machine). Both models train with model.fit on the same
@@ -47,6 +47,8 @@ class TrainThroughputSettings(cli.Settings):
         help="auto: what the trainer picks on this machine")
     jit_compile: str = cli.flag("auto", choices=("auto", "true", "false"))
     baseline: bool = cli.flag(True, help="keras-hub's BertMaskedLM beside it")
+    electra: bool = cli.flag(False, help="also time --objective=electra's model (generator "
+                                         "a quarter wide) on the same batch")
     peak_tflops: float | None = cli.flag(None, check=cli.positive)
 
     def problems(self):
@@ -89,11 +91,11 @@ class StepTimer:
         self.callback = _Cb()
 
 
-def build_project(cfg, jit):
+def build_project(cfg, jit, model_class=None):
     from bertmodel.model.bert import BertPretrainer
     from bertmodel.training.schedule import WarmupCosine, make_optimizer
 
-    model = BertPretrainer(config=cfg)
+    model = (model_class or BertPretrainer)(config=cfg)
     model.compile(optimizer=make_optimizer("adam", WarmupCosine(2.5e-4, 100, 10_000)),
                   jit_compile=jit)
     return model
@@ -149,7 +151,11 @@ def measure(args: TrainThroughputSettings) -> None:
     models = {"project": build_project(cfg, jit)}
     if args.baseline:
         models["keras_hub"] = build_keras_hub(cfg)
-    data = {"project": ours, "keras_hub": theirs}
+    if args.electra:
+        from bertmodel.model.electra import ElectraPretrainer
+
+        models["electra"] = build_project(cfg, jit, ElectraPretrainer)
+    data = {"project": ours, "keras_hub": theirs, "electra": ours}
     rates = {k: [] for k in models}
     for r in range(args.repeats):
         for name, model in models.items():
@@ -177,6 +183,10 @@ def measure(args: TrainThroughputSettings) -> None:
     print(f"MFU counts the formula's FLOPs; the project's model executes "
           f"{executed / 1e9:.2f} G of them per sequence (its last block skips the positions "
           f"no head reads), so the hardware's own utilisation is {hw_util:.3f}")
+    if "electra" in rates:
+        electra_rate = statistics.median(rates["electra"])
+        print(f"ELECTRA (same discriminator, generator a quarter wide): {electra_rate:.1f} "
+              f"seq/s, {ours_rate / electra_rate:.2f}x the time of an MLM step")
     print(f"seq_per_s={ours_rate:.1f} baseline_seq_per_s={base_rate:.1f} mfu={mfu:.3f}")
 
 

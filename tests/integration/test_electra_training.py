@@ -45,7 +45,16 @@ def test_an_electra_run_writes_every_output(electra_run):
     assert settings["objective"] == "electra" and settings["mlm_loss_weight"] == 1.0
 
 
-def test_the_history_holds_generator_and_detection_figures(electra_run):
+def test_the_encoder_file_is_the_discriminator(electra_run):
+    model_dir, _ = electra_run
+    model = tf.keras.models.load_model(model_dir / "model.keras")
+    encoder = tf.keras.models.load_model(model_dir / "encoder.keras")
+    assert encoder.config == model.backbone.config != model.generator.config
+    for mine, theirs in zip(encoder.weights, model.backbone.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_the_history_holds_both_models_figures(electra_run):
     model_dir, _ = electra_run
     history = json.loads((model_dir / "history.json").read_text())
     for name in ("mlm_loss", "mlm_accuracy", *DETECTION):
@@ -98,7 +107,7 @@ def dynamic_data(tmp_path_factory, spm_model):
     return out
 
 
-def test_bf16_xla_and_accumulation_train_on_dynamic_masks(tmp_path, dynamic_data):
+def test_electra_trains_in_bf16_under_xla_with_accumulation_on_dynamic_masks(tmp_path, dynamic_data):
     summary = train.train_from_flags([
         f"--tfrecords={dynamic_data}", f"--model_dir={tmp_path / 'm'}", "--config=tiny",
         "--objective=electra", "--batch_size=8", "--verbose=0", "--steps_per_epoch=8",

@@ -37,7 +37,7 @@ def test_a_generator_size_outside_zero_to_one_is_refused():
         generator_config(PRESETS["tiny"], 1.5)
 
 
-def test_place_puts_values_at_real_positions_and_leaves_padding_slots_alone():
+def test_place_writes_only_at_real_positions():
     ids = tf.constant([[5, 6, 7, 8], [5, 9, 9, 9]])
     positions = tf.constant([[2, 0], [1, 3]])  # slot 0 of row 0 pads the list
     got = place(tf.constant([[40, 41], [42, 43]]), positions, ids).numpy()
@@ -46,9 +46,9 @@ def test_place_puts_values_at_real_positions_and_leaves_padding_slots_alone():
 
 def test_the_sampler_draws_in_proportion_to_the_softmax():
     sampler = GumbelSampler(salt=7)
-    logits = tf.math.log(tf.constant([[[0.1, 0.2, 0.7]]]))
-    draws = np.array([int(sampler(logits, tf.constant([11], tf.uint32), training=True)[0, 0])
-                      for _ in range(3000)])
+    logits = tf.math.log(tf.tile(tf.constant([[[0.1, 0.2, 0.7]]]), [4000, 1, 1]))
+    seeds = example_seeds(tf.range(4000)[:, None])  # 4,000 examples, one draw each
+    draws = sampler(logits, seeds, training=True).numpy().ravel()
     shares = np.bincount(draws, minlength=3) / len(draws)
     np.testing.assert_allclose(shares, [0.1, 0.2, 0.7], atol=0.03)
 
