@@ -63,7 +63,7 @@ class CurveSettings(cli.Settings):
     seeds: int = cli.flag(3, check=cli.positive)
     seeded_up_to: int = cli.flag(1000, check=cli.positive,
                                  help="sizes up to this get --seeds seeds, larger ones one")
-    dev_reviews: int = cli.flag(3000, check=cli.positive)
+    dev_reviews: int = cli.flag(1000, check=cli.positive)
     test_reviews: int = cli.flag(10000, check=cli.positive)
     seq_length: int = cli.flag(64, check=cli.at_least(3), help="fine-tuning length")
 
@@ -112,11 +112,16 @@ def pretrain_both(settings: CurveSettings, data: str) -> dict:
         log.info("pretraining: %s", " ".join(cmd[1:]))
         running[objective] = (subprocess.Popen(cmd, stdout=subprocess.DEVNULL),
                               time.time(), model_dir)
-    for objective, (proc, start, model_dir) in running.items():
-        if proc.wait():
-            raise SystemExit(f"pretraining {objective} failed (exit {proc.returncode})")
-        seconds[objective] = round(time.time() - start)
-        write_json(os.path.join(model_dir, "seconds.json"), {"seconds": seconds[objective]})
+    while running:  # each run's seconds end when it does, whichever ends first
+        time.sleep(1)
+        for objective, (proc, start, model_dir) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            if proc.returncode:
+                raise SystemExit(f"pretraining {objective} failed (exit {proc.returncode})")
+            seconds[objective] = round(time.time() - start)
+            write_json(os.path.join(model_dir, "seconds.json"), {"seconds": seconds[objective]})
+            del running[objective]
     return seconds
 
 
@@ -146,9 +151,9 @@ def write_task_files(settings: CurveSettings) -> dict:
 
 
 def epochs_for(size: int) -> int:
-    """About 500 steps of 32 for the small sets (a few epochs would be a few steps), two
-    epochs from 8,000 reviews on."""
-    return max(2, min(40, round(16_000 / size)))
+    """At least about 160 steps of 32 for the small sets (two epochs of 250 reviews would
+    be 16 steps), two epochs from 8,000 reviews on: 250 -> 20, 1,000 -> 8, 4,000 -> 3."""
+    return max(2, min(20, round(8_000 / size)))
 
 
 def finetune_point(settings: CurveSettings, tasks: dict, encoder: str, size: int,
