@@ -86,8 +86,7 @@ class ElectraGenerator(keras.layers.Layer):
         self.embeddings = embeddings  # the discriminator's layer, shared
         self.config = config if isinstance(config, BertConfig) else BertConfig(**config)
         c, width = self.config, embeddings.hidden_size
-        init = initializer
-        self.projection = (keras.layers.Dense(c.hidden_size, kernel_initializer=init(
+        self.projection = (keras.layers.Dense(c.hidden_size, kernel_initializer=initializer(
             c.initializer_range), name="projection") if width != c.hidden_size else None)
         self.blocks = [
             TransformerBlock(c.hidden_size, c.num_heads, c.intermediate_size, c.dropout_rate,
