@@ -107,7 +107,8 @@ def dynamic_data(tmp_path_factory, spm_model):
     return out
 
 
-def test_electra_trains_in_bf16_under_xla_with_accumulation_on_dynamic_masks(tmp_path, dynamic_data):
+def test_electra_trains_in_bf16_under_xla_with_accumulation_on_dynamic_masks(tmp_path,
+                                                                           dynamic_data):
     summary = train.train_from_flags([
         f"--tfrecords={dynamic_data}", f"--model_dir={tmp_path / 'm'}", "--config=tiny",
         "--objective=electra", "--batch_size=8", "--verbose=0", "--steps_per_epoch=8",
@@ -150,3 +151,15 @@ def test_init_from_a_bert_folder_starts_the_discriminator_from_it(tmp_path, pipe
     kernel = encoder.blocks[-1].output_dense.get_weights()[0]
     np.testing.assert_allclose(kernel.T, source[
         f"bert.encoder.layer.{len(encoder.blocks) - 1}.output.dense.weight"], atol=1e-6)
+
+
+def test_the_saved_models_fill_mask_answers_with_the_generator(electra_run, tokenizer):
+    from bertmodel.fill_mask import fill_mask
+
+    model_dir, _ = electra_run
+    model = tf.keras.models.load_model(model_dir / "model.keras")
+    served = tf.saved_model.load(str(model_dir / "export"))
+    text = "이 영화 정말 [MASK] 좋아요"
+    ours = [piece for piece, _ in fill_mask(model, tokenizer, text)[0]]
+    got = served.fill_mask(tf.constant([text]))["top_pieces"].numpy()[0, 0]
+    assert [p.decode() for p in got] == ours
