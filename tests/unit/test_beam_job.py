@@ -88,7 +88,7 @@ def _parsed_sample_records(out):
             parsed["masked_lm_ids"].to_list(), parsed["next_sentence_labels"].numpy().ravel())
 
 
-def test_the_metadata_names_the_tokenizer_and_the_format(sample_dataset, tokenizer):
+def test_the_metadata_names_the_tokenizer_with_the_record_format(sample_dataset, tokenizer):
     out, _ = sample_dataset
     meta = read_metadata(out)
     assert meta.tokenizer.sha256 == tokenizer.sha256
@@ -124,7 +124,7 @@ def test_examples_have_the_reference_layout(sample_dataset):
         assert all(0 < q < len(x) - 1 and x[q] != 4 for q in p)
 
 
-def test_masking_takes_its_budget_and_follows_80_10_10(sample_dataset, tokenizer):
+def test_the_jobs_masking_takes_its_budget_by_the_80_10_10_rule(sample_dataset, tokenizer):
     out, stats = sample_dataset
     ids, positions, originals, _ = _parsed_sample_records(out)
     masked = sum(len(p) for p in positions)
@@ -303,7 +303,7 @@ def test_a_corrupt_compressed_file_is_an_error_naming_it(tmp_path, spm_model, sa
     assert not os.path.exists(tmp_path / "out" / schema.METADATA_FILE)
 
 
-def test_bad_inputs_are_skipped_counted_and_named(tmp_path, spm_model, sample_lines):
+def test_each_bad_input_is_skipped_with_its_count_by_kind(tmp_path, spm_model, sample_lines):
     d = tmp_path / "in"
     (d / "subdir").mkdir(parents=True)
     (d / "empty.txt").write_bytes(b"")
@@ -331,7 +331,7 @@ def test_bad_inputs_are_skipped_counted_and_named(tmp_path, spm_model, sample_li
         sorted(read_records(os.path.join(alone, "train-*")))
 
 
-def test_random_doc_and_dedup_count_repaired_lines_as_the_default_job_does(tmp_path, spm_model,
+def test_every_mode_counts_repaired_lines_as_the_default_job_does(tmp_path, spm_model,
                                                                            sample_lines):
     # Their extra passes over the corpus read every kind of line the reader repairs.
     path = tmp_path / "awkward.txt"
@@ -380,7 +380,7 @@ def test_errors_before_work_starts(tmp_path, spm_model, sample_corpus, flag, mes
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
-def test_no_training_example_is_an_error_and_publishes_nothing(tmp_path, spm_model):
+def test_no_training_example_is_an_error_that_publishes_nothing(tmp_path, spm_model):
     corpus = tmp_path / "thin.txt"
     # Whitespace-only lines and one-line documents: nothing to pair in swap mode.
     corpus.write_text("\u3000\n한 줄짜리 문서.\n\n \n또 다른 한 줄.\n\n", encoding="utf-8")
@@ -395,7 +395,7 @@ def test_no_training_example_is_an_error_and_publishes_nothing(tmp_path, spm_mod
                                      if not f.startswith(job.STAGING_PREFIX)]
 
 
-def test_the_pipeline_publishes_itself_and_a_killed_runs_staging_is_removed(
+def test_the_pipeline_publishes_itself_leaving_stale_staging_to_the_launcher(
         tmp_path, spm_model, sample_lines):
     """The launcher only builds and starts the pipeline: run it without the launcher."""
     path = corpus_file(tmp_path, sample_lines[:200])
@@ -421,8 +421,7 @@ def test_the_pipeline_publishes_itself_and_a_killed_runs_staging_is_removed(
          schema.STATS_FILE, schema.METADATA_FILE])
 
 
-def test_finished_output_is_protected_and_overwrite_replaces_it(tmp_path, spm_model,
-                                                                 sample_lines):
+def test_only_overwrite_replaces_a_finished_output(tmp_path, spm_model, sample_lines):
     path = corpus_file(tmp_path, sample_lines[:200])
     out, _ = run_job(tmp_path, path, spm_model)
     before = read_records(os.path.join(out, "train-*"))
@@ -493,7 +492,7 @@ def test_a_tokenizer_that_does_not_fit_the_corpus_is_a_warning(tmp_path, sample_
     assert len(warnings) == 1 and "of the pieces are [UNK]" in warnings[0]
 
 
-def test_dedup_keeps_one_copy_of_each_document_across_files_and_ranges(tmp_path, spm_model,
+def test_dedup_keeps_one_copy_of_each_document_wherever_it_repeats(tmp_path, spm_model,
                                                                        sample_lines):
     d1, d2, d3, d4 = multi_line_documents(sample_lines, 4)
     a = write_documents(tmp_path / "a.txt", [d1, d2, d1, d3])

@@ -35,7 +35,7 @@ def test_any_split_reads_each_document_exactly_once(split, sample_lines):
     assert len(whole) > 3
 
 
-def test_split_inside_whitespace_separators_and_crlf():
+def test_a_split_anywhere_in_crlf_separators_reads_the_same():
     data = b"x1\r\nx2\r\n \t \r\n\r\ny1\r\n\r\n\r\nz1\r\nz2"
     whole, _ = read_all(data)
     assert whole == [["x1", "x2"], ["y1"], ["z1", "z2"]]
@@ -43,14 +43,14 @@ def test_split_inside_whitespace_separators_and_crlf():
         assert read_all(data, split)[0] == whole, split
 
 
-def test_invalid_utf8_is_repaired_and_counted():
+def test_invalid_utf8_is_counted_as_repaired():
     data = b"good\nbad \xff\xfe line\n\nnext\n"
     docs, counts = read_all(data)
     assert docs == [["good", "bad \ufffd\ufffd line"], ["next"]]
     assert counts[corpus.LINES_INVALID_UTF8] == 1
 
 
-def test_huge_line_without_newline_is_skipped_and_counted():
+def test_huge_line_without_newline_is_counted_as_skipped():
     data = b"first\nsecond\n\n" + b"x" * (10 << 20)
     docs, counts = read_all(data, max_line_bytes=1 << 20)
     assert docs == [["first", "second"]]
@@ -61,7 +61,7 @@ def test_a_byte_order_mark_is_removed():
     assert read_all("\ufeffone\ntwo\n".encode())[0] == [["one", "two"]]
 
 
-def test_long_documents_are_cut_and_counted():
+def test_long_documents_are_counted_as_cut():
     docs, counts = read_all(b"one\ntwo\nthree\nfour\nfive\n", max_document_lines=2)
     assert docs == [["one", "two"], ["three", "four"], ["five"]]
     assert counts[corpus.DOCUMENTS_SPLIT] == 2
@@ -83,7 +83,7 @@ def test_unicode_whitespace_lines_separate_documents_at_any_split():
         assert read_all(data, split)[0] == whole, split
 
 
-def test_lines_with_nul_bytes_are_dropped_and_counted():
+def test_lines_with_nul_bytes_are_counted_as_dropped():
     data = b"one\nt\x00w\x00o\nthree\n\nfour\n"
     docs, counts = read_all(data)
     assert docs == [["one", "three"], ["four"]]
@@ -124,7 +124,7 @@ _AWKWARD = [b"\n", b"\n\n", b"abc", "\uac00\ub098".encode(), b" ", "\u3000".enco
 
 
 @pytest.mark.parametrize("block_bytes", [1, 3, 64])
-def test_the_read_block_size_changes_no_document_and_no_count(block_bytes, monkeypatch):
+def test_the_read_block_size_changes_nothing_read(block_bytes, monkeypatch):
     import random
 
     rng = random.Random(block_bytes)

@@ -71,7 +71,7 @@ def test_replacements_are_never_special_unknown_or_reserved(published_tokenizer)
     assert len(drawn) == tok.vocab_size - 5 - 99
 
 
-def test_examples_carry_the_tokenizers_own_cls_and_sep(published_tokenizer, sample_lines):
+def test_examples_carry_the_tokenizers_own_special_ids(published_tokenizer, sample_lines):
     tok = load(published_tokenizer("mbert"))
     doc = tok.encode_flat([line for line in sample_lines[:60] if line.strip()])
     cfg = pt.ExampleSettings(max_seq_length=64, seed=3)
@@ -162,7 +162,7 @@ def test_a_declared_token_missing_from_the_vocabulary_is_one_line(published_toke
         load(folder)
 
 
-def test_a_declared_token_that_is_not_a_string_names_the_file_and_key(published_tokenizer,
+def test_a_declared_token_that_is_not_a_string_is_refused_naming_its_key(published_tokenizer,
                                                                         tmp_path):
     folder = copy_folder(published_tokenizer, tmp_path)
     edit_json(folder, "tokenizer_config.json", lambda d: {**d, "cls_token": 5})
@@ -279,6 +279,6 @@ def test_training_refuses_records_of_another_tokenizer(published_tokenizer, samp
                                 f"--tokenizer={published_tokenizer('klue')}", "--config=tiny"])
 
 
-def test_the_word_cache_cuts_at_tab_line_ends_and_every_space_separator():
+def test_the_word_cache_cuts_at_every_bert_space_separator():
     spaces = {chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Zs"}
     assert set(BERT_SPACE_CHARACTERS) == spaces | {"\t", "\n", "\r"}

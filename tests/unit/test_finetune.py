@@ -17,7 +17,7 @@ from tests.finetune_helpers import finetune_tiny_run
     ("a\tx\nb\ty\n", "a\tx\tw\n", "differ: one holds sentence pairs"),
     ("a\tx\n\tyy\n", "a\tx\n", "train.tsv:2: an empty label or text"),
 ])
-def test_bad_tsv_files_are_errors_naming_file_and_line(tmp_path, capsys, train, dev,
+def test_bad_tsv_files_are_errors_naming_their_line(tmp_path, capsys, train, dev,
                                                        message):
     (tmp_path / "train.tsv").write_text(train, encoding="utf-8")
     (tmp_path / "dev.tsv").write_text(dev, encoding="utf-8")
@@ -44,7 +44,7 @@ def test_a_warm_up_beyond_all_the_steps_is_refused_naming_the_flag(tmp_path, cap
     assert capsys.readouterr().err == "error: --warmup_percent must be in [0, 100], got 101\n"
 
 
-def test_blank_lines_are_skipped_and_counted(tmp_path):
+def test_blank_lines_are_counted_as_skipped(tmp_path):
     (tmp_path / "t.tsv").write_text("a\tx\n\n  \nb\ty\n", encoding="utf-8")
     examples = read_tsv(str(tmp_path / "t.tsv"), "--train")
     assert examples.labels == ["a", "b"] and examples.lines == [1, 4]

@@ -40,7 +40,7 @@ def hand_records():
     return [a, b]
 
 
-def test_exact_padding_masks_and_derived_features(tmp_path):
+def test_batches_hold_exactly_the_records_padded(tmp_path):
     d = write(tmp_path / "d", hand_records())
     features, labels = next(iter(bertdata.make_dataset(d, 2, is_training=False)))
     assert features["input_ids"].shape == (2, 16)  # longest 11 rounded up to 8
@@ -56,7 +56,7 @@ def test_exact_padding_masks_and_derived_features(tmp_path):
         assert t.dtype == tf.int32
 
 
-def test_buckets_and_static_shapes(tmp_path):
+def test_buckets_pad_a_batch_to_the_bucket_of_its_longest(tmp_path):
     d = write(tmp_path / "d", hand_records())
     ds = bertdata.make_dataset(d, 2, is_training=False, pad_to="buckets",
                                bucket_lengths=[8, 24])
@@ -64,6 +64,10 @@ def test_buckets_and_static_shapes(tmp_path):
     one = bertdata.make_dataset(d, 1, is_training=False, pad_to="buckets",
                                 bucket_lengths=[8, 24])
     assert [f["input_ids"].shape[1] for f, _ in one] == [8, 24]
+
+
+def test_pad_to_max_gives_static_shapes(tmp_path):
+    d = write(tmp_path / "d", hand_records())
     static = bertdata.make_dataset(d, 2, is_training=True, pad_to="max", seed=1)
     spec = static.element_spec
     assert spec[0]["input_ids"].shape == (2, 32)
@@ -395,7 +399,7 @@ def test_dynamic_masking_with_another_tokenizer_is_refused(tmp_path, sample_corp
         bertdata.make_dataset(out, 8, dynamic_masking=dm.masking_options(same_size))
 
 
-def test_an_options_object_and_keywords_give_the_same_batches(tmp_path):
+def test_keywords_give_an_options_objects_batches_or_override_it(tmp_path):
     d = write(tmp_path / "d", [wire_format.serialize_compact([5, 7, 4, i, 4], [1], [7], 0)
                                for i in range(20)])
     options = bertdata.InputSettings(is_training=False, pad_to="max")

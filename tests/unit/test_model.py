@@ -18,7 +18,7 @@ from bertmodel.training.schedule import WarmupCosine, default_warmup_steps
 from tests.model_helpers import TINY, batch
 
 
-def test_the_pretrainer_and_its_backbone_give_their_shapes():
+def test_model_outputs_have_the_documented_shapes():
     model = BertPretrainer(config=TINY)
     x, _ = batch(TINY)
     out = model(x)
@@ -145,7 +145,7 @@ def test_a_classifier_reads_only_real_positions(pooling):
                                atol=1e-5)
 
 
-def test_presets_and_json_configs_get_a_learning_rate_for_their_width():
+def test_every_config_gets_the_learning_rate_of_its_width():
     assert [default_learning_rate(PRESETS[n]) for n in ("tiny", "mini", "seed", "base")] \
         == [2e-3, 1e-3, 2.5e-4, 1e-4]
     assert default_learning_rate(BertConfig(hidden_size=512, num_heads=8)) == 2.5e-4

@@ -29,7 +29,7 @@ def test_closed_form_trim_matches_the_reference_loop():
         assert pt.truncated_lengths(la, lb, m) == (len(a), len(b))
 
 
-def test_pack_pair_layout_and_trimming():
+def test_pack_pair_trims_like_the_reference_into_the_pair_layout():
     a = np.arange(10, 20, dtype=np.int32)  # 10 pieces
     b = np.arange(30, 34, dtype=np.int32)  # 4 pieces
     ids, seg, truncated = pack_pair(a, b, max_seq_length=13)  # room for 10
@@ -102,7 +102,7 @@ def test_forced_rates_give_exact_ids(rates, expect):
         assert np.all(np.isin(out[pos], vocab.replacement_ids))
 
 
-def test_whole_words_budget_cap_and_specials():
+def test_masking_keeps_whole_words_within_its_budget_never_choosing_specials():
     vocab = Vocab.tables()
     rng = np.random.default_rng(2)
     for trial in range(500):
@@ -123,7 +123,7 @@ def test_whole_words_budget_cap_and_specials():
         assert np.all(out[vocab.is_special[ids]] == ids[vocab.is_special[ids]])
 
 
-def test_masked_fraction_and_80_10_10_over_10000_examples():
+def test_masking_over_10000_examples_follows_the_15_percent_80_10_10_rule():
     """One batched call over 10,000 examples, each with its own stream."""
     vocab = Vocab.tables()
     rng = np.random.default_rng(3)
@@ -159,14 +159,17 @@ def tokenized_docs(tokenizer, sample_lines):
             for d in documents_from_lines(sample_lines)]
 
 
-def test_pairs_segments_labels_and_determinism(tokenizer, sample_lines):
+def _sample_examples(tokenizer, sample_lines, seed, counts=None):
     vocab = pt.VocabTables.from_tokenizer(tokenizer)
-    docs = tokenized_docs(tokenizer, sample_lines)
-    cfg = pt.ExampleSettings(max_seq_length=64, dupe_factor=5, seed=11)
-    counts = collections.Counter()
-    instances = [i for key, d in docs
+    cfg = pt.ExampleSettings(max_seq_length=64, dupe_factor=5, seed=seed)
+    return cfg, [i for key, d in tokenized_docs(tokenizer, sample_lines)
                  for i in document_examples(d, cfg, vocab, key=key, counts=counts)]
-    assert len(instances) > 500
+
+
+def test_pairs_have_the_cls_sep_layout_with_balanced_labels(tokenizer, sample_lines):
+    counts = collections.Counter()
+    cfg, instances = _sample_examples(tokenizer, sample_lines, 11, counts)
+    assert len(instances) > 500 and counts[pt.EXAMPLES] == len(instances)
     labels = [i.next_sentence_label for i in instances]
     assert abs(np.mean(labels) - 0.5) < 0.05
     for inst in instances:
@@ -177,14 +180,15 @@ def test_pairs_segments_labels_and_determinism(tokenizer, sample_lines):
         assert seg.tolist() == [0] * (seps[0] + 1) + [1] * (len(ids) - seps[0] - 1)
         assert np.all(inst.masked_lm_positions > 0) and np.all(inst.masked_lm_positions < len(ids))
         assert len(inst.masked_lm_positions) <= cfg.max_predictions_per_seq
-    again = [i for key, d in docs for i in document_examples(d, cfg, vocab, key=key)]
+
+
+def test_the_seed_alone_decides_the_examples(tokenizer, sample_lines):
+    _, instances = _sample_examples(tokenizer, sample_lines, 11)
+    _, again = _sample_examples(tokenizer, sample_lines, 11)
+    _, changed = _sample_examples(tokenizer, sample_lines, 12)
     assert all(np.array_equal(x.input_ids, y.input_ids) for x, y in zip(instances, again,
                                                                            strict=True))
-    other = pt.ExampleSettings(max_seq_length=64, dupe_factor=5, seed=12)
-    changed = [i for key, d in docs for i in document_examples(d, other, vocab,
-                                                                          key=key)]
     assert [x.input_ids.tolist() for x in instances] != [x.input_ids.tolist() for x in changed]
-    assert counts[pt.EXAMPLES] == len(instances)
 
 
 def test_swap_mode_b_is_the_continuation_or_the_swap():
@@ -202,7 +206,7 @@ def test_swap_mode_b_is_the_continuation_or_the_swap():
             assert first + second == [t for line in doc for t in line.tolist()]
 
 
-def test_single_line_documents_and_trailing_lines_are_counted():
+def test_lines_no_pair_can_use_are_counted():
     vocab = Vocab.tables()
     cfg = pt.ExampleSettings(max_seq_length=8, masked_lm_prob=0.0)
     counts = collections.Counter()
@@ -217,7 +221,7 @@ def test_single_line_documents_and_trailing_lines_are_counted():
     assert counts[pt.LINES_TRAILING_DROPPED] == 1
 
 
-def test_random_doc_mode_draws_b_from_other_documents_and_puts_lines_back():
+def test_random_doc_mode_draws_b_from_other_documents_returning_unused_lines():
     vocab = Vocab.tables()
     own = [np.array([7 + i], np.int32) for i in range(8)]  # ids 7..14
     # The pool holds text; this toy tokenizer reads a line's ids from its digits.

@@ -42,7 +42,7 @@ def test_compression_spellings_come_from_one_enum(compression, flag, tensorflow,
         Compression.from_metadata("ZLIB")
 
 
-def test_dataset_metadata_finds_the_files_and_their_shard_counts(tmp_path):
+def test_dataset_metadata_finds_each_shard_with_its_count(tmp_path):
     names = [schema.shard_name(s, i, 2, Compression.NONE) for s in schema.SPLITS
              for i in range(2)]
     for name in names:

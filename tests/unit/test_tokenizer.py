@@ -33,18 +33,17 @@ def test_a_piece_starts_a_word_when_it_carries_the_marker(tokenizer):
         assert tokenizer.word_start[i] == tokenizer.pieces[i].startswith("\u2581")
 
 
-def test_hangul_round_trip_and_unk_rate_on_held_back_lines(tmp_path, sample_lines):
-    lines = [x for x in sample_lines if x.strip()]
-    train, held = lines[: int(len(lines) * 0.8)], lines[int(len(lines) * 0.8):]
-    corpus = tmp_path / "train.txt"
-    corpus.write_text("\n".join(train) + "\n", encoding="utf-8")
-    tok = SentencePieceTokenizer.load(train_tokenizer([str(corpus)], str(tmp_path / "m"), 1000,
-                                         num_threads=1))
-    sentence = "대한민국은 민주공화국이다."
-    assert tok.decode(tok.encode_line(sentence)) == sentence
+def test_held_back_lines_get_under_1_percent_unk(held_back):
+    tok, _, held = held_back
     pieces = [i for line in held for i in tok.encode_line(line)]
     unk = sum(1 for i in pieces if i == tok.special.unk) / len(pieces)
     assert unk < 0.01, f"[UNK] rate {unk:.4f} on held-back lines"
+
+
+def test_held_back_hangul_decodes_to_its_nfkc_form(held_back):
+    tok, _, held = held_back
+    sentence = "대한민국은 민주공화국이다."
+    assert tok.decode(tok.encode_line(sentence)) == sentence
     # Apart from [UNK], decoding gives back the NFKC form of the line: precomposed Hangul
     # syllables survive (NFKC only folds compatibility forms such as circled digits).
     checked = 0
@@ -129,22 +128,36 @@ def test_word_cache_gives_exactly_the_encoders_ids(tokenizer, sample_lines):
     assert np.array_equal(again, flat)
 
 
-def test_word_cache_stays_bounded_and_can_be_turned_off(spm_model, sample_lines):
+def _cache_sized(spm_model, size):
     with open(spm_model, "rb") as f:
-        proto = f.read()
-    small = SentencePieceTokenizer(proto, word_cache_size=50)
-    off = SentencePieceTokenizer(proto, word_cache_size=0)
-    assert not off.cache_switch.enabled
-    largest = 0  # the cache is emptied when full, then takes one document's words
+        return SentencePieceTokenizer(f.read(), word_cache_size=size)
+
+
+def _encoded_in_batches(tok, sample_lines):
+    """Six batches of 100 lines through TOK's cache: ids and lengths equal the encoder's.
+    Returns the most words one batch held."""
+    largest = 0
     for start in range(0, 600, 100):
         lines = sample_lines[start:start + 100]
         largest = max(largest, sum(len(x.split(" ")) for x in lines))
-        want = small.encode(lines)
-        for tok in (small, off):
-            flat, lengths = tok.encode_flat(lines)
-            assert flat.tolist() == [i for x in want for i in x]
-            assert lengths == [len(x) for x in want]
-        assert len(small._word_cache) <= 50 + largest
+        want = tok.encode(lines)
+        flat, lengths = tok.encode_flat(lines)
+        assert flat.tolist() == [i for x in want for i in x]
+        assert lengths == [len(x) for x in want]
+    return largest
+
+
+def test_word_cache_stays_bounded(spm_model, sample_lines):
+    small = _cache_sized(spm_model, 50)
+    largest = _encoded_in_batches(small, sample_lines)
+    # The cache is emptied when full, then takes one batch's words.
+    assert 0 < len(small._word_cache) <= 50 + largest
+
+
+def test_a_word_cache_of_size_0_is_off(spm_model, sample_lines):
+    off = _cache_sized(spm_model, 0)
+    assert not off.cache_switch.enabled
+    _encoded_in_batches(off, sample_lines)
     assert len(off._word_cache) == 0
     assert off.word_cache_misses == off.words_encoded > 0
 

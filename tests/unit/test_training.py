@@ -30,7 +30,7 @@ def _tiny_state(directory):
     return model, RunState(str(directory), model, model.optimizer)
 
 
-def test_progress_and_the_best_value_survive_a_restart(tmp_path):
+def test_the_runs_progress_survives_a_restart(tmp_path):
     model, first = _tiny_state(tmp_path)
     first.progress.step = 7
     first.progress.history = {"loss": [3.0, 2.5]}
@@ -120,7 +120,8 @@ def test_eval_records_of_another_tokenizer_are_refused(tmp_path, sample_dataset,
     ("--generator_size=1.5", "--generator_size must be in (0, 1], got 1.5"),
     ("--rtd_loss_weight=10", "--rtd_loss_weight apply to --objective=electra only"),
 ])
-def test_bad_flags_are_one_line_and_exit_2(tmp_path, sample_dataset, capsys, flag, message):
+def test_bad_flags_are_refused_in_one_line_with_exit_2(tmp_path, sample_dataset, capsys, flag,
+                                                       message):
     data, _ = sample_dataset
     code = train.main([f"--tfrecords={data}", f"--model_dir={tmp_path / 'm'}", *TINY,
                        "--steps_per_epoch=10", "--epochs=1", flag])

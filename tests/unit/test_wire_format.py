@@ -78,14 +78,21 @@ def test_batch_serialization_is_byte_identical_to_one_at_a_time(masked):
                                        nsp)
 
 
-def test_framed_records_are_a_tfrecord_file_and_corruption_is_caught(tmp_path):
-    records = [b"", b"x", b"\x00" * 300, bytes(range(256)) * 40]
+FRAMED = [b"", b"x", b"\x00" * 300, bytes(range(256)) * 40]
+
+
+def test_framed_records_are_a_tfrecord_file(tmp_path):
+    records = FRAMED
     blob = wire_format.frame_records(records)
     path = tmp_path / "f.tfrecord"
     path.write_bytes(blob + wire_format.frame_records(records[::-1]))  # blobs simply concatenate
     read = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
     assert read == records + records[::-1]
     assert wire_format.unframe_records(blob) == records
+
+
+def test_corrupt_or_truncated_frames_are_caught():
+    blob = wire_format.frame_records(FRAMED)
     broken = bytearray(blob)
     broken[30] ^= 1
     with pytest.raises(ValueError, match="corrupt"):
