@@ -143,8 +143,51 @@ def without_pooler(weights, backbone):
     return [w for w in weights if id(w) not in pooler]
 
 
+def masked_lm_sums(y, mlm_logits):
+    """(the MLM cross-entropy summed over the real masked positions, their weight)."""
+    weights = tf.cast(y[MASKED_LM_WEIGHTS], tf.float32)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(y[MASKED_LM_IDS], tf.int32), logits=mlm_logits)
+    return tf.reduce_sum(ce * weights), tf.reduce_sum(weights)
+
+
+class MaskedLMTracking:
+    """What both pretrainers (BERT's, and ELECTRA's, whose generator is a masked LM) track
+    alike: the masked LM's loss, accuracy and perplexity, the tokens trained on, and the
+    total loss where tf-keras does not track it itself."""
+
+    def _start_tracking(self):
+        self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
+        self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
+        self.mlm_perplexity = Perplexity()
+        self.token_counter = TokenCounter()
+        # Keras 3 tracks the returned loss itself; tf-keras only tracks compiled losses.
+        self.legacy_loss_tracker = None if KERAS3 else keras.metrics.Mean(name="loss")
+
+    def _track_masked_lm(self, x, mlm_sum, weight_sum, training):
+        if training and x is not None:
+            self.token_counter.update_state(x[INPUT_MASK])
+        # Trackers weighted by their own counts: exact means over batches and replicas (an
+        # empty padding batch at the end of an eval set adds nothing).
+        self.mlm_loss_tracker.update_state(tf.math.divide_no_nan(mlm_sum, weight_sum),
+                                           sample_weight=weight_sum)
+        self.mlm_perplexity.update_state(mlm_sum, weight_sum)
+
+    def _track_total(self, total):
+        """TOTAL, this replica's share of the loss, tracked where tf-keras would not."""
+        if self.legacy_loss_tracker is not None:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            self.legacy_loss_tracker.update_state(total * replicas)
+        return total
+
+    def _loss_metric(self) -> list:
+        if self.legacy_loss_tracker is not None:
+            return [self.legacy_loss_tracker]
+        return [m for m in super().metrics if m.name == "loss"]
+
+
 @keras.utils.register_keras_serializable(package="bertpipe")
-class BertPretrainer(keras.Model):
+class BertPretrainer(MaskedLMTracking, keras.Model):
     """Backbone + tied MLM head (masked positions only) + NSP classifier.
 
     Takes the `(features, labels)` batches of `bertdata.make_dataset` directly:
@@ -171,14 +214,9 @@ class BertPretrainer(keras.Model):
         self.nsp_head = keras.layers.Dense(
             2, kernel_initializer=initializer(c.initializer_range),
             name="nsp_head") if self.next_sentence else None
-        self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
+        self._start_tracking()
         self.nsp_loss_tracker = keras.metrics.Mean(name="nsp_loss")
-        self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
         self.nsp_accuracy = keras.metrics.SparseCategoricalAccuracy(name="nsp_accuracy")
-        self.mlm_perplexity = Perplexity()
-        self.token_counter = TokenCounter()
-        # Keras 3 tracks the returned loss itself; tf-keras only tracks compiled losses.
-        self.legacy_loss_tracker = None if KERAS3 else keras.metrics.Mean(name="loss")
 
     def call(self, inputs, training=None):
         # Only [CLS] and the masked positions of the last block's output are used: the
@@ -206,12 +244,7 @@ class BertPretrainer(keras.Model):
         return without_pooler(weights, self.backbone)
 
     def _loss_sums(self, y, y_pred):
-        ids = tf.cast(y[MASKED_LM_IDS], tf.int32)
-        weights = tf.cast(y[MASKED_LM_WEIGHTS], tf.float32)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids,
-                                                            logits=y_pred["mlm_logits"])
-        mlm_sum = tf.reduce_sum(ce * weights)
-        weight_sum = tf.reduce_sum(weights)
+        mlm_sum, weight_sum = masked_lm_sums(y, y_pred["mlm_logits"])
         if self.nsp_head is None:
             return mlm_sum, weight_sum, None, None
         nsp_labels = tf.cast(tf.reshape(y[NEXT_SENTENCE_LABELS], [-1]), tf.int32)
@@ -222,25 +255,15 @@ class BertPretrainer(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mlm_sum, weight_sum, nsp_sum, examples = self._loss_sums(y, y_pred)
-        if training and x is not None:
-            self.token_counter.update_state(x[INPUT_MASK])
+        self._track_masked_lm(x, mlm_sum, weight_sum, training)
         # This replica's share of the global means: summing over replicas gives the loss of
         # the whole global batch (Keras sums replica gradients).
-        mlm = mlm_sum / tf.maximum(global_sum(weight_sum), 1.0)
-        # Trackers weighted by their own counts: exact means over batches and replicas (an
-        # empty padding batch at the end of an eval set adds nothing).
-        self.mlm_loss_tracker.update_state(tf.math.divide_no_nan(mlm_sum, weight_sum),
-                                           sample_weight=weight_sum)
-        self.mlm_perplexity.update_state(mlm_sum, weight_sum)
-        total = self.mlm_loss_weight * mlm
+        total = self.mlm_loss_weight * mlm_sum / tf.maximum(global_sum(weight_sum), 1.0)
         if nsp_sum is not None:
             total += nsp_sum / tf.maximum(global_sum(examples), 1.0)
             self.nsp_loss_tracker.update_state(tf.math.divide_no_nan(nsp_sum, examples),
                                                sample_weight=examples)
-        if self.legacy_loss_tracker is not None:
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            self.legacy_loss_tracker.update_state(total * replicas)
-        return total
+        return self._track_total(total)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.mlm_accuracy.update_state(y[MASKED_LM_IDS], y_pred["mlm_logits"],
@@ -252,11 +275,8 @@ class BertPretrainer(keras.Model):
 
     @property
     def metrics(self):
-        base = [m for m in super().metrics if m.name == "loss"]
-        if self.legacy_loss_tracker is not None:
-            base = [self.legacy_loss_tracker]
         nsp = [self.nsp_loss_tracker, self.nsp_accuracy] if self.nsp_head is not None else []
-        return base + [self.mlm_loss_tracker, *nsp[:1], self.mlm_accuracy, *nsp[1:],
+        return self._loss_metric() + [self.mlm_loss_tracker, *nsp[:1], self.mlm_accuracy, *nsp[1:],
                        self.mlm_perplexity]
 
     def get_config(self):

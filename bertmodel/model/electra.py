@@ -36,10 +36,10 @@ from bertdata.schema import (
 )
 from bertmodel.model.bert import (
     BertBackbone,
-    Perplexity,
-    TokenCounter,
+    MaskedLMTracking,
     dummy_inputs,
     global_sum,
+    masked_lm_sums,
     without_pooler,
 )
 from bertmodel.model.config import (
@@ -50,7 +50,6 @@ from bertmodel.model.config import (
 )
 from bertmodel.model.layers import (
     ACTIVATIONS,
-    KERAS3,
     HashedRandom,
     MaskedLMHead,
     TransformerBlock,
@@ -160,7 +159,7 @@ def place(values, positions, input_ids):
 
 
 @keras.utils.register_keras_serializable(package="bertpipe")
-class ElectraPretrainer(keras.Model):
+class ElectraPretrainer(MaskedLMTracking, keras.Model):
     """Generator + discriminator (backbone) + detection head, trained on the records of
     `bertdata.make_dataset` as BertPretrainer is (next-sentence labels are not read).
 
@@ -192,15 +191,11 @@ class ElectraPretrainer(keras.Model):
                                             name="rtd_dense")
         self.rtd_output = keras.layers.Dense(
             1, kernel_initializer=initializer(c.initializer_range), name="rtd_output")
-        self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
-        self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
-        self.mlm_perplexity = Perplexity()
+        self._start_tracking()
         self.rtd_loss_tracker = keras.metrics.Mean(name="rtd_loss")
         self.rtd_accuracy = keras.metrics.BinaryAccuracy(name="rtd_accuracy")
         self.rtd_precision = keras.metrics.Precision(name="rtd_precision")
         self.rtd_recall = keras.metrics.Recall(name="rtd_recall")
-        self.token_counter = TokenCounter()
-        self.legacy_loss_tracker = None if KERAS3 else keras.metrics.Mean(name="loss")
 
     def generator_logits(self, inputs, training=None):
         positions = tf.cast(inputs[MASKED_LM_POSITIONS], tf.int32)
@@ -241,28 +236,18 @@ class ElectraPretrainer(keras.Model):
         return tf.cast(tf.not_equal(original, replaced), tf.float32)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        ids = tf.cast(y[MASKED_LM_IDS], tf.int32)
-        weights = tf.cast(y[MASKED_LM_WEIGHTS], tf.float32)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids,
-                                                            logits=y_pred["mlm_logits"])
-        mlm_sum, weight_sum = tf.reduce_sum(ce * weights), tf.reduce_sum(weights)
+        mlm_sum, weight_sum = masked_lm_sums(y, y_pred["mlm_logits"])
+        self._track_masked_lm(x, mlm_sum, weight_sum, training)
         tokens = tf.cast(x[INPUT_MASK], tf.float32)
         rtd_ce = tf.nn.sigmoid_cross_entropy_with_logits(
             labels=self.replaced_labels(x, y, y_pred), logits=y_pred["rtd_logits"])
         rtd_sum, token_sum = tf.reduce_sum(rtd_ce * tokens), tf.reduce_sum(tokens)
-        if training:
-            self.token_counter.update_state(x[INPUT_MASK])
-        self.mlm_loss_tracker.update_state(tf.math.divide_no_nan(mlm_sum, weight_sum),
-                                           sample_weight=weight_sum)
-        self.mlm_perplexity.update_state(mlm_sum, weight_sum)
         self.rtd_loss_tracker.update_state(tf.math.divide_no_nan(rtd_sum, token_sum),
                                            sample_weight=token_sum)
-        total = (self.mlm_loss_weight * mlm_sum / tf.maximum(global_sum(weight_sum), 1.0)
-                 + self.rtd_loss_weight * rtd_sum / tf.maximum(global_sum(token_sum), 1.0))
-        if self.legacy_loss_tracker is not None:
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            self.legacy_loss_tracker.update_state(total * replicas)
-        return total
+        # This replica's share of the global means, as in BertPretrainer.
+        return self._track_total(
+            self.mlm_loss_weight * mlm_sum / tf.maximum(global_sum(weight_sum), 1.0)
+            + self.rtd_loss_weight * rtd_sum / tf.maximum(global_sum(token_sum), 1.0))
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.mlm_accuracy.update_state(y[MASKED_LM_IDS], y_pred["mlm_logits"],
@@ -276,10 +261,7 @@ class ElectraPretrainer(keras.Model):
 
     @property
     def metrics(self):
-        base = [m for m in super().metrics if m.name == "loss"]
-        if self.legacy_loss_tracker is not None:
-            base = [self.legacy_loss_tracker]
-        return base + [self.mlm_loss_tracker, self.mlm_accuracy, self.mlm_perplexity,
+        return self._loss_metric() + [self.mlm_loss_tracker, self.mlm_accuracy, self.mlm_perplexity,
                        self.rtd_loss_tracker, self.rtd_accuracy, self.rtd_precision,
                        self.rtd_recall]
 
