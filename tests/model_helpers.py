@@ -1,6 +1,7 @@
 """What test_model.py's unit and integration tests share."""
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -73,3 +74,14 @@ def randomize_weights(model, seed, mlm_head=None):
         bias = head.output_bias.numpy()
         bias[:len(SPECIAL_IDS.as_dict())] = -30.0
         head.output_bias.assign(bias)
+
+
+@functools.cache
+def two_cpu_replicas():
+    """One MirroredStrategy over the two logical CPUs for the whole test process: each new
+    MirroredStrategy numbers its collective ops from the start again, and a second one
+    training another model in the same process failed with "Shape mismatch in the
+    collective instance" (its gradients' keys met the first one's)."""
+    from bertmodel.training.devices import mirrored_strategy
+
+    return mirrored_strategy(["/cpu:0", "/cpu:1"])

@@ -97,7 +97,9 @@ def mirrored_strategy(devices: list[str]):
     """MirroredStrategy over these devices. Over logical CPU devices the replicas' gradients
     are summed on one device rather than by collective ops: with collectives, a second
     MirroredStrategy in the same process failed ("Shape mismatch in the collective
-    instance", tensorflow/tensorflow#62790)."""
+    instance", tensorflow/tensorflow#62790). Keras' optimizer still reduces by collectives,
+    so a second strategy training another model in one process can fail the same way: make
+    one per process (the tests share one)."""
     import tensorflow as tf
 
     on_cpus = all(":CPU:" in d.upper() for d in devices)

@@ -7,9 +7,8 @@ import pytest
 import tensorflow as tf
 
 from bertmodel.model.bert import BertPretrainer
-from bertmodel.training.devices import mirrored_strategy
 from bertmodel.training.replica_check import one_step_losses
-from tests.model_helpers import TINY, batch
+from tests.model_helpers import TINY, batch, two_cpu_replicas
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +66,7 @@ def test_mirrored_strategy_gives_the_one_device_loss():
     x, y = batch(cfg, b=8, seed=4)
     y["masked_lm_weights"][1::2, 1:] = 0  # replicas with different numbers of masks
     one = one_step_losses(tf.distribute.OneDeviceStrategy("/cpu:0"), cfg, x, y)
-    two = one_step_losses(mirrored_strategy(["/cpu:0", "/cpu:1"]), cfg, x, y)
+    two = one_step_losses(two_cpu_replicas(), cfg, x, y)
     assert two[0] == pytest.approx(one[0], rel=1e-5)
     assert two[1] == pytest.approx(one[1], rel=1e-4)  # same update from the same gradients
     assert one[1] < one[0]
