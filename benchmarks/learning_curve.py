@@ -210,9 +210,9 @@ def print_table(settings: CurveSettings, seconds: dict, points: list[dict]) -> N
 
 
 def save_plot(settings: CurveSettings, points: list[dict], path: str) -> None:
-    from bertmodel.training.plots import _pyplot, _save
+    from bertmodel.training.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     labels = {"mlm": "MLM-pretrained", "electra": "ELECTRA-pretrained",
               "scratch": "random weights"}
@@ -224,11 +224,11 @@ def save_plot(settings: CurveSettings, points: list[dict], path: str) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("labelled NSMC reviews")
     ax.set_ylabel("NSMC test accuracy")
-    ax.set_title(f"`{settings.config}`: where pretraining pays")
+    ax.set_title(f"{settings.config}: where pretraining pays")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def measure(settings: CurveSettings) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bertcommon.files import atomic_path
 
 
-def _pyplot():
+def pyplot():
     """matplotlib's pyplot on the file-only backend (no display on training machines)."""
     import matplotlib
 
@@ -16,16 +16,16 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str) -> None:
+def save_figure(fig, path: str) -> None:
     """FIG as a PNG at PATH, written whole under a temporary name, then closed."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def save_plots(history: dict, path: str) -> None:
     """Two plots side by side, train and eval, written atomically to `path` (a PNG)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = range(1, len(history.get("loss", [])) + 1)
     for ax, kind in ((ax_loss, "loss"), (ax_acc, "accuracy")):
@@ -40,14 +40,14 @@ def save_plots(history: dict, path: str) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def save_score_plot(rows: list[dict], path: str, title: str) -> None:
     """Eval accuracy of the fine-tuned encoders against their pretraining step (rows of
     bertmodel.score_encoders, step 0 being random weights), with the from-scratch and
     bag-of-words accuracies as horizontal lines; written atomically to `path` (a PNG)."""
-    plt = _pyplot()
+    plt = pyplot()
 
     pretrained = [r for r in rows if r["step"] > 0]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -65,4 +65,4 @@ def save_score_plot(rows: list[dict], path: str, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
