@@ -125,15 +125,11 @@ class GumbelSampler(HashedRandom):
     """
 
     def call(self, logits, seeds, training=None):
-        if not self.built:
-            self.build()
-        step = tf.bitcast(self.counter.assign_add(1), tf.uint32) if training else u32(0)
+        step = self.next_step() if training else u32(0)
         logits = tf.cast(logits, tf.float32)
         shape = tf.shape(logits)
         index = tf.bitcast(tf.range(tf.reduce_prod(shape[1:])), tf.uint32)[None, :]
-        seed = (tf.cast(seeds, tf.uint32)[:, None] + step * u32(0x9E3779B9)
-                + u32(self.salt))
-        bits = tf.reshape(fmix32(tf.bitwise.bitwise_xor(index * u32(0x27D4EB2F), seed)),
+        bits = tf.reshape(self.hashed_bits(index, step, tf.cast(seeds, tf.uint32)[:, None]),
                           shape)
         uniform = (tf.cast(tf.bitwise.right_shift(bits, u32(8)), tf.float32) + 0.5) \
             * (1.0 / 2**24)  # in (0, 1)

@@ -69,19 +69,25 @@ class HashedRandom(keras.layers.Layer):
                                        aggregation=aggregation)
         super().build(input_shape)
 
-    def random_bits(self, shape, step=None):
-        """uint32 bits of SHAPE. STEP (a uint32 scalar) seeds them; by default the counter,
-        incremented, so each call draws anew."""
+    def next_step(self):
+        """The counter, incremented (uint32): each call that takes it draws anew."""
         if not self.built:
             self.build()
-        if step is None:
-            step = tf.bitcast(self.counter.assign_add(1), tf.uint32)
+        return tf.bitcast(self.counter.assign_add(1), tf.uint32)
+
+    def hashed_bits(self, index, step, offset):
+        """uint32 bits, a hash of each INDEX (uint32) with STEP, OFFSET (uint32, broadcast
+        against INDEX: what tells streams apart) and the salt."""
+        seed = step * u32(0x9E3779B9) + offset + u32(self.salt)
+        return fmix32(tf.bitwise.bitwise_xor(index * u32(0x27D4EB2F), seed))
+
+    def random_bits(self, shape):
+        """uint32 bits of SHAPE, new at each call, different on each replica."""
         ctx = tf.distribute.get_replica_context()
         replica = ctx.replica_id_in_sync_group if ctx is not None else 0
-        seed = (step * u32(0x9E3779B9) + tf.cast(replica, tf.uint32) * u32(0x632BE5AB)
-                + u32(self.salt))
         index = tf.bitcast(tf.range(tf.reduce_prod(shape)), tf.uint32)
-        bits = fmix32(tf.bitwise.bitwise_xor(index * u32(0x27D4EB2F), seed))
+        bits = self.hashed_bits(index, self.next_step(),
+                                tf.cast(replica, tf.uint32) * u32(0x632BE5AB))
         return tf.reshape(bits, shape)
 
     def get_config(self):
