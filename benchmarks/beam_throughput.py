@@ -43,8 +43,9 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import REPO
+from benchmarks.common import REPO, corpus_slice
 from bertcommon import cli
+from bertdata.tokenizer import train_tokenizer
 
 PEER_FLAGS = ["--nsp_mode=random_doc", "--short_seq_prob=0.1"]
 
@@ -212,15 +213,11 @@ class ThroughputSettings(cli.Settings):
 
 
 def measure(args: ThroughputSettings) -> int:
-    from benchmarks.common import corpus_slice
-
     with tempfile.TemporaryDirectory(prefix="bertpipe-bench-") as workdir:
         path = args.corpus if args.corpus_mb is None else \
             corpus_slice(args.corpus, args.corpus_mb, os.path.join(workdir, "corpus.txt"))
         spm_model = args.spm_model
         if spm_model is None:
-            from bertdata.tokenizer import train_tokenizer
-
             spm_model = train_tokenizer([path], os.path.join(workdir, "ko"), args.vocab_size)
         print(f"corpus {args.corpus}: {os.path.getsize(path):,} bytes used; "
               f"tokenizer {spm_model}")

@@ -10,7 +10,14 @@ import os
 import time
 import zlib
 
+from beam_jobs.create_pretraining_data import run_job
+from beam_jobs.settings import JobSettings
 from bertcommon import cli
+from bertdata.pretraining import ExampleSettings
+from bertdata.tokenizer import train_tokenizer
+from bertmodel.tasks import classifier
+from bertmodel.train import train
+from bertmodel.training.settings import TrainSettings
 
 log = logging.getLogger("bertpipe.benchmarks")
 
@@ -117,7 +124,6 @@ TIMINGS = Timings()
 
 def train_reference_tokenizer(corpus: str, work: str, vocab_size: int = 32_000) -> str:
     """A SentencePiece model of VOCAB_SIZE pieces (+ the 7 specials) on CORPUS."""
-    from bertdata.tokenizer import train_tokenizer
 
     with TIMINGS.stage("tokenizer"):
         train_tokenizer([corpus], os.path.join(work, "ko"), vocab_size)
@@ -128,10 +134,6 @@ def make_data(settings: NsmcSettings, corpus: str, spm_model: str, output_dir: s
               eval_fraction: float = 0.01) -> str:
     """The data job on all local cores with SETTINGS' example recipe."""
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from beam_jobs.create_pretraining_data import run_job
-    from beam_jobs.settings import JobSettings
-    from bertdata.pretraining import ExampleSettings
 
     with TIMINGS.stage("data job"):
         example = ExampleSettings(max_seq_length=settings.max_seq_length,
@@ -148,8 +150,6 @@ def make_data(settings: NsmcSettings, corpus: str, spm_model: str, output_dir: s
 
 def run_pretraining(settings: NsmcSettings, data: str, spm_model: str, model_dir: str) -> dict:
     """`bertmodel.train` for --pretrain_steps; returns the steps and held-out figures."""
-    from bertmodel.train import train
-    from bertmodel.training.settings import TrainSettings
 
     with TIMINGS.stage("pretraining"):
         summary = train(TrainSettings(
@@ -162,7 +162,6 @@ def run_pretraining(settings: NsmcSettings, data: str, spm_model: str, model_dir
 
 def finetune_tuned(settings: NsmcSettings, model_dir: str, tasks: dict, scratch: bool) -> dict:
     """Fine-tunes once per learning rate, keeps the rate best on dev, reports its test score."""
-    from bertmodel.tasks import classifier
 
     runs = []
     kind = "scratch" if scratch else "pre"

@@ -22,6 +22,7 @@ import tempfile
 
 from benchmarks.common import NSMC, REPO, corpus_slice
 from bertcommon import cli
+from bertdata.tokenizer import train_tokenizer
 
 MODES = ("none", "documents", "lines")
 
@@ -47,8 +48,6 @@ def run_once(corpus: str, spm_model: str, mode: str, out: str) -> dict:
 
 
 def measure(args: DedupCostSettings) -> None:
-    from bertdata.tokenizer import train_tokenizer
-
     with tempfile.TemporaryDirectory() as work:
         corpus = os.path.join(work, "corpus.txt")
         corpus_slice(args.corpus, args.corpus_mb, corpus)

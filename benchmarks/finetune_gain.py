@@ -28,6 +28,10 @@ import sys
 import time
 
 from bertcommon import cli
+from bertdata.example_settings import ExampleSettings
+from bertmodel.tasks import classifier
+from bertpipe import end_to_end
+from bertpipe.sample_task import SAMPLE, write_source_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +55,6 @@ class FinetuneGainSettings(cli.Settings):
 
 
 def pretrain(workdir: str, epochs: int) -> str:
-    from bertdata.example_settings import ExampleSettings
-    from bertpipe import end_to_end
-    from bertpipe.sample_task import SAMPLE
-
     model_dir = os.path.join(workdir, "model")
     if not os.path.isfile(os.path.join(model_dir, "encoder.keras")):
         start = time.perf_counter()
@@ -71,8 +71,6 @@ def pretrain(workdir: str, epochs: int) -> str:
 
 
 def finetune_both(model_dir: str, task: tuple[str, str], out: str, args, lr, seed) -> dict:
-    from bertmodel.tasks import classifier
-
     scores = {}
     for scratch in (False, True):
         config = classifier.FinetuneSettings(overwrite=True,
@@ -85,8 +83,6 @@ def finetune_both(model_dir: str, task: tuple[str, str], out: str, args, lr, see
 
 
 def measure(args: FinetuneGainSettings) -> int:
-    from bertpipe.sample_task import write_source_task
-
     logging.getLogger("bertmodel").setLevel(logging.WARNING)  # fine-tuning's epoch lines
     task = write_source_task(os.path.join(args.workdir, "task"), per_class=args.per_class)
     with open(task[0], encoding="utf-8") as f:

@@ -23,6 +23,7 @@ import sys
 
 from benchmarks.common import NsmcSettings
 from bertcommon import cli
+from bertmodel.tasks import classifier
 
 _NSMC = {f.name: f.default for f in dataclasses.fields(NsmcSettings)}
 SETTINGS = {
@@ -54,8 +55,6 @@ class FinetuneSettingsBenchmark(cli.Settings):
 
 
 def run(args: FinetuneSettingsBenchmark, setting: str, scratch: bool, seed: int) -> dict:
-    from bertmodel.tasks import classifier
-
     out = os.path.join(args.workdir, f"{setting}-{'scratch' if scratch else 'pre'}-{seed}")
     config = classifier.FinetuneSettings(
         model_dir=args.model_dir, train=args.train, eval=args.eval, test=args.test,

@@ -31,6 +31,7 @@ from beam_jobs.create_pretraining_data import STAGING_PREFIX
 from benchmarks.common import NSMC, REPO, corpus_slice
 from bertcommon import cli
 from bertdata.schema import SPLITS
+from bertdata.tokenizer import train_tokenizer
 
 RUNNING_MODES = {"in-process": [],
                  "all cores": [f"--direct_num_workers={os.cpu_count()}",
@@ -95,8 +96,6 @@ class FixedCostSettings(cli.Settings):
 
 
 def measure(args: FixedCostSettings) -> None:
-    from bertdata.tokenizer import train_tokenizer
-
     sizes = list(args.sizes_mb)
     checkouts = {"this": REPO, **({"baseline": args.baseline} if args.baseline else {})}
     cases = [(size, nsp, running, version) for size in sizes

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 
+import bertdata
 from bertcommon import cli
 from bertdata import schema
 from bertdata.synthetic import write_synthetic_dataset
@@ -111,8 +112,6 @@ def time_dataset(ds, batches, batch_size, warmup=50):
 
 def measure(args: InputThroughputSettings) -> None:
     import tensorflow as tf
-
-    import bertdata
 
     with tempfile.TemporaryDirectory() as d:
         n = write_synthetic_dataset(d, args.examples, vocab_size=args.vocab_size,

@@ -32,9 +32,15 @@ import sys
 import time
 import zlib
 
+from beam_jobs.create_pretraining_data import run_job
+from beam_jobs.settings import JobSettings
 from benchmarks.common import NSMC, corpus_slice, read_nsmc
 from bertcommon import cli
 from bertcommon.files import write_json
+from bertdata.pretraining import ExampleSettings
+from bertdata.tokenizer import train_tokenizer
+from bertmodel.tasks import classifier
+from bertmodel.training.plots import pyplot, save_figure
 
 log = logging.getLogger("bertpipe.benchmarks.learning_curve")
 
@@ -71,11 +77,6 @@ class CurveSettings(cli.Settings):
 def prepare_data(settings: CurveSettings) -> tuple[str, str]:
     """(records folder, tokenizer), made once."""
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from beam_jobs.create_pretraining_data import run_job
-    from beam_jobs.settings import JobSettings
-    from bertdata.pretraining import ExampleSettings
-    from bertdata.tokenizer import train_tokenizer
 
     data = os.path.join(settings.workdir, "data")
     prefix = os.path.join(settings.workdir, "tokenizer")
@@ -159,7 +160,6 @@ def epochs_for(size: int) -> int:
 def finetune_point(settings: CurveSettings, tasks: dict, encoder: str, size: int,
                    seed: int) -> dict:
     """The rate best on dev, its test figures and the bag of words' (cached as JSON)."""
-    from bertmodel.tasks import classifier
 
     out = os.path.join(settings.workdir, "finetune", f"{encoder}-{size}-{seed}")
     cached = os.path.join(out, "point.json")
@@ -210,8 +210,6 @@ def print_table(settings: CurveSettings, seconds: dict, points: list[dict]) -> N
 
 
 def save_plot(settings: CurveSettings, points: list[dict], path: str) -> None:
-    from bertmodel.training.plots import pyplot, save_figure
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     labels = {"mlm": "MLM-pretrained", "electra": "ELECTRA-pretrained",

@@ -21,8 +21,15 @@ import shutil
 import sys
 import time
 
+from beam_jobs.create_pretraining_data import run_job
+from beam_jobs.settings import JobSettings
 from benchmarks.common import NSMC, corpus_slice
 from bertcommon import cli
+from bertdata.pretraining import ExampleSettings
+from bertdata.tokenizer import train_tokenizer
+from bertmodel.train import train
+from bertmodel.training.settings import TrainSettings
+from bertpipe.end_to_end import majority_baselines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,11 +51,6 @@ def build_dataset(settings: LearningRateSettings) -> str:
     """WORKDIR/data, made once: a tokenizer and the data job on the corpus slice."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from beam_jobs.create_pretraining_data import run_job
-    from beam_jobs.settings import JobSettings
-    from bertdata.pretraining import ExampleSettings
-    from bertdata.tokenizer import train_tokenizer
-
     data = os.path.join(settings.workdir, "data")
     if os.path.isfile(os.path.join(data, "metadata.json")):
         return data
@@ -66,8 +68,6 @@ def build_dataset(settings: LearningRateSettings) -> str:
 def train_once(data: str, settings: LearningRateSettings, config: str, rate: float,
                beta_2: float) -> dict:
     """Held-out figures and seconds of one run."""
-    from bertmodel.train import train
-    from bertmodel.training.settings import TrainSettings
 
     model_dir = os.path.join(settings.workdir, f"{config}-{rate:g}-{beta_2:g}-{settings.steps}")
     shutil.rmtree(model_dir, ignore_errors=True)  # a fresh run, never a resumed one
@@ -96,8 +96,6 @@ def print_table(settings: LearningRateSettings, plateau: float, rows: list) -> N
 
 
 def measure(settings: LearningRateSettings) -> int:
-    from bertpipe.end_to_end import majority_baselines
-
     data = build_dataset(settings)
     plateau = majority_baselines(os.path.join(data, "train-*"),
                                  os.path.join(data, "eval-*"))["mlm_accuracy"]

@@ -32,6 +32,7 @@ from benchmarks.common import (
     write_tasks,
 )
 from bertcommon import cli
+from bertmodel import score_encoders
 
 log = logging.getLogger("bertpipe.benchmarks.nsmc_curve")
 
@@ -57,8 +58,6 @@ def measure(settings: CurveSettings) -> None:
     model_dir = os.path.join(args.workdir, "model")
     pretraining = run_pretraining(args, data, spm_model, model_dir)
     log.info("pretraining: %s", json.dumps(pretraining))
-
-    from bertmodel import score_encoders
 
     scores = os.path.join(args.workdir, "scores")
     with TIMINGS.stage("scoring the kept encoders"):

@@ -35,6 +35,7 @@ from benchmarks.common import (
 )
 from bertcommon import cli
 from bertcommon.files import write_json
+from bertdata.tfdata.dataset_files import read_metadata
 
 log = logging.getLogger("bertpipe.nsmc_recipes")
 
@@ -63,8 +64,6 @@ class RecipeSettings(cli.Settings):
 
 def run_recipe(args: NsmcSettings, name: str, spm_model: str, corpus: str,
                tasks: dict) -> dict:
-    from bertdata.tfdata.dataset_files import read_metadata
-
     nsp_mode, rate, masking = RECIPES[name]
     recipe = dataclasses.replace(
         args, nsp_mode=nsp_mode, masked_lm_prob=rate, masking=masking,

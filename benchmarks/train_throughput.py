@@ -32,6 +32,12 @@ import numpy as np
 
 from bertcommon import cli
 from bertdata.tokenizer import NUM_SPECIAL
+from bertmodel.model.bert import BertPretrainer
+from bertmodel.model.config import load_config
+from bertmodel.model.electra import ElectraPretrainer
+from bertmodel.training.devices import resolve_jit, resolve_precision
+from bertmodel.training.flops import device_peak, flops_per_sequence, skipped_flops_per_sequence
+from bertmodel.training.schedule import WarmupCosine, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +98,6 @@ class StepTimer:
 
 
 def build_project(cfg, jit, model_class=None):
-    from bertmodel.model.bert import BertPretrainer
-    from bertmodel.training.schedule import WarmupCosine, make_optimizer
-
     model = (model_class or BertPretrainer)(config=cfg)
     model.compile(optimizer=make_optimizer("adam", WarmupCosine(2.5e-4, 100, 10_000)),
                   jit_compile=jit)
@@ -127,9 +130,6 @@ def time_fit(model, data, steps):
 def measure(args: TrainThroughputSettings) -> None:
     import tensorflow as tf
 
-    from bertmodel.model.config import load_config
-    from bertmodel.training.devices import resolve_jit, resolve_precision
-
     precision = resolve_precision(args.mixed_precision)
     policy = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[precision]
     tf.keras.mixed_precision.set_global_policy(policy)
@@ -152,8 +152,6 @@ def measure(args: TrainThroughputSettings) -> None:
     if args.baseline:
         models["keras_hub"] = build_keras_hub(cfg)
     if args.electra:
-        from bertmodel.model.electra import ElectraPretrainer
-
         models["electra"] = build_project(cfg, jit, ElectraPretrainer)
     data = {"project": ours, "keras_hub": theirs, "electra": ours}
     rates = {k: [] for k in models}
@@ -165,7 +163,6 @@ def measure(args: TrainThroughputSettings) -> None:
                   flush=True)
     ours_rate = statistics.median(rates["project"])
     base_rate = statistics.median(rates["keras_hub"]) if "keras_hub" in rates else float("nan")
-    from bertmodel.training.flops import device_peak, flops_per_sequence, skipped_flops_per_sequence
 
     flops = flops_per_sequence(cfg, s, pr)
     peak, peak_note = device_peak(precision)

@@ -25,6 +25,7 @@ import sentencepiece as spm
 
 from bertcommon import cli
 from bertcommon.errors import BertpipeError
+from bertdata.corpus import looks_like_text
 from bertdata.vocabulary import SpecialIds, Tokenizer
 from bertdata.word_cache import DEFAULT_WORD_CACHE_SIZE, CachedWords
 
@@ -77,7 +78,6 @@ def train_tokenizer(
     Returns:
       The path of the written `.model` file.
     """
-    from bertdata.corpus import looks_like_text
 
     if vocab_size < 1:
         raise ValueError(f"--vocab_size must be positive, got {vocab_size}")

@@ -33,11 +33,20 @@ import logging
 import os
 import sys
 
+import bertmodel
 from bertcommon import cli, logs
 from bertcommon.errors import BertpipeError
-from bertcommon.files import BadFile, atomic_path, read_json
+from bertcommon.files import BadFile, atomic_path, output_dir_problem, read_json
+from bertdata.hf_tokenizer import UnsupportedTokenizer, tokenizer_json
+from bertdata.schema import DatasetMetadata
 from bertdata.tokenizer import SPECIAL_PIECES
 from bertdata.tokenizer_files import SENTENCEPIECE, TokenizerSource, read_tokenizer_source
+from bertmodel.export import hf_electra, hf_weights
+from bertmodel.export.hf_electra import DISCRIMINATOR
+from bertmodel.export.hf_import import TOKENIZER_SHA256
+from bertmodel.export.hf_weights import CLASSIFICATION, MASKED_LM, PRETRAINING
+from bertmodel.export.model_card import model_card
+from bertmodel.training.plan import DATA_METADATA
 
 log = logging.getLogger("bertmodel.export_hf")
 
@@ -79,10 +88,6 @@ def _read_json(path: str, expect: type = dict):
 
 def load_trained(model_dir: str) -> TrainedModel:
     """The finished model of a bertmodel.train or bertmodel.finetune output folder."""
-    import bertmodel
-    from bertmodel.export.hf_electra import DISCRIMINATOR
-    from bertmodel.export.hf_weights import CLASSIFICATION, MASKED_LM, PRETRAINING
-    from bertmodel.training.plan import DATA_METADATA
 
     if not os.path.isdir(model_dir):
         raise ExportError(f"--model_dir {model_dir}: no such directory")
@@ -122,7 +127,6 @@ def load_trained(model_dir: str) -> TrainedModel:
 
 def _read_data_metadata(path: str):
     """The run's copy of its dataset's metadata.json; None when it has none."""
-    from bertdata.schema import DatasetMetadata
 
     data = _read_json(path)
     if not data:
@@ -136,7 +140,6 @@ def _read_data_metadata(path: str):
 def tokenizer_files(model_proto: bytes, max_length: int) -> dict[str, str | bytes]:
     """This project's tokenizer's files: file name -> text (or bytes, for the SentencePiece
     model)."""
-    from bertdata.hf_tokenizer import tokenizer_json
 
     names = dict(zip(("pad", "unk", "bos", "eos", "sep", "cls", "mask"), SPECIAL_PIECES,
                      strict=True))
@@ -168,10 +171,6 @@ def export(settings: ExportSettings) -> dict:
     logs.import_tensorflow_quietly()
     import numpy as np
     from safetensors.numpy import save
-
-    from bertdata.hf_tokenizer import UnsupportedTokenizer
-    from bertmodel.export.hf_import import TOKENIZER_SHA256
-    from bertmodel.export.model_card import model_card
 
     trained = load_trained(settings.model_dir)
     tokenizer = trained.tokenizer
@@ -218,7 +217,6 @@ def export(settings: ExportSettings) -> dict:
 
 def _model_folders(trained: TrainedModel) -> dict[str, tuple[object, dict, dict]]:
     """{subfolder ("" for the top): (the sizes for the card, config.json, tensors)}."""
-    from bertmodel.export import hf_electra, hf_weights
 
     model = trained.model
     if trained.kind == hf_electra.DISCRIMINATOR:
@@ -236,8 +234,6 @@ def _model_folders(trained: TrainedModel) -> dict[str, tuple[object, dict, dict]
 
 
 def _check_output_dir(settings: ExportSettings) -> None:
-    from bertcommon.files import output_dir_problem
-
     if os.path.abspath(settings.output_dir) == os.path.abspath(settings.model_dir):
         raise ExportError("--output_dir must not be --model_dir")
     problem = output_dir_problem(settings.output_dir, settings.overwrite)

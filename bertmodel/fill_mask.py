@@ -20,14 +20,15 @@ import sys
 
 import numpy as np
 
+import bertmodel
 from bertcommon import cli
 from bertcommon.errors import BertpipeError
 from bertdata.tokenizer_files import FAST_FILE, SENTENCEPIECE_FILE, load_tokenizer
+from bertmodel.export.saved_model import top_pieces
 
 
 def load(model_dir: str):
     """(model, tokenizer) from a training run's directory; errors name the file."""
-    import bertmodel
 
     if not any(os.path.isfile(os.path.join(model_dir, name))
                for name in (SENTENCEPIECE_FILE, FAST_FILE)):
@@ -41,8 +42,6 @@ def load(model_dir: str):
 def fill_mask(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-k (piece, probability) for each [MASK] in text, in order of appearance."""
     import tensorflow as tf
-
-    from bertmodel.export.saved_model import top_pieces
 
     special = tokenizer.special
     ordinary = tokenizer.vocab_size - int(tokenizer.is_special.sum())

@@ -27,6 +27,7 @@ import tempfile
 from bertcommon import cli, logs
 from bertdata.synthetic import write_synthetic_dataset
 from bertmodel.model.config import PRESETS
+from bertmodel.training import gpu_check
 
 PER_REPLICA_BATCH = {"seed": 64, "base": 32, "tiny": 16}
 
@@ -63,7 +64,6 @@ def check(settings: GpuCheckSettings) -> int:
     if settings.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     logs.import_tensorflow_quietly()
-    from bertmodel.training import gpu_check
 
     devices = gpu_check.visible_devices(settings.cpu)
     if not devices:
@@ -84,8 +84,6 @@ def check(settings: GpuCheckSettings) -> int:
 
 
 def run_combinations(settings: GpuCheckSettings, devices: list[str], work: str) -> list:
-    from bertmodel.training import gpu_check
-
     data = os.path.join(work, "data")
     os.makedirs(data)
     per_replica = {c: settings.batch_size or PER_REPLICA_BATCH.get(c, 32)

@@ -24,6 +24,9 @@ import sys
 from bertcommon import cli
 from bertcommon.errors import BertpipeError
 from bertcommon.files import atomic_path, output_dir_problem
+from bertmodel.tasks import classifier
+from bertmodel.training.callbacks import ENCODERS_DIR
+from bertmodel.training.plots import save_score_plot
 
 log = logging.getLogger("bertmodel.score_encoders")
 
@@ -47,7 +50,6 @@ class ScoreSettings(cli.Settings):
 
 def kept_encoders(model_dir: str) -> list[tuple[int, str]]:
     """(step, folder) of every encoder the run kept, by step."""
-    from bertmodel.training.callbacks import ENCODERS_DIR
 
     folders = glob.glob(os.path.join(model_dir, ENCODERS_DIR, "step-*"))
     return sorted((int(os.path.basename(f).split("-")[1]), f) for f in folders
@@ -56,8 +58,6 @@ def kept_encoders(model_dir: str) -> list[tuple[int, str]]:
 
 def score(settings: ScoreSettings) -> list[dict]:
     """Fine-tunes random weights (step 0) and every kept encoder; returns the rows."""
-    from bertmodel.tasks import classifier
-    from bertmodel.training.plots import save_score_plot
 
     encoders = kept_encoders(settings.model_dir)
     if not encoders:

@@ -21,8 +21,12 @@ import os
 import sys
 
 from bertcommon import cli, logs
+from bertcommon.files import FolderInUse
+from bertdata.tfdata.integrity import read_error_message
 from bertmodel.training import devices
+from bertmodel.training.checkpoints import CheckpointError
 from bertmodel.training.plan import TrainError, check_model_dir, plan_run
+from bertmodel.training.run import TrainingRun
 from bertmodel.training.settings import DESCRIPTION, TrainSettings, make_parser
 
 log = logging.getLogger("bertmodel.train")
@@ -33,10 +37,6 @@ def train(config: TrainSettings) -> dict:
     plan = plan_run(config)
     check_model_dir(config, plan)
     tf = logs.import_tensorflow_quietly()
-    from bertcommon.files import FolderInUse
-    from bertdata.tfdata.integrity import read_error_message
-    from bertmodel.training.checkpoints import CheckpointError
-    from bertmodel.training.run import TrainingRun
 
     try:
         return TrainingRun(config, plan).run()

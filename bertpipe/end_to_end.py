@@ -26,9 +26,17 @@ import shutil
 import sys
 import time
 
+import bertdata
+from beam_jobs.create_pretraining_data import failure_message, run_job
+from beam_jobs.settings import JobSettings
 from bertcommon import cli, files
 from bertcommon.errors import BertpipeError
+from bertdata import schema
 from bertdata.example_settings import ExampleSettings
+from bertdata.tokenizer import train_tokenizer
+from bertmodel import export_hf
+from bertmodel.train import train
+from bertmodel.training.settings import TrainSettings
 
 log = logging.getLogger("bertpipe.end_to_end")
 
@@ -56,8 +64,6 @@ class EndToEndSettings(cli.Settings):
 
 def majority_baselines(train_pattern: str, eval_pattern: str) -> dict:
     """Accuracy on eval of always predicting train's most frequent masked piece / NSP label."""
-    import bertdata
-    from bertdata import schema
 
     def labels(pattern):
         pieces, nsp = collections.Counter(), collections.Counter()
@@ -88,9 +94,6 @@ def _stage(n: int, title: str) -> float:
 def make_dataset_files(cfg: EndToEndSettings, prefix: str, data_dir: str) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from beam_jobs.create_pretraining_data import run_job
-    from beam_jobs.settings import JobSettings
-
     options = JobSettings(
         inputs=(cfg.corpus,), output_dir=data_dir, spm_model=f"{prefix}.model",
         example=cfg.example, eval_fraction=cfg.eval_fraction, split_bytes=16384, overwrite=True)
@@ -101,7 +104,6 @@ def make_dataset_files(cfg: EndToEndSettings, prefix: str, data_dir: str) -> Non
 
 def export_huggingface(model_dir: str) -> str | None:
     """MODEL_DIR/hf, or None (with the reason logged) when the `hf` extra is missing."""
-    from bertmodel import export_hf
 
     try:
         import safetensors  # noqa: F401
@@ -118,10 +120,6 @@ def export_huggingface(model_dir: str) -> str | None:
 
 
 def run_pipeline(cfg: EndToEndSettings) -> dict:
-    from bertdata.tokenizer import train_tokenizer
-    from bertmodel.train import train
-    from bertmodel.training.settings import TrainSettings
-
     started = time.time()
     prefix = os.path.join(cfg.workdir, "tokenizer", "ko")
     data_dir = os.path.join(cfg.workdir, "data")
@@ -166,8 +164,6 @@ def run_pipeline(cfg: EndToEndSettings) -> dict:
 
 
 def _command(cfg: EndToEndSettings) -> None:
-    from beam_jobs.create_pretraining_data import failure_message
-
     try:
         result = run_pipeline(cfg)
     except BertpipeError:

@@ -31,6 +31,7 @@ import tensorflow as tf
 from bertdata import schema
 from bertdata.schema import PAD_MODES, Compression
 from bertdata.tfdata import dataset_files
+from bertdata.tfdata import dynamic_masking as dm
 from bertdata.tfdata.integrity import READ_CHUNK, read_checked_chunks
 
 OUTPUT_FORMATS = ("bert", "keras_hub")
@@ -180,9 +181,7 @@ def make_dataset(file_pattern: str | Sequence[str], batch_size: int,
         raise ValueError("these records are unmasked (--masking=dynamic): pass "
                          "dynamic_masking=bertdata.tfdata.dynamic_masking.masking_options(...)")
     if o.dynamic_masking:
-        from bertdata.tfdata.dynamic_masking import check_masking_tokenizer
-
-        check_masking_tokenizer(o.dynamic_masking, meta, schema.metadata_path(files))
+        dm.check_masking_tokenizer(o.dynamic_masking, meta, schema.metadata_path(files))
     sizes = [tf.io.gfile.stat(f).length for f in files]
     check_not_empty(files, sizes, meta)
     return _pipeline(files, sizes, fmt, batch_size, o)
@@ -433,7 +432,6 @@ def _labels(parsed):
 def _make_shape_fn(lengths, seq_len, num_preds, *, static, batch, dynamic_masking,
                    output_format="bert"):
     """A decoded batch -> (features, labels) padded or trimmed to the batch's length."""
-    from bertdata.tfdata import dynamic_masking as dm
 
     def target_length(max_len):
         if len(lengths) == 1:  # round up to a multiple

@@ -22,7 +22,9 @@ from bertcommon import cli
 from bertcommon.errors import BertpipeError
 from bertcommon.files import read_json
 from bertdata import schema
-from bertdata.tfdata import dataset_files
+from bertdata.tfdata import dataset_files, input_pipeline
+from bertdata.tfdata.integrity import read_error_message
+from bertdata.tokenizer_files import load_tokenizer
 
 
 def count_records(path: str, compression: schema.Compression) -> int:
@@ -49,9 +51,6 @@ def shard_counts(directory: str,
 def describe(directory: str, num_examples: int = 3, spm_model: str | None = None) -> dict:
     """Counts, stats and decoded examples of a dataset directory, as a dict."""
     import tensorflow as tf
-
-    from bertdata.tfdata import input_pipeline
-    from bertdata.tokenizer_files import load_tokenizer
 
     meta = dataset_files.read_metadata(directory)
     if meta is None:
@@ -148,8 +147,6 @@ class InspectSettings(cli.Settings):
 
 def _command(settings: InspectSettings) -> int:
     import tensorflow as tf
-
-    from bertdata.tfdata.integrity import read_error_message
 
     try:
         info = describe(settings.directory, settings.num_examples, settings.spm_model)

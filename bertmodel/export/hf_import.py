@@ -34,6 +34,8 @@ from bertmodel.export.hf_weights import (
     load_pretrainer_tensors,
     present_parts,
 )
+from bertmodel.model.bert import BertBackbone, dummy_inputs
+from bertmodel.model.electra import ElectraPretrainer
 
 log = logging.getLogger("bertmodel.export.hf_import")
 
@@ -198,7 +200,6 @@ def read_weights(folder: str) -> tuple[str, dict]:
 
 def load_backbone(hf: HFModel):
     """A BertBackbone holding the folder's encoder weights."""
-    from bertmodel.model.bert import BertBackbone, dummy_inputs
 
     backbone = BertBackbone(hf.config, name="backbone")
     backbone(dummy_inputs(hf.config))
@@ -217,8 +218,6 @@ def init_pretrainer(model, hf: HFModel) -> None:
         field = next(k for k in mine if mine[k] != theirs[k])
         raise HFFormatError(f"config.json: {field} is {theirs[field]}, but the model to train "
                             f"has {mine[field]}")
-    from bertmodel.model.electra import ElectraPretrainer  # (this module loads without TF)
-
     if isinstance(model, ElectraPretrainer):
         load_backbone_tensors(model.backbone, hf.tensors, "model weights")
         log.info("--init_from: the discriminator starts from the folder's encoder; the "

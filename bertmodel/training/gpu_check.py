@@ -15,7 +15,14 @@ import sys
 
 import numpy as np
 
+from bertcommon import logs
 from bertdata.tokenizer import NUM_SPECIAL
+from bertmodel import train
+from bertmodel.model.config import PRESETS
+from bertmodel.training import flops
+from bertmodel.training.callbacks import read_step_scalars
+from bertmodel.training.devices import mirrored_strategy, split_cpu
+from bertmodel.training.replica_check import one_step_losses
 
 SEQ, PREDS = 128, 20  # bertdata.synthetic's defaults: what the records hold
 
@@ -48,7 +55,6 @@ class Job:
 
 def measured(log_dir: str, tag: str) -> float | None:
     """The trainer's scalar over its last log window (the first holds compiling)."""
-    from bertmodel.training.callbacks import read_step_scalars
 
     values = [value for run in read_step_scalars(log_dir, tag) for _, value in run]
     return values[-1] if len(values) > 1 else None
@@ -62,9 +68,6 @@ def _failure_note(error: Exception) -> str:
 
 def run_one(job: Job) -> Row:
     """Trains the combination for JOB.steps and reads its speed from the step logs."""
-    from bertmodel import train
-    from bertmodel.model.config import PRESETS
-    from bertmodel.training import flops
 
     row = dataclasses.replace(job.row)
     model_dir = os.path.join(job.work, f"{row.config}-{row.strategy}-{row.precision}-{row.xla}")
@@ -104,10 +107,6 @@ def replicas_agree(devices: list[str], vocab_size: int) -> tuple[float, float]:
     """(loss on one device, loss on all) after one SGD step on the same global batch."""
     import tensorflow as tf
 
-    from bertmodel.model.config import PRESETS
-    from bertmodel.training.devices import mirrored_strategy
-    from bertmodel.training.replica_check import one_step_losses
-
     cfg = dataclasses.replace(PRESETS["tiny"], vocab_size=vocab_size, dropout_rate=0.0,
                               attention_dropout_rate=0.0)
     rng = np.random.default_rng(0)
@@ -129,8 +128,6 @@ def visible_devices(cpu: bool) -> list[str]:
     import tensorflow as tf
 
     if cpu:
-        from bertmodel.training.devices import split_cpu
-
         split_cpu(2)
         return [d.name for d in tf.config.list_logical_devices("CPU")]
     return [d.name for d in tf.config.list_logical_devices("GPU")]
@@ -151,8 +148,6 @@ def markdown_table(rows: list[Row], devices: list[str]) -> str:
 
 
 def _child(spec: str) -> int:
-    from bertcommon import logs
-
     fields = json.loads(spec)
     job = Job(**{**fields, "row": Row(**fields["row"])})
     logs.configure("warning")

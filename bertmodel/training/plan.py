@@ -14,6 +14,9 @@ from bertcommon.files import BadFile, read_json
 from bertdata import schema
 from bertdata.tfdata import dataset_files
 from bertdata.tokenizer_files import TokenizerSource, read_tokenizer_source
+from bertmodel.export.hf_import import HFFormatError, read_hf_folder
+from bertmodel.model.config import PRESETS, BertConfig, default_learning_rate, load_config
+from bertmodel.training.schedule import default_warmup_steps
 from bertmodel.training.settings import ELECTRA, MLM, TrainSettings
 
 # The run folder's copy of its dataset's metadata.json: what the folder was made from.
@@ -133,7 +136,6 @@ def records_tokenizer(config: TrainSettings, files, meta: schema.DatasetMetadata
 
 def plan_run(config: TrainSettings) -> Plan:
     """Checks everything that can be checked before training; raises TrainError."""
-    from bertmodel.model.config import PRESETS, default_learning_rate, load_config
 
     files, meta, eval_files, eval_meta = check_data(config)
     checkpoint = _read_init_from(config.init_from) if config.init_from else None
@@ -161,7 +163,6 @@ def plan_run(config: TrainSettings) -> Plan:
         # The epochs share the total: ceil(train_steps / epochs) steps each.
         epochs = max(1, math.ceil(config.train_steps / steps_per_epoch))
         steps_per_epoch = math.ceil(config.train_steps / epochs)
-    from bertmodel.training.schedule import default_warmup_steps
 
     total = steps_per_epoch * epochs
     warmup = config.warmup_steps if config.warmup_steps is not None else \
@@ -184,7 +185,6 @@ def plan_run(config: TrainSettings) -> Plan:
 def _read_init_from(folder: str):
     """The --init_from folder, read whole and checked (its tokenizer against the records by
     records_tokenizer)."""
-    from bertmodel.export.hf_import import HFFormatError, read_hf_folder
 
     try:
         return read_hf_folder(folder)
@@ -232,7 +232,6 @@ def _objective_of(training) -> tuple:
 def _model_of(fields, path: str):
     """The BertConfig a run folder's config.json records (a field it predates takes its
     default); None when it records no model this version can build."""
-    from bertmodel.model.config import BertConfig
 
     try:
         return BertConfig.from_dict(fields, path) if isinstance(fields, dict) else None

@@ -4,6 +4,9 @@ tests on two logical CPU devices)."""
 
 from __future__ import annotations
 
+from bertmodel.model.bert import BertPretrainer, dummy_inputs
+from bertmodel.model.electra import ElectraPretrainer
+
 
 def one_step_losses(strategy, config, features: dict, labels: dict,
                     learning_rate: float = 0.01, objective: str = "mlm") -> tuple[float, float]:
@@ -16,9 +19,6 @@ def one_step_losses(strategy, config, features: dict, labels: dict,
     evaluation graph is traced only to read it.
     """
     import tensorflow as tf
-
-    from bertmodel.model.bert import BertPretrainer, dummy_inputs
-    from bertmodel.model.electra import ElectraPretrainer
 
     data = tf.data.Dataset.from_tensors((features, labels))
     with strategy.scope():
