@@ -109,12 +109,13 @@ class CachedWords:
     def encode_documents(self, documents: Sequence[Sequence[str]]
                          ) -> list[tuple[np.ndarray, list[int]]]:
         if self._encode_words is not None and self.cache_switch.enabled:
-            self._add_new_words(documents)
+            split = self._split_adding_new_words(documents)
+            return [self._join_cached(lines) for lines in split]
         out: list = [None] * len(documents)
         encoder = []
         for i, lines in enumerate(documents):
             if self.cache_switch.use_cache():
-                out[i] = self._encode_cached(lines)
+                out[i] = self._join_cached([self.split_words(line) for line in lines])
             else:
                 encoder.append(i)
         if encoder:
@@ -125,29 +126,32 @@ class CachedWords:
                 out[i] = doc
         return out
 
-    def _add_new_words(self, documents: Sequence[Sequence[str]]) -> None:
-        """The words of DOCUMENTS not in the cache, encoded in one call and cached (the
-        cache emptied first when they would fill it)."""
+    def _split_adding_new_words(self, documents: Sequence[Sequence[str]]
+                                ) -> list[list[list[str]]]:
+        """DOCUMENTS' lines split into words, once; the words not in the cache encoded in
+        one call and cached (the cache emptied first when they would fill it)."""
         cache, split = self._word_cache, self.split_words
-        words = {word for lines in documents for line in lines for word in split(line)}
-        new = [word for word in words if word not in cache]  # not `- cache.keys()`: a copy
+        documents = [[split(line) for line in lines] for lines in documents]
+        new = {word for lines in documents for words in lines for word in words
+               if word not in cache}
         if len(cache) + len(new) >= self.word_cache_size:
             cache.clear()
-            new = list(words)
-        cache.update(zip(new, self._encode_words(new) if new else [], strict=True))
+            new = {word for lines in documents for words in lines for word in words}
+        new = list(new)
+        cache.update(zip(new, self._encode_words(new), strict=True))
         cache.misses += len(new)
+        return documents
 
-    def _encode_cached(self, lines: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    def _join_cached(self, lines: Sequence[list[str]]) -> tuple[np.ndarray, list[int]]:
+        """The ids of LINES (each a list of words) from the cache."""
         cache = self._word_cache
         if len(cache) >= self.word_cache_size:
             cache.clear()
         misses = cache.misses
         get = cache.__getitem__
-        split = self.split_words
         words = 0
         per_line = []
-        for line in lines:
-            parts = split(line)
+        for parts in lines:
             words += len(parts)
             per_line.append(b"".join(map(get, parts)))  # int32 ids, native byte order
         self.words_encoded += words
