@@ -22,7 +22,7 @@ from tests.training_helpers import TINY, run_until, saved_step
 pytestmark = pytest.mark.slow
 
 ELECTRA = [*TINY, "--objective=electra"]
-DETECTION = ("rtd_loss", "rtd_accuracy", "rtd_precision", "rtd_recall")
+DETECTION = ("rtd_loss", "rtd_accuracy", "rtd_precision", "rtd_recall", "rtd_auc")
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +194,4 @@ def test_the_discriminator_learns_to_detect_obvious_replacements():
     model.fit(data, steps_per_epoch=400, epochs=1, verbose=0)
     scores = model.evaluate(data, steps=20, verbose=0, return_dict=True)
     assert scores["rtd_recall"] > 0.5 and scores["rtd_precision"] > 0.8, scores
+    assert scores["rtd_auc"] > 0.9, scores
