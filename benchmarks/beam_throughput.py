@@ -14,7 +14,8 @@ google_bert_peer.py). Every run is a fresh process pinned to one core (taskset -
     default) and the dupe factor of the row; its NSP draws B from another document;
   * ours, its semantics: --nsp_mode=random_doc --short_seq_prob=0.1, one worker;
   * ours, default mode: swap NSP, short_seq_prob 0;
-  * with --baseline, an older checkout of this project runs the same two configurations;
+  * with --baseline, an older checkout of this project runs the same two configurations
+    (and, with --wordpiece, the default one with the WordPiece tokenizer);
   * with --wordpiece, this job runs both configurations again with a WordPiece
     tokenizer.json of the same vocabulary size (BERT's normalizer and pre-tokenizer, as
     klue/bert-base ships it), trained on the corpus with the `tokenizers` library: the path
@@ -153,6 +154,8 @@ def speed(args, corpus: str, spm_model: str, workdir: str) -> None:
     if args.baseline:
         configs["baseline, random_doc"] = (args.baseline, PEER_FLAGS)
         configs["baseline, default"] = (args.baseline, [])
+        if args.wordpiece:
+            configs["baseline, default, WordPiece"] = (args.baseline, [f"--tokenizer={folder}"])
     for dupe in args.dupe_factors:
         runs = {name: [] for name in ["peer", *configs]}
         for rep in range(args.repeats):
