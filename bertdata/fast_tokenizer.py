@@ -16,7 +16,6 @@ project's SentencePiece models; any other goes to the `tokenizers` library line 
 
 from __future__ import annotations
 
-import array
 import hashlib
 import re
 from collections.abc import Sequence
@@ -27,7 +26,6 @@ import tokenizers
 from bertcommon.files import BadFile
 from bertdata.vocabulary import ROLES, SpecialIds, Tokenizer
 from bertdata.word_cache import DEFAULT_WORD_CACHE_SIZE, CachedWords
-from bertdata.wordpiece import WordPieceSettings, WordPieceWords
 
 # How a fast tokenizer marks words: pieces that continue a word carry a prefix (WordPiece's
 # '##'), pieces that begin one carry a marker (Metaspace's '▁', byte-level BPE's 'Ġ'), or
@@ -57,12 +55,11 @@ class FastTokenizer(CachedWords, Tokenizer):
     """A loaded tokenizer.json. CONTENT: its bytes; NAME: its path, for messages;
     DECLARED: role -> token as the folder names them; BOUNDARY: (kind, marker);
     WHITESPACE_WORDS: its pieces never cross BERT's white space (bert_wordpiece in
-    bertdata.tokenizer_files), so a word cache may serve it; WORDPIECE: its settings, where
-    given, encode the new words that bertdata.wordpiece handles without the library."""
+    bertdata.tokenizer_files), so a word cache may serve it."""
 
     def __init__(self, content: bytes, name: str, declared: dict[str, str],
                  boundary: tuple[str, str], *, word_cache_size: int = DEFAULT_WORD_CACHE_SIZE,
-                 whitespace_words: bool = False, wordpiece: WordPieceSettings | None = None):
+                 whitespace_words: bool = False):
         self.name = name
         self.sha256 = hashlib.sha256(content).hexdigest()
         try:
@@ -93,7 +90,6 @@ class FastTokenizer(CachedWords, Tokenizer):
         self._set_vocabulary(pieces, self._special_ids(declared), is_special, word_start,
                              ordinary)
         self.words_encoded = 0
-        self._python_words = WordPieceWords(wordpiece) if wordpiece else None
         self._start_word_cache(
             lambda word: self._tok.encode(word, add_special_tokens=False).ids,
             word_cache_size, whitespace_words, encode_words=self._encode_words)
@@ -127,29 +123,10 @@ class FastTokenizer(CachedWords, Tokenizer):
         return _BERT_SPACE.split(line)
 
     def _encode_words(self, words: list[str]) -> list[bytes]:
-        """The int32 ids of each of WORDS, as bytes: in Python where bertdata.wordpiece
-        gives the library's ids, by the library for the rest."""
-        python = self._python_words
-        if python is None or not python.enabled:
-            return self._library_words(words)
-        out: list = [None] * len(words)
-        rest = []
-        for i, word in enumerate(words):
-            if python.simple(word):
-                out[i] = array.array("i", python.encode(word)).tobytes()
-            else:
-                rest.append(i)
-        for i, ids in zip(rest, self._library_words([words[i] for i in rest]), strict=True):
-            out[i] = ids
-        return out
-
-    def _library_words(self, words: list[str]) -> list[bytes]:
         """The int32 ids of each of WORDS, as bytes. The library's cost is mostly per text
         encoded, so the words go in chunks joined by the [SEP] token, which the library
         matches before anything else, and the ids are cut at its id. A chunk with a word
         that holds the [SEP] text itself (more cuts than joins) goes word by word."""
-        if not words:
-            return []
         sep, joiner = self.special.sep, f" {self.pieces[self.special.sep]} "
         chunks = [words[at:at + _WORDS_PER_TEXT] for at in range(0, len(words),
                                                                   _WORDS_PER_TEXT)]

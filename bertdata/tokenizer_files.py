@@ -20,7 +20,6 @@ data job reads gs:// and other Beam file systems with the same code.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import os
@@ -37,7 +36,6 @@ from bertdata.fast_tokenizer import (
 from bertdata.tokenizer import SentencePieceTokenizer
 from bertdata.vocabulary import ROLES, Tokenizer
 from bertdata.word_cache import DEFAULT_WORD_CACHE_SIZE
-from bertdata.wordpiece import WordPieceSettings
 
 SENTENCEPIECE, FAST = "sentencepiece", "fast"
 SENTENCEPIECE_FILE, FAST_FILE = "tokenizer.model", "tokenizer.json"
@@ -51,6 +49,20 @@ FAST_MODELS = ("WordPiece", "BPE", "Unigram", "WordLevel")
 class NotInGraph(ValueError):
     """The tokenizer has no tensorflow-text counterpart (bertmodel.model.graph_tokenizer);
     the message names the file and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WordPieceGraphSettings:
+    """What tensorflow-text's FastBertTokenizer needs to give a WordPiece tokenizer.json's
+    ids: the pieces by id, BERT's normalizer's one switch, the added tokens matched in the
+    text before anything else ((content, id) pairs)."""
+
+    pieces: tuple[str, ...]
+    unk_token: str
+    continuation_prefix: str
+    max_chars_per_word: int
+    lowercase: bool
+    added_tokens: tuple[tuple[str, int], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,21 +95,16 @@ class TokenizerSource:
         size = DEFAULT_WORD_CACHE_SIZE if word_cache_size is None else word_cache_size
         if self.kind == SENTENCEPIECE:
             return SentencePieceTokenizer(self.content, name=self.name, word_cache_size=size)
-        wordpiece = None
-        if self.bert_wordpiece:
-            # Ids with gaps: no settings, and the library encodes every word.
-            with contextlib.suppress(NotInGraph):
-                wordpiece = self.wordpiece_settings()
         return FastTokenizer(self.content, self.name, dict(self.special_tokens),
                              self.word_boundary, word_cache_size=size,
-                             whitespace_words=self.bert_wordpiece, wordpiece=wordpiece)
+                             whitespace_words=self.bert_wordpiece)
 
-    def wordpiece_settings(self) -> WordPieceSettings:
-        """The settings of a WordPiece tokenizer.json with BERT's normalizer and
-        pre-tokenizer, for its Python and graph counterparts; NotInGraph for anything else."""
+    def wordpiece_graph_settings(self) -> WordPieceGraphSettings:
+        """The settings of the graph counterpart of a WordPiece tokenizer.json with BERT's
+        normalizer and pre-tokenizer; NotInGraph for anything else."""
         if self.kind != FAST:
             raise NotInGraph(f"{self.name}: not a tokenizer.json")
-        return _wordpiece_settings(parse_json(self.content, self.name), self.name)
+        return _wordpiece_graph_settings(parse_json(self.content, self.name), self.name)
 
     def write_files(self, folder: str) -> None:
         """Writes the tokenizer's files into FOLDER, each whole."""
@@ -220,7 +227,7 @@ def _steps(pre_tokenizer) -> list[dict]:
     return [pre_tokenizer]
 
 
-def _wordpiece_settings(described: dict, path: str) -> WordPieceSettings:
+def _wordpiece_graph_settings(described: dict, path: str) -> WordPieceGraphSettings:
     why = _not_in_graph_reason(described)
     if why is not None:
         raise NotInGraph(f"{path}: {why}; tensorflow-text has no counterpart here")
@@ -245,7 +252,7 @@ def _wordpiece_settings(described: dict, path: str) -> WordPieceSettings:
         raise NotInGraph(f"{path}: model.unk_token, continuing_subword_prefix or "
                          f"max_input_chars_per_word is not a token, a prefix and a positive "
                          f"integer ({unk!r}, {prefix!r}, {longest!r})")
-    return WordPieceSettings(
+    return WordPieceGraphSettings(
         pieces=tuple(by_id[i] for i in range(len(by_id))), unk_token=unk,
         continuation_prefix=prefix, max_chars_per_word=longest,
         lowercase=bool(normalizer.get("lowercase", True)), added_tokens=tuple(added))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import array
 from collections.abc import Callable, Sequence
+from itertools import chain, filterfalse
 
 import numpy as np
 
@@ -132,13 +133,13 @@ class CachedWords:
         one call and cached (the cache emptied first when they would fill it)."""
         cache, split = self._word_cache, self.split_words
         documents = [[split(line) for line in lines] for lines in documents]
-        new = {word for lines in documents for words in lines for word in words
-               if word not in cache}
+        # Iterated in C: a comprehension over every word cost a third of a cached pass.
+        words = set(chain.from_iterable(chain.from_iterable(documents)))
+        new = list(filterfalse(cache.__contains__, words))
         if len(cache) + len(new) >= self.word_cache_size:
             cache.clear()
-            new = {word for lines in documents for words in lines for word in words}
-        new = list(new)
-        cache.update(zip(new, self._encode_words(new), strict=True))
+            new = list(words)
+        cache.update(zip(new, self._encode_words(new) if new else [], strict=True))
         cache.misses += len(new)
         return documents
 

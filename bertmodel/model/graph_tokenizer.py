@@ -26,8 +26,11 @@ import re
 
 import tensorflow as tf
 
-from bertdata.tokenizer_files import SENTENCEPIECE, TokenizerSource
-from bertdata.wordpiece import WordPieceSettings
+from bertdata.tokenizer_files import (
+    SENTENCEPIECE,
+    TokenizerSource,
+    WordPieceGraphSettings,
+)
 
 # What BERT's text cleaning drops and tensorflow-text's does not: NUL, U+FFFD, control
 # characters other than white space, format characters (the zero-width joiner of emoji
@@ -38,7 +41,7 @@ _DROPPED = r"[\x{0}\x{FFFD}\p{Cf}\p{Co}\p{Cs}]|[^\P{Cc}\t\n\r]"
 class WordPieceGraphTokenizer(tf.Module):
     """Strings -> WordPiece ids (ragged), as the `tokenizers` library gives them."""
 
-    def __init__(self, settings: WordPieceSettings, name: str = "wordpiece"):
+    def __init__(self, settings: WordPieceGraphSettings, name: str = "wordpiece"):
         super().__init__(name=name)
         import tensorflow_text as text
 
@@ -83,4 +86,4 @@ def graph_tokenizer(source: TokenizerSource):
 
     if source.kind == SENTENCEPIECE:
         return text.SentencepieceTokenizer(model=source.content, out_type=tf.int32)
-    return WordPieceGraphTokenizer(source.wordpiece_settings())
+    return WordPieceGraphTokenizer(source.wordpiece_graph_settings())

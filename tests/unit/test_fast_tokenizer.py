@@ -219,7 +219,7 @@ def test_a_damaged_tokenizer_json_runs_in_the_graph_with_its_pieces_or_is_one_li
 
     def tokenizer_and_graph_settings():
         source = read_tokenizer_source(folder)
-        return source.load(), source.wordpiece_settings()
+        return source.load(), source.wordpiece_graph_settings()
 
     both = read_or_refused(tokenizer_and_graph_settings, (BadFile, NotInGraph), str(folder))
     if both is REFUSED:
