@@ -147,8 +147,8 @@ def test_a_classifier_reads_only_real_positions(pooling):
 
 def test_every_config_gets_the_learning_rate_of_its_width():
     assert [default_learning_rate(PRESETS[n]) for n in ("tiny", "mini", "seed", "base")] \
-        == [2e-3, 1e-3, 2.5e-4, 1e-4]
-    assert default_learning_rate(BertConfig(hidden_size=512, num_heads=8)) == 2.5e-4
+        == [2e-3, 1e-3, 1e-3, 1e-4]
+    assert default_learning_rate(BertConfig(hidden_size=512, num_heads=8)) == 1e-3
     assert default_learning_rate(BertConfig(hidden_size=16, num_heads=2)) == 2e-3
 
 
