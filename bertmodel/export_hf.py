@@ -33,8 +33,10 @@ import logging
 import os
 import sys
 
+import numpy as np
+
 import bertmodel
-from bertcommon import cli, logs
+from bertcommon import cli
 from bertcommon.errors import BertpipeError
 from bertcommon.files import BadFile, atomic_path, output_dir_problem, read_json
 from bertdata.hf_tokenizer import UnsupportedTokenizer, tokenizer_json
@@ -168,9 +170,7 @@ def write_files(folder: str, files: dict[str, str | bytes]) -> None:
 def export(settings: ExportSettings) -> dict:
     """Writes the folder; returns a summary. Raises ExportError."""
     _check_output_dir(settings)
-    logs.import_tensorflow_quietly()
-    import numpy as np
-    from safetensors.numpy import save
+    from safetensors.numpy import save  # the `hf` extra, checked by callers that need it
 
     trained = load_trained(settings.model_dir)
     tokenizer = trained.tokenizer

@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 
-from bertcommon import cli, logs
+from bertcommon import cli
 from bertdata.synthetic import write_synthetic_dataset
 from bertmodel.model.config import PRESETS
 from bertmodel.training import gpu_check
@@ -62,9 +62,8 @@ class GpuCheckSettings(cli.Settings):
 
 def check(settings: GpuCheckSettings) -> int:
     if settings.cpu:
+        # Read when TensorFlow first lists the GPUs, which nothing has asked for yet.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    logs.import_tensorflow_quietly()
-
     devices = gpu_check.visible_devices(settings.cpu)
     if not devices:
         print("error: no GPU is visible (--cpu checks the check itself on a CPU)",

@@ -20,7 +20,9 @@ import logging
 import os
 import sys
 
-from bertcommon import cli, logs
+import tensorflow as tf
+
+from bertcommon import cli
 from bertcommon.files import FolderInUse
 from bertdata.tfdata.integrity import read_error_message
 from bertmodel.training import devices
@@ -36,8 +38,6 @@ def train(config: TrainSettings) -> dict:
     """Trains (or resumes, or finishes) a run; returns a summary. Raises TrainError."""
     plan = plan_run(config)
     check_model_dir(config, plan)
-    tf = logs.import_tensorflow_quietly()
-
     try:
         return TrainingRun(config, plan).run()
     except (devices.DeviceError, FolderInUse, CheckpointError) as e:
