@@ -19,6 +19,7 @@ import os
 
 import bertdata
 from bertcommon import cli
+from bertcommon.errors import BertpipeError
 from bertdata.tfdata import dataset_files
 from bertdata.tfdata.dynamic_masking import masking_options
 from bertdata.tokenizer_files import read_tokenizer_source
@@ -48,18 +49,29 @@ def replaced_share(accuracy: float, precision: float, recall: float) -> float:
     return (1.0 - accuracy) / (1.0 - recall * (2.0 - 1.0 / precision))
 
 
-def measure(settings: HeldOutSettings) -> None:
-    model = load_pretrainer(os.path.join(settings.model_dir, "model.keras"))
-    model.compile()
-    folder = os.path.dirname(dataset_files.list_files(settings.eval_tfrecords)[0])
+def held_out_records(settings: HeldOutSettings):
+    """The records as training evaluates them; ValueError names the flag or file at fault."""
+    try:
+        folder = os.path.dirname(dataset_files.list_files(settings.eval_tfrecords)[0])
+    except ValueError as e:
+        raise ValueError(f"--eval_tfrecords: {e}") from None
     meta = dataset_files.read_metadata(folder)
     masking = None
     if meta is not None and meta.masking == "dynamic":
         masking = masking_options(read_tokenizer_source(settings.model_dir).load(
             word_cache_size=0))
-    records = bertdata.make_dataset(settings.eval_tfrecords, settings.batch_size,
-                                    is_training=False, dynamic_masking=masking, repeat=False,
-                                    seed=settings.seed)
+    return bertdata.make_dataset(settings.eval_tfrecords, settings.batch_size,
+                                 is_training=False, dynamic_masking=masking, repeat=False,
+                                 seed=settings.seed)
+
+
+def measure(settings: HeldOutSettings) -> None:
+    try:
+        model = load_pretrainer(os.path.join(settings.model_dir, "model.keras"))
+        records = held_out_records(settings)
+    except (ValueError, OSError) as e:  # a missing run or records: one line, no traceback
+        raise BertpipeError(str(e)) from None
+    model.compile()
     scores = model.evaluate(records, verbose=0, return_dict=True)
     for name, value in sorted(scores.items()):
         print(f"{name}: {float(value):.4f}")
@@ -68,6 +80,7 @@ def measure(settings: HeldOutSettings) -> None:
                                     for k in ("accuracy", "precision", "recall")))
         print(f"replaced share: {replaced:.4f}; detection loss of always answering it: "
               f"{prior_loss(replaced):.4f}")
+
 
 def main(argv=None) -> int:
     return cli.run_command(HeldOutSettings, measure, argv, description=__doc__.split("\n")[0],
