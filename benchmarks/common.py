@@ -124,7 +124,6 @@ TIMINGS = Timings()
 
 def train_reference_tokenizer(corpus: str, work: str, vocab_size: int = 32_000) -> str:
     """A SentencePiece model of VOCAB_SIZE pieces (+ the 7 specials) on CORPUS."""
-
     with TIMINGS.stage("tokenizer"):
         train_tokenizer([corpus], os.path.join(work, "ko"), vocab_size)
     return os.path.join(work, "ko.model")
@@ -150,7 +149,6 @@ def make_data(settings: NsmcSettings, corpus: str, spm_model: str, output_dir: s
 
 def run_pretraining(settings: NsmcSettings, data: str, spm_model: str, model_dir: str) -> dict:
     """`bertmodel.train` for --pretrain_steps; returns the steps and held-out figures."""
-
     with TIMINGS.stage("pretraining"):
         summary = train(TrainSettings(
             tfrecords=data, model_dir=model_dir, config=settings.config,
@@ -162,7 +160,6 @@ def run_pretraining(settings: NsmcSettings, data: str, spm_model: str, model_dir
 
 def finetune_tuned(settings: NsmcSettings, model_dir: str, tasks: dict, scratch: bool) -> dict:
     """Fine-tunes once per learning rate, keeps the rate best on dev, reports its test score."""
-
     runs = []
     kind = "scratch" if scratch else "pre"
     for rate in settings.learning_rates:

@@ -160,7 +160,6 @@ def epochs_for(size: int) -> int:
 def finetune_point(settings: CurveSettings, tasks: dict, encoder: str, size: int,
                    seed: int) -> dict:
     """The rate best on dev, its test figures and the bag of words' (cached as JSON)."""
-
     out = os.path.join(settings.workdir, "finetune", f"{encoder}-{size}-{seed}")
     cached = os.path.join(out, "point.json")
     if os.path.isfile(cached):

@@ -68,7 +68,6 @@ def build_dataset(settings: LearningRateSettings) -> str:
 def train_once(data: str, settings: LearningRateSettings, config: str, rate: float,
                beta_2: float) -> dict:
     """Held-out figures and seconds of one run."""
-
     model_dir = os.path.join(settings.workdir, f"{config}-{rate:g}-{beta_2:g}-{settings.steps}")
     shutil.rmtree(model_dir, ignore_errors=True)  # a fresh run, never a resumed one
     start = time.perf_counter()

@@ -78,7 +78,6 @@ def train_tokenizer(
     Returns:
       The path of the written `.model` file.
     """
-
     if vocab_size < 1:
         raise ValueError(f"--vocab_size must be positive, got {vocab_size}")
     if normalization not in NORMALIZATIONS:

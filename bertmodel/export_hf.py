@@ -70,7 +70,7 @@ DESCRIPTION = "Export a trained model as a Hugging Face folder."
 class TrainedModel:
     """What a run's folder holds, loaded: the Keras model and its facts for the card."""
 
-    kind: str  # an architecture of hf_weights (BERT) or hf_electra.DISCRIMINATOR
+    kind: str  # an architecture of hf_weights (BERT) or DISCRIMINATOR (ELECTRA)
     model: object
     tokenizer: TokenizerSource
     pad_token_id: int
@@ -90,7 +90,6 @@ def _read_json(path: str, expect: type = dict):
 
 def load_trained(model_dir: str) -> TrainedModel:
     """The finished model of a bertmodel.train or bertmodel.finetune output folder."""
-
     if not os.path.isdir(model_dir):
         raise ExportError(f"--model_dir {model_dir}: no such directory")
     classifier = os.path.join(model_dir, "classifier.keras")
@@ -129,7 +128,6 @@ def load_trained(model_dir: str) -> TrainedModel:
 
 def _read_data_metadata(path: str):
     """The run's copy of its dataset's metadata.json; None when it has none."""
-
     data = _read_json(path)
     if not data:
         return None
@@ -142,7 +140,6 @@ def _read_data_metadata(path: str):
 def tokenizer_files(model_proto: bytes, max_length: int) -> dict[str, str | bytes]:
     """This project's tokenizer's files: file name -> text (or bytes, for the SentencePiece
     model)."""
-
     names = dict(zip(("pad", "unk", "bos", "eos", "sep", "cls", "mask"), SPECIAL_PIECES,
                      strict=True))
     special = {f"{k}_token": v for k, v in names.items()}
@@ -217,14 +214,13 @@ def export(settings: ExportSettings) -> dict:
 
 def _model_folders(trained: TrainedModel) -> dict[str, tuple[object, dict, dict]]:
     """{subfolder ("" for the top): (the sizes for the card, config.json, tensors)}."""
-
     model = trained.model
-    if trained.kind == hf_electra.DISCRIMINATOR:
+    if trained.kind == DISCRIMINATOR:
         configs = {"": model.backbone.config,
                    hf_electra.GENERATOR_FOLDER: model.generator.config}
         return {sub: (configs[sub], hf, tensors) for sub, (hf, tensors) in
                 hf_electra.electra_folders(model, trained.pad_token_id).items()}
-    if trained.kind == hf_weights.CLASSIFICATION:
+    if trained.kind == CLASSIFICATION:
         tensors = hf_weights.classifier_tensors(model)
     else:
         tensors = hf_weights.pretrainer_tensors(model)

@@ -29,7 +29,6 @@ from bertmodel.export.saved_model import top_pieces
 
 def load(model_dir: str):
     """(model, tokenizer) from a training run's directory; errors name the file."""
-
     if not any(os.path.isfile(os.path.join(model_dir, name))
                for name in (SENTENCEPIECE_FILE, FAST_FILE)):
         raise FileNotFoundError(f"{model_dir} holds no {SENTENCEPIECE_FILE} or {FAST_FILE}: "

@@ -50,7 +50,6 @@ class ScoreSettings(cli.Settings):
 
 def kept_encoders(model_dir: str) -> list[tuple[int, str]]:
     """(step, folder) of every encoder the run kept, by step."""
-
     folders = glob.glob(os.path.join(model_dir, ENCODERS_DIR, "step-*"))
     return sorted((int(os.path.basename(f).split("-")[1]), f) for f in folders
                   if os.path.basename(f).split("-")[1].isdigit())
@@ -58,7 +57,6 @@ def kept_encoders(model_dir: str) -> list[tuple[int, str]]:
 
 def score(settings: ScoreSettings) -> list[dict]:
     """Fine-tunes random weights (step 0) and every kept encoder; returns the rows."""
-
     encoders = kept_encoders(settings.model_dir)
     if not encoders:
         raise BertpipeError(f"--model_dir {settings.model_dir} holds no encoders/step-*: "

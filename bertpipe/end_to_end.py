@@ -64,7 +64,6 @@ class EndToEndSettings(cli.Settings):
 
 def majority_baselines(train_pattern: str, eval_pattern: str) -> dict:
     """Accuracy on eval of always predicting train's most frequent masked piece / NSP label."""
-
     def labels(pattern):
         pieces, nsp = collections.Counter(), collections.Counter()
         for _, y in bertdata.make_dataset(pattern, 256, is_training=False):
@@ -104,7 +103,6 @@ def make_dataset_files(cfg: EndToEndSettings, prefix: str, data_dir: str) -> Non
 
 def export_huggingface(model_dir: str) -> str | None:
     """MODEL_DIR/hf, or None (with the reason logged) when the `hf` extra is missing."""
-
     try:
         import safetensors  # noqa: F401
         import tokenizers  # noqa: F401

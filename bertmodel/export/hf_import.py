@@ -200,7 +200,6 @@ def read_weights(folder: str) -> tuple[str, dict]:
 
 def load_backbone(hf: HFModel):
     """A BertBackbone holding the folder's encoder weights."""
-
     backbone = BertBackbone(hf.config, name="backbone")
     backbone(dummy_inputs(hf.config))
     load_backbone_tensors(backbone, hf.tensors, "model weights")

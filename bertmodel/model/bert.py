@@ -276,8 +276,8 @@ class BertPretrainer(MaskedLMTracking, keras.Model):
     @property
     def metrics(self):
         nsp = [self.nsp_loss_tracker, self.nsp_accuracy] if self.nsp_head is not None else []
-        return self._loss_metric() + [self.mlm_loss_tracker, *nsp[:1], self.mlm_accuracy, *nsp[1:],
-                       self.mlm_perplexity]
+        return self._loss_metric() + [self.mlm_loss_tracker, *nsp[:1], self.mlm_accuracy,
+                                      *nsp[1:], self.mlm_perplexity]
 
     def get_config(self):
         return {"config": self.backbone.config.to_dict(),

@@ -261,9 +261,10 @@ class ElectraPretrainer(MaskedLMTracking, keras.Model):
 
     @property
     def metrics(self):
-        return self._loss_metric() + [self.mlm_loss_tracker, self.mlm_accuracy, self.mlm_perplexity,
-                       self.rtd_loss_tracker, self.rtd_accuracy, self.rtd_precision,
-                       self.rtd_recall, self.rtd_auc]
+        return self._loss_metric() + [self.mlm_loss_tracker, self.mlm_accuracy,
+                                      self.mlm_perplexity, self.rtd_loss_tracker,
+                                      self.rtd_accuracy, self.rtd_precision, self.rtd_recall,
+                                      self.rtd_auc]
 
     def get_config(self):
         return {"config": self.backbone.config.to_dict(),

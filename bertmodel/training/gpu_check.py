@@ -55,7 +55,6 @@ class Job:
 
 def measured(log_dir: str, tag: str) -> float | None:
     """The trainer's scalar over its last log window (the first holds compiling)."""
-
     values = [value for run in read_step_scalars(log_dir, tag) for _, value in run]
     return values[-1] if len(values) > 1 else None
 
@@ -68,7 +67,6 @@ def _failure_note(error: Exception) -> str:
 
 def run_one(job: Job) -> Row:
     """Trains the combination for JOB.steps and reads its speed from the step logs."""
-
     row = dataclasses.replace(job.row)
     model_dir = os.path.join(job.work, f"{row.config}-{row.strategy}-{row.precision}-{row.xla}")
     flags = [f"--tfrecords={job.data}", f"--model_dir={model_dir}", f"--config={row.config}",

@@ -136,7 +136,6 @@ def records_tokenizer(config: TrainSettings, files, meta: schema.DatasetMetadata
 
 def plan_run(config: TrainSettings) -> Plan:
     """Checks everything that can be checked before training; raises TrainError."""
-
     files, meta, eval_files, eval_meta = check_data(config)
     checkpoint = _read_init_from(config.init_from) if config.init_from else None
     tokenizer = records_tokenizer(config, files, meta,
@@ -185,7 +184,6 @@ def plan_run(config: TrainSettings) -> Plan:
 def _read_init_from(folder: str):
     """The --init_from folder, read whole and checked (its tokenizer against the records by
     records_tokenizer)."""
-
     try:
         return read_hf_folder(folder)
     except HFFormatError as e:
@@ -232,7 +230,6 @@ def _objective_of(training) -> tuple:
 def _model_of(fields, path: str):
     """The BertConfig a run folder's config.json records (a field it predates takes its
     default); None when it records no model this version can build."""
-
     try:
         return BertConfig.from_dict(fields, path) if isinstance(fields, dict) else None
     except ValueError:

@@ -332,7 +332,7 @@ def test_each_bad_input_is_skipped_with_its_count_by_kind(tmp_path, spm_model, s
 
 
 def test_every_mode_counts_repaired_lines_as_the_default_job_does(tmp_path, spm_model,
-                                                                           sample_lines):
+                                                                  sample_lines):
     # Their extra passes over the corpus read every kind of line the reader repairs.
     path = tmp_path / "awkward.txt"
     path.write_bytes("\n".join(sample_lines[:80]).encode() + b"\nbroken \xff bytes\nnul \x00"
@@ -493,7 +493,7 @@ def test_a_tokenizer_that_does_not_fit_the_corpus_is_a_warning(tmp_path, sample_
 
 
 def test_dedup_keeps_one_copy_of_each_document_wherever_it_repeats(tmp_path, spm_model,
-                                                                       sample_lines):
+                                                                   sample_lines):
     d1, d2, d3, d4 = multi_line_documents(sample_lines, 4)
     a = write_documents(tmp_path / "a.txt", [d1, d2, d1, d3])
     write_documents(tmp_path / "b.txt", [d2, d4, d2])

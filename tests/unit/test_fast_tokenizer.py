@@ -163,7 +163,7 @@ def test_a_declared_token_missing_from_the_vocabulary_is_one_line(published_toke
 
 
 def test_a_declared_token_that_is_not_a_string_is_refused_naming_its_key(published_tokenizer,
-                                                                        tmp_path):
+                                                                         tmp_path):
     folder = copy_folder(published_tokenizer, tmp_path)
     edit_json(folder, "tokenizer_config.json", lambda d: {**d, "cls_token": 5})
     with pytest.raises(BadFile, match=f"^{folder}/tokenizer_config.json: cls_token must be"):

@@ -18,7 +18,7 @@ from tests.finetune_helpers import finetune_tiny_run
     ("a\tx\n\tyy\n", "a\tx\n", "train.tsv:2: an empty label or text"),
 ])
 def test_bad_tsv_files_are_errors_naming_their_line(tmp_path, capsys, train, dev,
-                                                       message):
+                                                    message):
     (tmp_path / "train.tsv").write_text(train, encoding="utf-8")
     (tmp_path / "dev.tsv").write_text(dev, encoding="utf-8")
     code = finetune.main([f"--model_dir={tmp_path}", f"--train={tmp_path / 'train.tsv'}",
